@@ -1,0 +1,173 @@
+// Validation of the effective config. Every object is strict: an unknown key is an error, so
+// nothing can be added that the code does not understand, least of all another action.
+import { z } from 'zod';
+import { SIGNALS } from '../processors/registry.js';
+import { SIGNAL_FAMILIES } from '../src/domain/signal.js';
+import {
+  duration,
+  factor,
+  flag,
+  nonNegativeInt,
+  positiveInt,
+  positiveNumber,
+  text,
+} from './params.js';
+
+/** The only action fairflag can express. There is deliberately no other value anywhere. */
+export const REVIEW_ACTION = 'review' as const;
+
+const signalsSchema = z.strictObject(
+  Object.fromEntries(
+    SIGNAL_FAMILIES.map((family) => [
+      family,
+      z.strictObject(
+        Object.fromEntries(
+          SIGNALS.filter((s) => s.family === family).map((s) => [s.id.slice(family.length + 1), s.params]),
+        ),
+      ),
+    ]),
+  ),
+);
+
+const mitigation = <T extends z.ZodRawShape>(extra: T) =>
+  z.strictObject({ enabled: flag().default(true), factor: factor(), ...extra });
+
+const notice = z.strictObject({
+  category: text(),
+  text: text(),
+  howToResolve: text(),
+});
+
+export const configSchema = z
+  .strictObject({
+    kafka: z.strictObject({
+      brokers: z.array(text(), { error: 'expected a list of host:port' }).min(1, { error: 'expected at least one broker' }),
+      clientId: text().default('fairflag'),
+      groupId: text().default('fairflag-processor'),
+      /** At most the partition count; kafkajs processes one batch per partition at a time. */
+      partitionsConsumedConcurrently: positiveInt().default(3),
+      sessionTimeout: duration().default(30_000),
+    }),
+    registry: z.strictObject({
+      url: z.url({ error: 'expected an http(s) URL' }),
+      /** How long start-up waits for the registry before giving up. */
+      startupTimeout: duration().default(120_000),
+    }),
+    redis: z.strictObject({
+      url: text(),
+      /** Seed nodes "host:port"; when set, fairflag talks to a Redis Cluster. */
+      clusterNodes: z.array(text()).default([]),
+      keyPrefix: text().default('ff'),
+    }),
+    maxmind: z.strictObject({
+      city: text(),
+      asn: text(),
+      anonymousIp: text(),
+      /** Optional: marks mobile carriers (carrier-grade NAT), where strangers share an IP. */
+      connectionType: text().nullable().default(null),
+    }),
+    topics: z.strictObject({
+      login: text(),
+      ip: text(),
+      paymentMethod: text(),
+      contract: text(),
+      account: text(),
+      reviewOutcomes: text(),
+      flags: text(),
+      deadLetter: text(),
+      partitions: positiveInt().default(3),
+      replicationFactor: positiveInt().default(1),
+      /** Created topics accept messages up to this size, so an oversized input still fits the DLQ. */
+      maxMessageBytes: positiveInt().default(4 * 1024 * 1024),
+    }),
+    http: z.strictObject({ port: nonNegativeInt().default(9464) }),
+    validation: z.strictObject({
+      maxPayloadBytes: positiveInt().default(64 * 1024),
+      maxFutureSkew: duration().default(300_000),
+      /** Events older than this are implausible (a clock at 0, a unit error). */
+      minEventTime: z.iso.datetime({ error: 'expected an ISO-8601 UTC time like 2000-01-01T00:00:00Z' }),
+      maxIdLength: positiveInt().default(128),
+    }),
+    features: z.strictObject({
+      allowedLateness: duration(),
+      /** Values (countries, devices, IPs...) are remembered this long. */
+      history: duration(),
+      /** Observations from different events corroborate each other within this window. */
+      correlationWindow: duration(),
+      deviceWindow: duration().default(30 * 86_400_000),
+      caps: z.strictObject({
+        eventsPerKind: positiveInt(),
+        values: positiveInt(),
+        sessions: positiveInt(),
+        accountsPerEntity: positiveInt(),
+      }),
+    }),
+    signals: signalsSchema,
+    mitigations: z.strictObject({
+      tenure: mitigation({ minAge: duration() }),
+      verified_identity: mitigation({}),
+      contract_history: mitigation({ minCompletedContracts: positiveInt(), minPaidHours: positiveNumber() }),
+      long_running_contract: mitigation({ minAge: duration(), maxPaymentGap: duration() }),
+      cleared_review: mitigation({ cooldown: duration() }),
+    }),
+    review: z.strictObject({
+      action: z.literal(REVIEW_ACTION, { error: `expected "${REVIEW_ACTION}", the only action fairflag can take` }),
+      threshold: positiveNumber(),
+      minFamilies: positiveInt().default(2),
+      /** Mitigations never take a strong signal's contribution below this share of it. */
+      strongSignalFloor: factor(),
+      severities: z
+        .array(z.strictObject({ name: text(), minScore: positiveNumber() }))
+        .min(1, { error: 'expected at least one severity band' }),
+    }),
+    queues: z.record(
+      z.string().regex(/^[a-z][a-z0-9_]*$/, { error: 'expected a queue name in snake_case' }),
+      z.strictObject({ notice }),
+    ),
+  })
+  .superRefine((cfg, ctx) => {
+    const signals = cfg.signals as Record<string, Record<string, { queue: string; sufficientAlone: boolean }>>;
+    for (const s of SIGNALS) {
+      const [family, name] = [s.family, s.id.slice(s.family.length + 1)];
+      const p = signals[family]?.[name];
+      if (!p) continue;
+      if (!(p.queue in cfg.queues)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['signals', family, name, 'queue'],
+          message: `expected one of the configured queues (${Object.keys(cfg.queues).join(', ')})`,
+          input: p.queue,
+        });
+      }
+      if (s.weak && p.sufficientAlone) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['signals', family, name, 'sufficientAlone'],
+          message: `expected false: ${s.id} is a weak signal and never raises a flag on its own`,
+          input: true,
+        });
+      }
+    }
+    const bands = cfg.review.severities;
+    bands.forEach((b, i) => {
+      if (i > 0 && b.minScore <= bands[i - 1]!.minScore) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['review', 'severities', i, 'minScore'],
+          message: 'expected severity bands in rising order of minScore',
+          input: b.minScore,
+        });
+      }
+    });
+    if (bands[0] && bands[0].minScore > cfg.review.threshold) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['review', 'severities', 0, 'minScore'],
+        message: `expected at most the review threshold (${cfg.review.threshold}), so every flag has a severity`,
+        input: bands[0].minScore,
+      });
+    }
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

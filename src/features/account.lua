@@ -1,0 +1,208 @@
+-- Applies one event's changes to one account's features and answers the signals' questions,
+-- in one round trip. Every key is under the account's hash tag, so this touches one slot.
+--
+-- KEYS[1] h  hash: watermark, context, last logins, observations, open flags
+-- KEYS[2] v  zset: distinct values "<kind>:<value>" scored by last-seen event time
+-- KEYS[3] s  zset: sessions "<sessionId>|<lat>|<lon>" scored by start time
+-- KEYS[4] c  hash: contract records by contract id (JSON)
+-- KEYS[5..] one zset per event kind, in the order of req.ek; member = event id, score = event time
+-- ARGV[1] the request as JSON (see store.ts)
+--
+-- Idempotent by construction: sets keyed by event id or value, context fields that only move
+-- forward in event time, merges that take min/max. Replaying an event changes nothing.
+
+local req = cjson.decode(ARGV[1])
+local ts = req.ts
+local readOnly = req.ro == 1
+local hkey, vkey, skey, ckey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+
+local function fmt(n)
+  return string.format('%.0f', n)
+end
+
+local ekey = {}
+for i = 1, #req.ek do
+  ekey[string.sub(req.ek, i, i)] = KEYS[4 + i]
+end
+
+local function stampOf(packed)
+  if not packed then return -1 end
+  return tonumber(string.match(packed, '^(%-?%d+)|')) or -1
+end
+
+local wm = tonumber(redis.call('HGET', hkey, 'wm') or '0') or 0
+local late = wm > 0 and ts < wm - req.lat
+local anchor = math.max(wm, ts)
+local lastSeen = {}
+local touchedE, touchedV, touchedS, touchedC, touchedH = {}, false, false, false, false
+
+if not readOnly then
+  if ts > wm then
+    redis.call('HSET', hkey, 'wm', fmt(ts))
+  end
+  touchedH = true
+end
+
+for _, op in ipairs(req.ops or {}) do
+  local t = op[1]
+  if t == 'E' then
+    if not late then
+      redis.call('ZADD', ekey[op[2]], ts, op[3])
+      touchedE[op[2]] = true
+    end
+  elseif t == 'V' then
+    local member = op[2] .. ':' .. op[3]
+    local prev = redis.call('ZSCORE', vkey, member)
+    table.insert(lastSeen, prev and tonumber(prev) or -1)
+    if not late then
+      -- GT: an out-of-order event never moves last-seen backwards
+      redis.call('ZADD', vkey, 'GT', ts, member)
+      touchedV = true
+    end
+  elseif t == 'S' then
+    if not late then
+      redis.call('ZADD', skey, 'GT', ts, op[2])
+      touchedS = true
+    end
+  elseif t == 'SX' then
+    local prefix = op[2] .. '|'
+    for _, m in ipairs(redis.call('ZRANGE', skey, 0, -1)) do
+      if string.sub(m, 1, #prefix) == prefix then
+        redis.call('ZREM', skey, m)
+      end
+    end
+  elseif t == 'X' then
+    -- context: the value with the latest event time wins, whatever the arrival order
+    local field = op[2]
+    if ts >= stampOf(redis.call('HGET', hkey, field)) then
+      redis.call('HSET', hkey, field, fmt(ts) .. '|' .. op[3])
+    end
+  elseif t == 'L' then
+    -- successful login: keep the latest and the one before it (for impossible travel)
+    local cur = redis.call('HGET', hkey, 'll')
+    if ts > stampOf(cur) then
+      if cur then
+        redis.call('HSET', hkey, 'lp', cur)
+      end
+      redis.call('HSET', hkey, 'll', fmt(ts) .. '|' .. op[2])
+    end
+  elseif t == 'K' then
+    local cur = redis.call('HGET', ckey, op[2])
+    local rec = cur and cjson.decode(cur) or {}
+    for k, val in pairs(op[3]) do
+      if k == 's' or k == 'fp' then
+        rec[k] = rec[k] and math.min(rec[k], val) or val
+      elseif k == 'lp' or k == 'd' or k == 'e' then
+        rec[k] = rec[k] and math.max(rec[k], val) or val
+      else
+        rec[k] = val
+      end
+    end
+    redis.call('HSET', ckey, op[2], cjson.encode(rec))
+    redis.call('ZADD', vkey, 'GT', ts, 'k:' .. op[2])
+    touchedC, touchedV = true, true
+  elseif t == 'O' then
+    -- observations, one field per signal "<observedAt>|<json>"; newer replaces older
+    for _, o in ipairs(op[2]) do
+      local field = 'o:' .. o[1]
+      if o[2] >= stampOf(redis.call('HGET', hkey, field)) then
+        redis.call('HSET', hkey, field, fmt(o[2]) .. '|' .. o[3])
+      end
+    end
+    local horizon = anchor - op[3]
+    local all = redis.call('HGETALL', hkey)
+    for i = 1, #all, 2 do
+      if string.sub(all[i], 1, 2) == 'o:' and stampOf(all[i + 1]) <= horizon then
+        redis.call('HDEL', hkey, all[i])
+      end
+    end
+  elseif t == 'FS' then
+    redis.call('HSET', hkey, 'f:' .. op[2], op[3] .. '|' .. op[4])
+  elseif t == 'FC' then
+    -- closing is idempotent: only the flag that is open now can be closed, once
+    local cur = redis.call('HGET', hkey, 'f:' .. op[2])
+    if cur and string.sub(cur, 1, #op[3] + 1) == op[3] .. '|' then
+      redis.call('HDEL', hkey, 'f:' .. op[2])
+      redis.call('HINCRBY', hkey, 'g:' .. op[2], 1)
+    end
+  elseif t == 'CL' then
+    local field = 'clr:' .. op[2]
+    local cur = tonumber(redis.call('HGET', hkey, field) or '0') or 0
+    if op[3] > cur then
+      redis.call('HSET', hkey, field, fmt(op[3]))
+    end
+  end
+end
+
+-- Bound every key: drop what no window can see, cap what could grow without bound, expire.
+local function capSet(key, cap, marker, onDrop)
+  local card = redis.call('ZCARD', key)
+  if card > cap then
+    if onDrop then
+      for _, m in ipairs(redis.call('ZRANGE', key, 0, card - cap - 1)) do onDrop(m) end
+    end
+    redis.call('ZREMRANGEBYRANK', key, 0, card - cap - 1)
+    redis.call('HSET', hkey, 'cap:' .. marker, fmt(anchor))
+  end
+end
+local function dropContract(m)
+  if string.sub(m, 1, 2) == 'k:' then redis.call('HDEL', ckey, string.sub(m, 3)) end
+end
+
+if not readOnly then
+  for kind, _ in pairs(touchedE) do
+    local key = ekey[kind]
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', anchor - req.ret[kind])
+    capSet(key, req.cap.e, 'e:' .. kind, nil)
+    redis.call('PEXPIRE', key, req.ttl)
+  end
+  if touchedV then
+    local horizon = anchor - req.ret.v
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', vkey, '-inf', horizon)) do dropContract(m) end
+    redis.call('ZREMRANGEBYSCORE', vkey, '-inf', horizon)
+    capSet(vkey, req.cap.v, 'v', dropContract)
+    redis.call('PEXPIRE', vkey, req.ttl)
+  end
+  if touchedS then
+    redis.call('ZREMRANGEBYSCORE', skey, '-inf', anchor - req.ret.s)
+    capSet(skey, req.cap.s, 's', nil)
+    redis.call('PEXPIRE', skey, req.ttl)
+  end
+  if touchedC then redis.call('PEXPIRE', ckey, req.ttl) end
+  if touchedH then redis.call('PEXPIRE', hkey, req.ttl) end
+end
+
+-- Answer the questions, after the changes, relative to the event's own time.
+local answers = {}
+for _, q in ipairs(req.q or {}) do
+  local t = q[1]
+  if t == 'C' then
+    local key = ekey[q[2]]
+    local lo, hi = '(' .. fmt(ts + q[3]), fmt(ts + q[4])
+    local n = redis.call('ZCOUNT', key, lo, hi)
+    local ids = n > 0 and redis.call('ZREVRANGEBYSCORE', key, hi, lo, 'LIMIT', 0, q[5]) or {}
+    table.insert(answers, { n, ids })
+  elseif t == 'D' then
+    local prefix = q[2] .. ':'
+    local n, values = 0, {}
+    for _, m in ipairs(redis.call('ZREVRANGEBYSCORE', vkey, '+inf', '(' .. fmt(ts + q[3]))) do
+      if string.sub(m, 1, #prefix) == prefix then
+        n = n + 1
+        if n <= q[4] then table.insert(values, string.sub(m, #prefix + 1)) end
+      end
+    end
+    table.insert(answers, { n, values })
+  elseif t == 'SS' then
+    table.insert(answers, redis.call('ZREVRANGEBYSCORE', skey, '+inf', '(' .. fmt(ts + q[2]), 'WITHSCORES'))
+  elseif t == 'K' then
+    table.insert(answers, redis.call('HGETALL', ckey))
+  end
+end
+
+return cjson.encode({
+  late = late and 1 or 0,
+  wm = (readOnly or late) and wm or math.max(wm, ts),
+  ls = lastSeen,
+  a = answers,
+  h = redis.call('HGETALL', hkey),
+})

@@ -1,0 +1,98 @@
+// Read-only views over a snapshot, in the terms signals think in.
+import {
+  queryKey,
+  type AccountQuery,
+  type AccountSnapshot,
+  type ContractRecord,
+  type CountResult,
+  type DistinctResult,
+  type EventKind,
+  type SessionRecord,
+  type StoredObservation,
+  type ValueKind,
+} from './model.js';
+
+/** One observation per signal: the newer replaces the older (as the store does). */
+export function mergeObservations(
+  a: readonly StoredObservation[],
+  b: readonly StoredObservation[],
+): StoredObservation[] {
+  const bySignal = new Map<string, StoredObservation>();
+  for (const o of [...a, ...b]) {
+    const cur = bySignal.get(o.signalId);
+    if (!cur || o.observedAt >= cur.observedAt) bySignal.set(o.signalId, o);
+  }
+  return [...bySignal.values()];
+}
+
+export class MissingFeatureError extends Error {
+  constructor(key: string) {
+    super(`feature "${key}" was not requested for this event; add it to the signal's needs()`);
+    this.name = 'MissingFeatureError';
+  }
+}
+
+export class AccountView {
+  constructor(
+    readonly snapshot: AccountSnapshot,
+    private readonly noveltyIndex: ReadonlyMap<string, number> = new Map(),
+    /** Observations made earlier in the same batch, not yet in the snapshot. */
+    private readonly recent: readonly StoredObservation[] = [],
+  ) {}
+
+  /** Remembered signal observations (one per signal, the newest), for corroboration. */
+  get observations(): StoredObservation[] {
+    if (!this.recent.length) return this.snapshot.observations;
+    return mergeObservations(this.snapshot.observations, this.recent);
+  }
+
+  get accountId(): string {
+    return this.snapshot.accountId;
+  }
+  get asOf(): number {
+    return this.snapshot.asOf;
+  }
+  get context() {
+    return this.snapshot.context;
+  }
+
+  private get<T>(q: AccountQuery): T {
+    const key = queryKey(q);
+    const r = this.snapshot.results.get(key);
+    if (r === undefined) throw new MissingFeatureError(key);
+    return r as T;
+  }
+
+  /** Events of a kind in the window (asOf - windowMs, asOf]. */
+  count(kind: EventKind, windowMs: number, maxIds = 20): CountResult {
+    return this.get({ q: 'count', kind, from: -windowMs, to: 0, maxIds });
+  }
+
+  /** Events of a kind in [asOf, asOf + windowMs]: seen when an earlier event arrives late. */
+  countAfter(kind: EventKind, windowMs: number, maxIds = 20): CountResult {
+    return this.get({ q: 'count', kind, from: -1, to: windowMs, maxIds });
+  }
+
+  distinct(kind: ValueKind, windowMs: number, maxValues = 20): DistinctResult {
+    return this.get({ q: 'distinct', kind, from: -windowMs, maxValues });
+  }
+
+  sessions(windowMs: number): SessionRecord[] {
+    return this.get({ q: 'sessions', from: -windowMs });
+  }
+
+  contracts(): ContractRecord[] {
+    return this.get({ q: 'contracts' });
+  }
+
+  /**
+   * When a value recorded by this event (named by the processor, e.g. "country") was last seen
+   * before it; undefined if never, or if this event recorded no such value.
+   */
+  lastSeenBefore(name: string): { recorded: boolean; lastSeen?: number } {
+    const i = this.noveltyIndex.get(name);
+    if (i === undefined) return { recorded: false };
+    const t = this.snapshot.lastSeenBefore[i];
+    return t === undefined ? { recorded: true } : { recorded: true, lastSeen: t };
+  }
+}
