@@ -325,7 +325,11 @@ start_registry() {
   # (Detached like Kafka, see start_kafka.)
   (
     cd "$REGISTRY_HOME/apicurio-registry-$REGISTRY_VERSION"
+    # Quarkus also opens a management (health/metrics) interface, by default on 0.0.0.0:9000: that
+    # port would clash with a second checkout's registry or anything else on 9000, and we probe the
+    # ccompat API instead, so put it on a random loopback port.
     exec setsid "$java_bin" -Xmx512m -Dquarkus.http.host="$HOST" -Dquarkus.http.port="$REGISTRY_PORT" \
+      -Dquarkus.management.host="$HOST" -Dquarkus.management.port=0 \
       -jar quarkus-run.jar </dev/null >>"$(log_file registry)" 2>&1 9>&-
   ) &
   echo $! >"$(pid_file registry)"
@@ -405,6 +409,10 @@ launch() {
     line "$svc" "FAILED: port $(service_port "$svc") is in use by something that does not answer as $svc"
     return 1
   fi
+  if [[ "$svc" == kafka ]] && port_open "$KAFKA_CONTROLLER_PORT"; then
+    line kafka "FAILED: controller port $KAFKA_CONTROLLER_PORT is in use (FAIRFLAG_STACK_KAFKA_CONTROLLER_PORT picks another)"
+    return 1
+  fi
   rm -f "$(pid_file "$svc")"
   service_port "$svc" >"$(port_file "$svc")"
   "start_$svc"
@@ -414,9 +422,12 @@ launch() {
 # after daemonizing).
 died() { [[ -s "$(pid_file "$1")" ]] && ! live_pid "$1" >/dev/null; }
 
+# The tail of a service's log, without Java stack frames, so the exception messages and their
+# "Caused by" lines (where the reason is) fit on screen.
 fail_with_log() {
-  line "$1" "FAILED: $2; last lines of $(log_file "$1"):"
-  tail -n 25 "$(log_file "$1")" 2>/dev/null | sed 's/^/    /' >&2 || true
+  line "$1" "FAILED: $2; last lines of $(log_file "$1") (stack frames left out):"
+  grep -v -E '^[[:space:]]+(at |\.\.\. [0-9]+ more)' "$(log_file "$1")" 2>/dev/null | tail -n 20 |
+    cut -c1-400 | sed 's/^/    /' >&2 || true
 }
 
 # Wait for the launched services together, polling each in turn, so every progress line shows
