@@ -101,7 +101,7 @@ java_major() {
 # ---------------------------------------------------------------------------------------------
 
 check_tools() {
-  local missing=() tool pkg
+  local missing=() tool pkg pair m
   # tool:Debian package that provides it
   for pair in java:openjdk-17-jre-headless mvn:maven redis-server:redis-server redis-cli:redis-tools \
     curl:curl tar:tar timeout:coreutils; do
