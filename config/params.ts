@@ -6,7 +6,9 @@ import { z } from 'zod';
 export const positiveInt = () =>
   z.int({ error: 'expected a positive integer' }).min(1, { error: 'expected a positive integer' });
 export const nonNegativeInt = () =>
-  z.int({ error: 'expected a whole number of 0 or more' }).min(0, { error: 'expected a whole number of 0 or more' });
+  z
+    .int({ error: 'expected a whole number of 0 or more' })
+    .min(0, { error: 'expected a whole number of 0 or more' });
 export const positiveNumber = () =>
   z.number({ error: 'expected a positive number' }).positive({ error: 'expected a positive number' });
 /** A multiplier that lowers a score: above 0 (never to zero) and at most 1. */
@@ -49,7 +51,10 @@ export const signalBase = {
   /** May raise a flag without a signal from a second family. */
   sufficientAlone: flag().default(false),
   /** Strength is observed/threshold, capped here. */
-  maxStrength: z.number({ error: 'expected a number of at least 1' }).min(1, { error: 'expected a number of at least 1' }).default(3),
+  maxStrength: z
+    .number({ error: 'expected a number of at least 1' })
+    .min(1, { error: 'expected a number of at least 1' })
+    .default(3),
 };
 
 export type SignalBaseParams = {

@@ -3,15 +3,7 @@
 import { z } from 'zod';
 import { SIGNALS } from '../processors/registry.js';
 import { SIGNAL_FAMILIES } from '../src/domain/signal.js';
-import {
-  duration,
-  factor,
-  flag,
-  nonNegativeInt,
-  positiveInt,
-  positiveNumber,
-  text,
-} from './params.js';
+import { duration, factor, flag, nonNegativeInt, positiveInt, positiveNumber, text } from './params.js';
 
 /** The only action fairflag can express. There is deliberately no other value anywhere. */
 export const REVIEW_ACTION = 'review' as const;
@@ -41,7 +33,9 @@ const notice = z.strictObject({
 export const configSchema = z
   .strictObject({
     kafka: z.strictObject({
-      brokers: z.array(text(), { error: 'expected a list of host:port' }).min(1, { error: 'expected at least one broker' }),
+      brokers: z
+        .array(text(), { error: 'expected a list of host:port' })
+        .min(1, { error: 'expected at least one broker' }),
       clientId: text().default('fairflag'),
       groupId: text().default('fairflag-processor'),
       /** At most the partition count; kafkajs processes one batch per partition at a time. */
@@ -111,7 +105,9 @@ export const configSchema = z
       cleared_review: mitigation({ cooldown: duration() }),
     }),
     review: z.strictObject({
-      action: z.literal(REVIEW_ACTION, { error: `expected "${REVIEW_ACTION}", the only action fairflag can take` }),
+      action: z.literal(REVIEW_ACTION, {
+        error: `expected "${REVIEW_ACTION}", the only action fairflag can take`,
+      }),
       threshold: positiveNumber(),
       minFamilies: positiveInt().default(2),
       /** Mitigations never take a strong signal's contribution below this share of it. */
@@ -126,7 +122,10 @@ export const configSchema = z
     ),
   })
   .superRefine((cfg, ctx) => {
-    const signals = cfg.signals as Record<string, Record<string, { queue: string; sufficientAlone: boolean }>>;
+    const signals = cfg.signals as Record<
+      string,
+      Record<string, { queue: string; sufficientAlone: boolean }>
+    >;
     for (const s of SIGNALS) {
       const [family, name] = [s.family, s.id.slice(s.family.length + 1)];
       const p = signals[family]?.[name];

@@ -21,7 +21,9 @@ export interface EventPlan {
   entities: EntityPlan[];
 }
 
-export type FamilyProcessor<F extends EnrichedEvent['family']> = (e: Extract<EnrichedEvent, { family: F }>) => EventPlan;
+export type FamilyProcessor<F extends EnrichedEvent['family']> = (
+  e: Extract<EnrichedEvent, { family: F }>,
+) => EventPlan;
 
 /**
  * Network facts any event with an IP or device adds to the acting account: the IP (personal or

@@ -7,9 +7,15 @@ export const disputeRate = defineSignal({
   family: 'contract',
   weak: false,
   description: 'Disputes and refunds against the freelancer in a window.',
-  params: z.strictObject({ ...signalBase, threshold: positiveInt().default(3), window: duration().default(30 * 86_400_000) }),
+  params: z.strictObject({
+    ...signalBase,
+    threshold: positiveInt().default(3),
+    window: duration().default(30 * 86_400_000),
+  }),
   triggeredBy: (e, role) =>
-    role === 'freelancer' && e.family === 'contract' && (e.event.action === 'DISPUTED' || e.event.action === 'REFUNDED'),
+    role === 'freelancer' &&
+    e.family === 'contract' &&
+    (e.event.action === 'DISPUTED' || e.event.action === 'REFUNDED'),
   needs: (p) => ({ account: [{ q: 'count', kind: 'dispute', from: -p.window, to: 0, maxIds: 20 }] }),
   evaluate({ subject }, p) {
     const disputes = subject.count('dispute', p.window, 20);

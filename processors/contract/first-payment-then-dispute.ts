@@ -14,7 +14,10 @@ export const firstPaymentThenDispute = defineSignal({
     maxAccountAge: duration().default(30 * 86_400_000),
   }),
   triggeredBy: (e, role) =>
-    role === 'freelancer' && e.family === 'contract' && e.event.action === 'DISPUTED' && e.event.disputeReason === 'NON_DELIVERY',
+    role === 'freelancer' &&
+    e.family === 'contract' &&
+    e.event.action === 'DISPUTED' &&
+    e.event.disputeReason === 'NON_DELIVERY',
   needs: (p) => ({
     account: [
       { q: 'count', kind: 'milestonePaid', from: -p.window, to: 0, maxIds: 10 },
@@ -26,7 +29,10 @@ export const firstPaymentThenDispute = defineSignal({
     if (created === undefined) return { status: 'skipped', reason: 'account creation time unknown' };
     const age = subject.asOf - created;
     if (age > p.maxAccountAge) {
-      return { status: 'skipped', reason: `account is ${formatDuration(age)} old, older than ${formatDuration(p.maxAccountAge)}` };
+      return {
+        status: 'skipped',
+        reason: `account is ${formatDuration(age)} old, older than ${formatDuration(p.maxAccountAge)}`,
+      };
     }
     const paid = subject.count('milestonePaid', p.window, 10);
     const disputed = subject.count('nonDeliveryDispute', p.window, 10);

@@ -31,7 +31,8 @@ export const planContract: FamilyProcessor<'contract'> = ({ event: e, geo }) => 
       if (e.action === 'MILESTONE_PAID') ops.push({ op: 'event', kind: 'milestonePaid', eventId: e.eventId });
       if (e.action === 'DISPUTED' || e.action === 'REFUNDED') {
         ops.push({ op: 'event', kind: 'dispute', eventId: e.eventId });
-        if (e.disputeReason === 'NON_DELIVERY') ops.push({ op: 'event', kind: 'nonDeliveryDispute', eventId: e.eventId });
+        if (e.disputeReason === 'NON_DELIVERY')
+          ops.push({ op: 'event', kind: 'nonDeliveryDispute', eventId: e.eventId });
       }
     }
     if (accountId === e.accountId) networkFacts(accountId, geo, e.deviceId, ops, entities);

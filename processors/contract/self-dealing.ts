@@ -15,7 +15,11 @@ export const selfDealing = defineSignal({
   weak: false,
   description:
     'Client and freelancer share a device, a non-anonymizer IP or a payment instrument (feedback building, fee circumvention).',
-  params: z.strictObject({ ...signalBase, threshold: positiveInt().default(1), window: duration().default(90 * 86_400_000) }),
+  params: z.strictObject({
+    ...signalBase,
+    threshold: positiveInt().default(1),
+    window: duration().default(90 * 86_400_000),
+  }),
   triggeredBy: (e) => e.family === 'contract',
   needs: (p) => ({
     account: SHARED.map(({ kind }) => ({ q: 'distinct' as const, kind, from: -p.window, maxValues: 50 })),
@@ -25,7 +29,8 @@ export const selfDealing = defineSignal({
     const shared: string[] = [];
     for (const { kind, label } of SHARED) {
       const theirs = new Set(counterpart.distinct(kind, p.window, 50).values);
-      for (const v of subject.distinct(kind, p.window, 50).values) if (theirs.has(v)) shared.push(`${label} ${v}`);
+      for (const v of subject.distinct(kind, p.window, 50).values)
+        if (theirs.has(v)) shared.push(`${label} ${v}`);
     }
     const m = {
       observed: shared.length,

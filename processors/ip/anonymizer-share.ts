@@ -25,7 +25,10 @@ export const anonymizerShare = defineSignal({
     const all = subject.count('session', p.window, 0);
     const anon = subject.count('anonymizedSession', p.window, 20);
     if (all.n < p.minSessions) {
-      return { status: 'skipped', reason: `${all.n} session(s) in ${formatDuration(p.window)}, fewer than ${p.minSessions}` };
+      return {
+        status: 'skipped',
+        reason: `${all.n} session(s) in ${formatDuration(p.window)}, fewer than ${p.minSessions}`,
+      };
     }
     const share = Math.round((anon.n / all.n) * 1000) / 1000;
     const m = {
@@ -34,6 +37,8 @@ export const anonymizerShare = defineSignal({
       window: formatDuration(p.window),
       summary: `${anon.n} of ${all.n} sessions in ${formatDuration(p.window)} through an anonymizer or hosting provider`,
     };
-    return share >= p.threshold ? { status: 'fired', evidenceEventIds: anon.ids, ...m } : { status: 'below', ...m };
+    return share >= p.threshold
+      ? { status: 'fired', evidenceEventIds: anon.ids, ...m }
+      : { status: 'below', ...m };
   },
 });

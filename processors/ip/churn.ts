@@ -25,7 +25,8 @@ export const churn = defineSignal({
     ],
   }),
   evaluate({ event, subject }, p) {
-    const ips = subject.distinct('personalIp', p.window, 0).n + subject.distinct('anonymizerIp', p.window, 0).n;
+    const ips =
+      subject.distinct('personalIp', p.window, 0).n + subject.distinct('anonymizerIp', p.window, 0).n;
     const prefixes = subject.distinct('prefix', p.window, 0).n;
     const asns = subject.distinct('asn', p.window, 0).n;
     // the measure furthest past its own threshold speaks for the signal

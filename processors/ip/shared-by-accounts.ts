@@ -14,12 +14,17 @@ export const sharedByAccounts = defineSignal({
   weak: false,
   description:
     'Distinct accounts seen on one IP in a window (multiple accounts); ignores anonymizer, hosting and carrier-NAT addresses.',
-  params: z.strictObject({ ...signalBase, threshold: positiveInt().default(4), window: duration().default(7 * 86_400_000) }),
+  params: z.strictObject({
+    ...signalBase,
+    threshold: positiveInt().default(4),
+    window: duration().default(7 * 86_400_000),
+  }),
   triggeredBy: (e) =>
     (e.family !== 'login' || e.event.outcome === 'SUCCESS') && !!e.geo && !isSharedByNature(e.geo),
   needs: (p) => ({ account: [], entity: { type: 'ip', windowMs: p.window } }),
   evaluate({ event, entities }, p) {
-    if (isSharedByNature(event.geo)) return { status: 'skipped', reason: 'anonymizer, hosting or carrier-NAT address' };
+    if (isSharedByNature(event.geo))
+      return { status: 'skipped', reason: 'anonymizer, hosting or carrier-NAT address' };
     const ip = entities.ip;
     if (!ip) return { status: 'skipped', reason: 'no IP on this event' };
     const capped = ip.capped ? ' (account cap reached: more were seen)' : '';

@@ -7,7 +7,11 @@ export const failedBurst = defineSignal({
   family: 'login',
   weak: false,
   description: 'Failed logins for the account in a short window (password guessing, credential stuffing).',
-  params: z.strictObject({ ...signalBase, threshold: positiveInt().default(10), window: duration().default(900_000) }),
+  params: z.strictObject({
+    ...signalBase,
+    threshold: positiveInt().default(10),
+    window: duration().default(900_000),
+  }),
   triggeredBy: (e) => e.family === 'login' && e.event.outcome === 'FAILURE',
   needs: (p) => ({ account: [{ q: 'count', kind: 'loginFailed', from: -p.window, to: 0, maxIds: 50 }] }),
   evaluate({ subject }, p) {
@@ -18,6 +22,8 @@ export const failedBurst = defineSignal({
       window: formatDuration(p.window),
       summary: `${failed.n} failed logins in ${formatDuration(p.window)}`,
     };
-    return failed.n >= p.threshold ? { status: 'fired', evidenceEventIds: failed.ids, ...m } : { status: 'below', ...m };
+    return failed.n >= p.threshold
+      ? { status: 'fired', evidenceEventIds: failed.ids, ...m }
+      : { status: 'below', ...m };
   },
 });

@@ -40,7 +40,8 @@ export const impossibleTravel = defineSignal({
         return { status: 'skipped', reason: `${label} login: no location known for ${login.ip}` };
       }
     }
-    const from = previousLogin as Required<Pick<typeof previousLogin, 'latitude' | 'longitude'>> & typeof previousLogin;
+    const from = previousLogin as Required<Pick<typeof previousLogin, 'latitude' | 'longitude'>> &
+      typeof previousLogin;
     const to = lastLogin as Required<Pick<typeof lastLogin, 'latitude' | 'longitude'>> & typeof lastLogin;
     const km = distanceKm(from, to);
     // a minute at least: two logins in the same millisecond are not infinitely fast

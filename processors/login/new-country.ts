@@ -7,7 +7,8 @@ export const newCountry = defineSignal({
   id: 'login.new_country',
   family: 'login',
   weak: true,
-  description: "Successful login from a country unseen in the account's history window (skipped on anonymizers).",
+  description:
+    "Successful login from a country unseen in the account's history window (skipped on anonymizers).",
   params: z.strictObject({ ...signalBase, window: duration().default(90 * 86_400_000) }),
   triggeredBy: (e) => e.family === 'login' && e.event.outcome === 'SUCCESS',
   needs: (p) => ({ account: [{ q: 'distinct', kind: 'country', from: -p.window, maxValues: 10 }] }),
@@ -42,6 +43,9 @@ function place(geo: { country?: string; city?: string }): string {
 
 export function skipReason(geo: { ip: string; anonymizerKinds: string[]; hosting: boolean } | null): string {
   if (!geo) return 'no location known for this IP';
-  const kinds = [...geo.anonymizerKinds, ...(geo.hosting && !geo.anonymizerKinds.includes('hosting') ? ['hosting'] : [])];
+  const kinds = [
+    ...geo.anonymizerKinds,
+    ...(geo.hosting && !geo.anonymizerKinds.includes('hosting') ? ['hosting'] : []),
+  ];
   return `IP ${geo.ip} is an anonymizer or hosting provider (${kinds.join(', ')}): its location says nothing about the person`;
 }

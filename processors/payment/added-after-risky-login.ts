@@ -20,7 +20,8 @@ export const addedAfterRiskyLogin = defineSignal({
     historyWindow: duration().default(90 * 86_400_000),
   }),
   triggeredBy: (e) =>
-    (e.family === 'payment' && e.event.action === 'ADDED') || (e.family === 'login' && e.event.outcome === 'SUCCESS'),
+    (e.family === 'payment' && e.event.action === 'ADDED') ||
+    (e.family === 'login' && e.event.outcome === 'SUCCESS'),
   needs: (p) => ({
     account: [
       { q: 'count', kind: 'methodAdded', from: -1, to: p.window, maxIds: 10 },
@@ -54,10 +55,26 @@ export const addedAfterRiskyLogin = defineSignal({
     if (event.family !== 'login' || event.geo?.anonymizer || event.geo?.hosting) {
       return { status: 'skipped', reason: 'login location not personal: not judged as a new country' };
     }
-    const country = novelty(subject, 'country', subject.distinct('country', p.historyWindow, 10).n, p.historyWindow);
-    const device = novelty(subject, 'device', subject.distinct('device', p.historyWindow, 10).n, p.historyWindow);
+    const country = novelty(
+      subject,
+      'country',
+      subject.distinct('country', p.historyWindow, 10).n,
+      p.historyWindow,
+    );
+    const device = novelty(
+      subject,
+      'device',
+      subject.distinct('device', p.historyWindow, 10).n,
+      p.historyWindow,
+    );
     if (country.kind !== 'new' || device.kind !== 'new') {
-      return { status: 'below', observed: 0, threshold: 1, window, summary: 'login not from a new device and a new country' };
+      return {
+        status: 'below',
+        observed: 0,
+        threshold: 1,
+        window,
+        summary: 'login not from a new device and a new country',
+      };
     }
     const added = subject.countAfter('methodAdded', p.window, 10);
     const m = {

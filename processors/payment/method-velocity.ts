@@ -7,7 +7,11 @@ export const methodVelocity = defineSignal({
   family: 'payment',
   weak: false,
   description: 'Payment methods added in a window.',
-  params: z.strictObject({ ...signalBase, threshold: positiveInt().default(3), window: duration().default(86_400_000) }),
+  params: z.strictObject({
+    ...signalBase,
+    threshold: positiveInt().default(3),
+    window: duration().default(86_400_000),
+  }),
   triggeredBy: (e) => e.family === 'payment' && e.event.action === 'ADDED',
   needs: (p) => ({ account: [{ q: 'count', kind: 'methodAdded', from: -p.window, to: 0, maxIds: 20 }] }),
   evaluate({ subject }, p) {
@@ -18,6 +22,8 @@ export const methodVelocity = defineSignal({
       window: formatDuration(p.window),
       summary: `${added.n} payment methods added in ${formatDuration(p.window)}`,
     };
-    return added.n >= p.threshold ? { status: 'fired', evidenceEventIds: added.ids, ...m } : { status: 'below', ...m };
+    return added.n >= p.threshold
+      ? { status: 'fired', evidenceEventIds: added.ids, ...m }
+      : { status: 'below', ...m };
   },
 });

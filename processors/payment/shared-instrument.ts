@@ -7,7 +7,11 @@ export const sharedInstrument = defineSignal({
   family: 'payment',
   weak: false,
   description: 'One payment-instrument fingerprint on several accounts.',
-  params: z.strictObject({ ...signalBase, threshold: positiveInt().default(3), window: duration().default(90 * 86_400_000) }),
+  params: z.strictObject({
+    ...signalBase,
+    threshold: positiveInt().default(3),
+    window: duration().default(90 * 86_400_000),
+  }),
   triggeredBy: (e) => e.family === 'payment' && e.event.action !== 'REMOVED',
   needs: (p) => ({ account: [], entity: { type: 'instrument', windowMs: p.window } }),
   evaluate({ event, entities }, p) {

@@ -97,5 +97,7 @@ export type EnrichedEvent = ActivityEvent & { geo: Geo | null };
 
 /** Location is meaningful only when the IP is not an anonymizer or a hosting provider. */
 export function isPersonalLocation(geo: Geo | null): geo is Geo & { latitude: number; longitude: number } {
-  return !!geo && !geo.anonymizer && !geo.hosting && geo.latitude !== undefined && geo.longitude !== undefined;
+  return (
+    !!geo && !geo.anonymizer && !geo.hosting && geo.latitude !== undefined && geo.longitude !== undefined
+  );
 }

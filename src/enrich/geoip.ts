@@ -59,7 +59,10 @@ function checkSearchTree(db: Buffer, meta: Reader<Response>['metadata']): void {
   const dataStart = searchTreeSize + 16;
   const read: Record<number, (o: number) => [number, number]> = {
     24: (o) => [db.readUIntBE(o, 3), db.readUIntBE(o + 3, 3)],
-    28: (o) => [((db[o + 3]! & 0xf0) << 20) | db.readUIntBE(o, 3), ((db[o + 3]! & 0x0f) << 24) | db.readUIntBE(o + 4, 3)],
+    28: (o) => [
+      ((db[o + 3]! & 0xf0) << 20) | db.readUIntBE(o, 3),
+      ((db[o + 3]! & 0x0f) << 24) | db.readUIntBE(o + 4, 3),
+    ],
     32: (o) => [db.readUInt32BE(o), db.readUInt32BE(o + 4)],
   };
   const records = read[recordSize];
@@ -91,7 +94,9 @@ export class GeoIp {
       openChecked<CityResponse>(paths.city),
       openChecked<AsnResponse>(paths.asn),
       openChecked<AnonymousIPResponse>(paths.anonymousIp),
-      paths.connectionType ? openChecked<ConnectionTypeResponse>(paths.connectionType) : Promise.resolve(null),
+      paths.connectionType
+        ? openChecked<ConnectionTypeResponse>(paths.connectionType)
+        : Promise.resolve(null),
     ]);
     return new GeoIp(city, asn, anon, connection);
   }
@@ -116,7 +121,9 @@ export class GeoIp {
       prefix: prefixOf(addr),
       anonymizer: kinds.some((k) => k !== 'hosting'),
       hosting,
-      carrierNat: conn?.connection_type === 'Cellular' || (addr.kind() === 'ipv4' && addr.range() === 'carrierGradeNat'),
+      carrierNat:
+        conn?.connection_type === 'Cellular' ||
+        (addr.kind() === 'ipv4' && addr.range() === 'carrierGradeNat'),
       anonymizerKinds: kinds,
     };
     const country = city?.country?.iso_code ?? city?.registered_country?.iso_code;

@@ -12,7 +12,6 @@
 -- forward in event time, merges that take min/max. Replaying an event changes nothing.
 
 local req = cjson.decode(ARGV[1])
-local ts = req.ts
 local readOnly = req.ro == 1
 local hkey, vkey, skey, ckey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
@@ -31,19 +30,22 @@ local function stampOf(packed)
 end
 
 local wm = tonumber(redis.call('HGET', hkey, 'wm') or '0') or 0
+-- a read "as of now" measures windows from the account's latest event time
+local ts = (req.ts < 0 and wm > 0) and wm or math.abs(req.ts)
 local late = wm > 0 and ts < wm - req.lat
 local anchor = math.max(wm, ts)
 local lastSeen = {}
 local touchedE, touchedV, touchedS, touchedC, touchedH = {}, false, false, false, false
 
 if not readOnly then
-  if ts > wm then
+  -- only windowed changes move the watermark: a review outcome or a flag write is not activity
+  if req.w == 1 and ts > wm then
     redis.call('HSET', hkey, 'wm', fmt(ts))
   end
   touchedH = true
 end
 
-for _, op in ipairs(req.ops or {}) do
+for _, op in ipairs(readOnly and {} or req.ops or {}) do
   local t = op[1]
   if t == 'E' then
     if not late then
@@ -200,6 +202,7 @@ for _, q in ipairs(req.q or {}) do
 end
 
 return cjson.encode({
+  ts = ts,
   late = late and 1 or 0,
   wm = (readOnly or late) and wm or math.max(wm, ts),
   ls = lastSeen,

@@ -80,7 +80,13 @@ export class FeatureStore {
 
   accountKeys(accountId: string): string[] {
     const base = `${this.layout.keyPrefix}:{a:${accountId}}`;
-    return [`${base}:h`, `${base}:v`, `${base}:s`, `${base}:c`, ...[...EVENT_KIND_CODES].map((c) => `${base}:e:${c}`)];
+    return [
+      `${base}:h`,
+      `${base}:v`,
+      `${base}:s`,
+      `${base}:c`,
+      ...[...EVENT_KIND_CODES].map((c) => `${base}:e:${c}`),
+    ];
   }
 
   entityKeys(type: EntityType, id: string): string[] {
@@ -88,7 +94,10 @@ export class FeatureStore {
     return [`${base}:a`, `${base}:m`];
   }
 
-  /** Applies ops and answers queries for one account in one script call. */
+  /**
+   * Applies ops and answers queries for one account in one script call. `at` is the event time
+   * windows are measured from; a negative `at` means "as of the account's latest event".
+   */
   async applyAccount(
     accountId: string,
     at: number,
@@ -102,6 +111,7 @@ export class FeatureStore {
     const req = {
       ts: at,
       ro: readOnly ? 1 : 0,
+      w: ops.some((o) => o.op === 'event' || o.op === 'value' || o.op === 'sessionStart') ? 1 : 0,
       lat: l.allowedLatenessMs,
       ttl: Math.max(...Object.values(ret)),
       ret,
@@ -120,7 +130,7 @@ export class FeatureStore {
         cause: err,
       });
     }
-    return decodeAccount(accountId, at, queries, raw);
+    return decodeAccount(accountId, queries, raw);
   }
 
   async applyEntity(
@@ -240,13 +250,8 @@ function splitStamped(v: string): [number, string] {
   return [Number(v.slice(0, i)), v.slice(i + 1)];
 }
 
-function decodeAccount(
-  accountId: string,
-  at: number,
-  queries: AccountQuery[],
-  raw: string,
-): AccountSnapshot {
-  const r = JSON.parse(raw) as { late: number; wm: number; ls: unknown; a: unknown; h: unknown };
+function decodeAccount(accountId: string, queries: AccountQuery[], raw: string): AccountSnapshot {
+  const r = JSON.parse(raw) as { ts: number; late: number; wm: number; ls: unknown; a: unknown; h: unknown };
   const answers = asArray<unknown>(r.a);
   const results: AccountSnapshot['results'] = new Map();
   queries.forEach((q, i) => {
@@ -287,7 +292,7 @@ function decodeAccount(
 
   const snapshot: AccountSnapshot = {
     accountId,
-    asOf: at,
+    asOf: r.ts,
     late: r.late === 1,
     watermark: r.wm,
     lastSeenBefore: asArray<number>(r.ls).map((t) => (t < 0 ? undefined : t)),

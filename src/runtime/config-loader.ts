@@ -69,7 +69,13 @@ export function validateConfig(tree: unknown, sources: string[]): LoadedConfig {
 
 /** Only the policy counts: moving a broker does not change what a flag means. */
 export function configVersion(c: Config): string {
-  const policy = { features: c.features, signals: c.signals, mitigations: c.mitigations, review: c.review, queues: c.queues };
+  const policy = {
+    features: c.features,
+    signals: c.signals,
+    mitigations: c.mitigations,
+    review: c.review,
+    queues: c.queues,
+  };
   return 'cfg-' + createHash('sha256').update(stringify(policy)).digest('hex').slice(0, 12);
 }
 
@@ -93,7 +99,10 @@ function readYaml(file: string, sources: string[]): Tree {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError([`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`], sources);
+    throw new ConfigError(
+      [`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`],
+      sources,
+    );
   }
   try {
     const doc = parseYaml(text) as unknown;

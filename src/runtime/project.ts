@@ -15,6 +15,9 @@ export const PROJECT_ROOT: string = (() => {
 
 /** Stamped on every flag so a case tool knows which code decided. */
 export const PROCESSOR_VERSION: string = (() => {
-  const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
+  const pkg = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
+    name: string;
+    version: string;
+  };
   return `${pkg.name}/${pkg.version}`;
 })();

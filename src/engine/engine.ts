@@ -1,0 +1,280 @@
+// decode -> enrich -> [here] update features -> read snapshot -> signals -> score -> flag.
+// Shared by the live pipeline and replay, so an analyst's replay runs exactly production's code.
+import { planEvent } from '../../processors/registry.js';
+import type { EventPlan, SubjectPlan } from '../../processors/plan.js';
+import type { EnrichedEvent, ReviewOutcome } from '../domain/events.js';
+import { updateFlag, type ReviewFlag } from '../domain/flags.js';
+import { accountMitigations, reviewPattern } from '../domain/mitigations.js';
+import { decide, type QueueDecision } from '../domain/scoring.js';
+import type { Evaluation, SignalContext } from '../domain/signal.js';
+import {
+  queryKey,
+  type AccountQuery,
+  type AccountSnapshot,
+  type ContractRecord,
+  type EntitySnapshot,
+  type EntityType,
+  type FlagState,
+  type StoredObservation,
+} from '../features/model.js';
+import { noveltyIndex, type FeatureStore } from '../features/store.js';
+import { AccountView, mergeObservations } from '../features/view.js';
+import type { ActiveSignal, Policy } from './policy.js';
+
+export interface SignalEvaluation {
+  signalId: string;
+  accountId: string;
+  evaluation: Evaluation | { status: 'error'; reason: string };
+}
+
+export interface EventOutcome {
+  event: EnrichedEvent;
+  /** Older than the allowed lateness for a subject: its windowed features ignored it. */
+  lateFor: string[];
+  evaluations: SignalEvaluation[];
+}
+
+export interface FlagEmission {
+  flag: ReviewFlag;
+  decision: QueueDecision;
+}
+
+export interface BatchResult {
+  outcomes: EventOutcome[];
+  /** In emission order; produce them before commit(). */
+  emissions: FlagEmission[];
+  /** Open-flag states to write once the flags are on the topic (a crash in between re-emits, never loses). */
+  stateWrites: { accountId: string; at: number; queue: string; state: FlagState }[];
+  policyVersion: string;
+}
+
+interface SubjectRun {
+  plan: SubjectPlan;
+  signals: ActiveSignal[];
+  snapshot: AccountSnapshot;
+}
+
+const CONTRACTS: AccountQuery = { q: 'contracts' };
+
+export class Engine {
+  constructor(
+    private readonly store: FeatureStore,
+    private readonly currentPolicy: () => Policy,
+    private readonly onSignalError: (signalId: string, err: unknown) => void = () => {},
+  ) {}
+
+  async process(events: EnrichedEvent[]): Promise<BatchResult> {
+    const policy = this.currentPolicy();
+    // Round trip 1: every event's feature changes and questions, pipelined in event order, so the
+    // store applies one account's events in order and each answer reflects the events before it.
+    const runs = await Promise.all(events.map((e) => this.apply(e, planEvent(e), policy)));
+
+    const outcomes: EventOutcome[] = [];
+    const recent = new Map<string, StoredObservation[]>();
+    const firing: { accountId: string; at: number; eventId: string; observations: StoredObservation[] }[] =
+      [];
+    events.forEach((event, i) => {
+      const { subjects, entities } = runs[i]!;
+      const outcome: EventOutcome = { event, lateFor: [], evaluations: [] };
+      outcomes.push(outcome);
+      subjects.forEach((run, j) => {
+        const accountId = run.plan.accountId;
+        if (run.snapshot.late) {
+          outcome.lateFor.push(accountId);
+          return;
+        }
+        const view = (r: SubjectRun) =>
+          new AccountView(r.snapshot, noveltyIndex(r.plan.ops), recent.get(r.plan.accountId) ?? []);
+        const other = subjects.length > 1 ? subjects[1 - j] : undefined;
+        const ctx: SignalContext = {
+          event,
+          role: run.plan.role,
+          subject: view(run),
+          entities,
+          ...(other && { counterpart: view(other) }),
+        };
+        const observations: StoredObservation[] = [];
+        for (const { definition, params } of run.signals) {
+          let evaluation: SignalEvaluation['evaluation'];
+          try {
+            evaluation = definition.evaluate(ctx, params);
+          } catch (err) {
+            this.onSignalError(definition.id, err);
+            evaluation = { status: 'error', reason: (err as Error).message };
+          }
+          outcome.evaluations.push({ signalId: definition.id, accountId, evaluation });
+          if (evaluation.status === 'fired') {
+            observations.push({
+              signalId: definition.id,
+              family: definition.family,
+              observedAt: event.event.occurredAt,
+              eventId: event.event.eventId,
+              observed: evaluation.observed,
+              threshold: evaluation.threshold,
+              window: evaluation.window,
+              summary: evaluation.summary,
+              evidenceEventIds: evaluation.evidenceEventIds,
+            });
+          }
+        }
+        if (observations.length) {
+          recent.set(accountId, mergeObservations(recent.get(accountId) ?? [], observations));
+          firing.push({ accountId, at: event.event.occurredAt, eventId: event.event.eventId, observations });
+        }
+      });
+    });
+
+    // Round trip 2, only for accounts where a signal fired: remember the observations and read
+    // back everything remembered, then score. Sequential per account, parallel across accounts.
+    const result: BatchResult = { outcomes, emissions: [], stateWrites: [], policyVersion: policy.version };
+    const byAccount = new Map<string, typeof firing>();
+    for (const f of firing) byAccount.set(f.accountId, [...(byAccount.get(f.accountId) ?? []), f]);
+    await Promise.all(
+      [...byAccount].map(async ([accountId, items]) => {
+        const openNow = new Map<string, FlagState>();
+        for (const item of items) {
+          const snap = await this.store.applyAccount(
+            accountId,
+            item.at,
+            [
+              {
+                op: 'observations',
+                observations: item.observations,
+                correlationWindowMs: policy.config.features.correlationWindow,
+              },
+            ],
+            [CONTRACTS],
+          );
+          for (const [queue, state] of openNow) snap.openFlags.set(queue, state);
+          for (const d of this.score(snap, item.at, policy)) {
+            const open = snap.openFlags.get(d.queue);
+            const update = updateFlag({
+              accountId,
+              decision: d,
+              open,
+              generation: snap.flagGenerations.get(d.queue) ?? 0,
+              at: item.at,
+              triggeringEventId: item.eventId,
+              cfg: policy.config,
+              configVersion: policy.version,
+              processorVersion: policy.processorVersion,
+            });
+            if (!update) continue;
+            openNow.set(d.queue, update.state);
+            result.emissions.push({ flag: update.flag, decision: d });
+            result.stateWrites.push({ accountId, at: item.at, queue: d.queue, state: update.state });
+          }
+        }
+      }),
+    );
+    return result;
+  }
+
+  /** Scores what an account remembers: recent observations plus the signals of its open flags. */
+  score(snap: AccountSnapshot, asOf: number, policy: Policy): QueueDecision[] {
+    const flagged = [...snap.openFlags.values()].flatMap((f) => f.signals);
+    const observations = mergeObservations(flagged, snap.observations);
+    const contracts = (snap.results.get(queryKey(CONTRACTS)) as ContractRecord[] | undefined) ?? [];
+    const mitigations = accountMitigations(
+      { asOf, context: snap.context, contracts },
+      policy.config.mitigations,
+    );
+    return decide(observations, policy.settings, mitigations, snap.clearedPatterns, asOf, policy.config);
+  }
+
+  /** Round trip 3: the open-flag states, once their flags are on the flag topic. */
+  async commit(result: BatchResult): Promise<void> {
+    await Promise.all(
+      result.stateWrites.map((w) =>
+        this.store.applyAccount(w.accountId, w.at, [{ op: 'flagState', queue: w.queue, state: w.state }], []),
+      ),
+    );
+  }
+
+  /**
+   * A reviewer's decision closes the open flag. A cleared one remembers the pattern (queue and
+   * signal families) so the same pattern is mitigated for the cooldown (principle 5).
+   * Returns the closed flag's state, or undefined if that flag is not open (already handled).
+   */
+  async applyOutcome(o: ReviewOutcome): Promise<{ queue: string; state: FlagState } | undefined> {
+    if (o.outcome === 'NEEDS_MORE_INFO') return undefined;
+    const policy = this.currentPolicy();
+    const snap = await this.store.applyAccount(o.accountId, -o.decidedAt, [], [], true);
+    const open = [...snap.openFlags].find(([, s]) => s.flagId === o.flagId);
+    if (!open) return undefined;
+    const [queue, state] = open;
+    const pattern = reviewPattern(
+      queue,
+      state.signals.map((s) => s.family),
+    );
+    await this.store.applyAccount(
+      o.accountId,
+      o.decidedAt,
+      [
+        { op: 'flagClose', queue, flagId: o.flagId },
+        ...(o.outcome === 'CLEARED'
+          ? [
+              {
+                op: 'clearedPattern' as const,
+                pattern,
+                untilMs: o.decidedAt + policy.config.mitigations.cleared_review.cooldown,
+              },
+            ]
+          : []),
+      ],
+      [],
+    );
+    return { queue, state };
+  }
+
+  private async apply(
+    event: EnrichedEvent,
+    plan: EventPlan,
+    policy: Policy,
+  ): Promise<{ subjects: SubjectRun[]; entities: Partial<Record<EntityType, EntitySnapshot>> }> {
+    const at = event.event.occurredAt;
+    const subjects = plan.subjects.map((sp) => {
+      const signals = policy.signals.filter((s) => s.definition.triggeredBy(event, sp.role));
+      return { sp, signals, queries: queriesFor(signals) };
+    });
+    const entityWindow = new Map<EntityType, number>();
+    for (const s of subjects) {
+      for (const { definition, params } of s.signals) {
+        const need = definition.needs(params).entity;
+        if (need) entityWindow.set(need.type, Math.max(entityWindow.get(need.type) ?? 0, need.windowMs));
+      }
+    }
+    const subjectCalls = subjects.map((s) =>
+      this.store.applyAccount(s.sp.accountId, at, s.sp.ops, s.queries),
+    );
+    const entityCalls = plan.entities.map((en) =>
+      this.store.applyEntity(en.type, en.id, at, en.addAccount, {
+        from: -(entityWindow.get(en.type) ?? 0),
+        maxIds: entityWindow.has(en.type) ? 20 : 0,
+      }),
+    );
+    const [snapshots, entitySnaps] = await Promise.all([Promise.all(subjectCalls), Promise.all(entityCalls)]);
+    const entities: Partial<Record<EntityType, EntitySnapshot>> = {};
+    for (const e of entitySnaps) if (entityWindow.has(e.type)) entities[e.type] = e;
+    return {
+      subjects: subjects.map((s, i) => ({ plan: s.sp, signals: s.signals, snapshot: snapshots[i]! })),
+      entities,
+    };
+  }
+}
+
+/** The union of the triggered signals' questions, asked once each (with the most ids wanted). */
+export function queriesFor(signals: ActiveSignal[]): AccountQuery[] {
+  const byKey = new Map<string, AccountQuery>();
+  for (const { definition, params } of signals) {
+    for (const q of definition.needs(params).account) {
+      const key = queryKey(q);
+      const cur = byKey.get(key);
+      if (!cur) byKey.set(key, q);
+      else if (cur.q === 'count' && q.q === 'count') cur.maxIds = Math.max(cur.maxIds, q.maxIds);
+      else if (cur.q === 'distinct' && q.q === 'distinct')
+        cur.maxValues = Math.max(cur.maxValues, q.maxValues);
+    }
+  }
+  return [...byKey.values()];
+}
