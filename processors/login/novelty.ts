@@ -9,7 +9,9 @@ export type Novelty =
   | { kind: 'unknown'; reason: string };
 
 /**
- * New = not seen in the history window before this event. An account whose only value is this
+ * New = not seen in the history window before this event. Families are consumed independently,
+ * so a later event (a payment from the same device) may have been recorded first: first-seen
+ * tells whether the value existed before this event at all. An account whose only value is this
  * one has nothing to compare with: a first login is not a "new country".
  */
 export function novelty(
@@ -20,11 +22,18 @@ export function novelty(
 ): Novelty {
   const seen = subject.lastSeenBefore(name);
   if (!seen.recorded) return { kind: 'unknown', reason: `this event carries no ${name}` };
-  const last = seen.lastSeen;
-  // Seen at or after this event's own time: a replay or an out-of-order event, not news.
-  if (last !== undefined && last > subject.asOf - windowMs) return { kind: 'known', lastSeen: last };
-  const others = distinctInWindow - 1;
-  if (others <= 0)
+  const t = subject.asOf;
+  const { last, first } = seen;
+  let isNew: boolean;
+  if (last === undefined) isNew = true;
+  else if (first !== undefined && first >= t)
+    isNew = true; // only seen at or after this event
+  else if (last < t)
+    isNew = last <= t - windowMs; // the sighting before this one is known
+  else isNew = false; // seen before and after: conservatively, not news
+  if (!isNew) return { kind: 'known', lastSeen: last! };
+  if (distinctInWindow - 1 <= 0) {
     return { kind: 'unknown', reason: `no other ${name} in the history window to compare with` };
-  return last === undefined ? { kind: 'new' } : { kind: 'new', lastSeen: last };
+  }
+  return last !== undefined && last < t ? { kind: 'new', lastSeen: last } : { kind: 'new' };
 }

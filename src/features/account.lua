@@ -5,7 +5,8 @@
 -- KEYS[2] v  zset: distinct values "<kind>:<value>" scored by last-seen event time
 -- KEYS[3] s  zset: sessions "<sessionId>|<lat>|<lon>" scored by start time
 -- KEYS[4] c  hash: contract records by contract id (JSON)
--- KEYS[5..] one zset per event kind, in the order of req.ek; member = event id, score = event time
+-- KEYS[5] n  zset: first-seen event time of values whose novelty matters (country, device)
+-- KEYS[6..] one zset per event kind, in the order of req.ek; member = event id, score = event time
 -- ARGV[1] the request as JSON (see store.ts)
 --
 -- Idempotent by construction: sets keyed by event id or value, context fields that only move
@@ -13,7 +14,7 @@
 
 local req = cjson.decode(ARGV[1])
 local readOnly = req.ro == 1
-local hkey, vkey, skey, ckey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local hkey, vkey, skey, ckey, nkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
 local function fmt(n)
   return string.format('%.0f', n)
@@ -21,7 +22,7 @@ end
 
 local ekey = {}
 for i = 1, #req.ek do
-  ekey[string.sub(req.ek, i, i)] = KEYS[4 + i]
+  ekey[string.sub(req.ek, i, i)] = KEYS[5 + i]
 end
 
 local function stampOf(packed)
@@ -29,18 +30,23 @@ local function stampOf(packed)
   return tonumber(string.match(packed, '^(%-?%d+)|')) or -1
 end
 
+-- One watermark per family: one family's events of an account come from one partition, in
+-- order, so lateness is judged within it. Families are consumed independently and may lag each
+-- other by far more than the lateness (a backlog after an outage) without any event being late.
 local wm = tonumber(redis.call('HGET', hkey, 'wm') or '0') or 0
+local wf = req.wf and (tonumber(redis.call('HGET', hkey, req.wf) or '0') or 0) or wm
 -- a read "as of now" measures windows from the account's latest event time
 local ts = (req.ts < 0 and wm > 0) and wm or math.abs(req.ts)
-local late = wm > 0 and ts < wm - req.lat
+local late = wf > 0 and ts < wf - req.lat
 local anchor = math.max(wm, ts)
 local lastSeen = {}
 local touchedE, touchedV, touchedS, touchedC, touchedH = {}, false, false, false, false
 
 if not readOnly then
   -- only windowed changes move the watermark: a review outcome or a flag write is not activity
-  if req.w == 1 and ts > wm then
-    redis.call('HSET', hkey, 'wm', fmt(ts))
+  if req.w == 1 and not late then
+    if ts > wm then redis.call('HSET', hkey, 'wm', fmt(ts)) end
+    if req.wf and ts > wf then redis.call('HSET', hkey, req.wf, fmt(ts)) end
   end
   touchedH = true
 end
@@ -55,10 +61,15 @@ for _, op in ipairs(readOnly and {} or req.ops or {}) do
   elseif t == 'V' then
     local member = op[2] .. ':' .. op[3]
     local prev = redis.call('ZSCORE', vkey, member)
-    table.insert(lastSeen, prev and tonumber(prev) or -1)
+    local first = op[4] == 1 and redis.call('ZSCORE', nkey, member) or false
+    table.insert(lastSeen, { prev and tonumber(prev) or -1, first and tonumber(first) or -1 })
     if not late then
-      -- GT: an out-of-order event never moves last-seen backwards
+      -- GT: an out-of-order event never moves last-seen backwards; LT: nor first-seen forwards
       redis.call('ZADD', vkey, 'GT', ts, member)
+      if op[4] == 1 then
+        redis.call('ZADD', nkey, 'LT', ts, member)
+        redis.call('PEXPIRE', nkey, req.ttl)
+      end
       touchedV = true
     end
   elseif t == 'S' then
@@ -147,8 +158,10 @@ local function capSet(key, cap, marker, onDrop)
     redis.call('HSET', hkey, 'cap:' .. marker, fmt(anchor))
   end
 end
-local function dropContract(m)
+-- a value forgotten from v is forgotten everywhere: its contract record, its first sighting
+local function dropValue(m)
   if string.sub(m, 1, 2) == 'k:' then redis.call('HDEL', ckey, string.sub(m, 3)) end
+  redis.call('ZREM', nkey, m)
 end
 
 if not readOnly then
@@ -160,9 +173,9 @@ if not readOnly then
   end
   if touchedV then
     local horizon = anchor - req.ret.v
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', vkey, '-inf', horizon)) do dropContract(m) end
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', vkey, '-inf', horizon)) do dropValue(m) end
     redis.call('ZREMRANGEBYSCORE', vkey, '-inf', horizon)
-    capSet(vkey, req.cap.v, 'v', dropContract)
+    capSet(vkey, req.cap.v, 'v', dropValue)
     redis.call('PEXPIRE', vkey, req.ttl)
   end
   if touchedS then

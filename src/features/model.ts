@@ -160,8 +160,11 @@ export interface AccountSnapshot {
   /** The event was older than the allowed lateness: windowed features ignored it. */
   late: boolean;
   watermark: number;
-  /** For each value op in order: when the value was last seen before this event (undefined = never). */
-  lastSeenBefore: (number | undefined)[];
+  /**
+   * For each value op in order, as stored before this event: when the value was last seen, and
+   * (for values whose novelty matters) first seen. Absent = never.
+   */
+  lastSeenBefore: { last?: number; first?: number }[];
   results: Map<string, CountResult | DistinctResult | SessionRecord[] | ContractRecord[]>;
   context: AccountContext;
   lastLogin?: LoginRecord;

@@ -85,6 +85,7 @@ export class FeatureStore {
       `${base}:v`,
       `${base}:s`,
       `${base}:c`,
+      `${base}:n`,
       ...[...EVENT_KIND_CODES].map((c) => `${base}:e:${c}`),
     ];
   }
@@ -104,6 +105,7 @@ export class FeatureStore {
     ops: AccountOp[],
     queries: AccountQuery[],
     readOnly = false,
+    family?: string,
   ): Promise<AccountSnapshot> {
     const l = this.layout;
     const ret: Record<string, number> = { v: l.valueRetentionMs, s: l.sessionRetentionMs };
@@ -113,6 +115,7 @@ export class FeatureStore {
       ro: readOnly ? 1 : 0,
       w: ops.some((o) => o.op === 'event' || o.op === 'value' || o.op === 'sessionStart') ? 1 : 0,
       lat: l.allowedLatenessMs,
+      ...(family && { wf: `wm:${family}` }),
       ttl: Math.max(...Object.values(ret)),
       ret,
       cap: { e: l.caps.eventsPerKind, v: l.caps.values, s: l.caps.sessions },
@@ -177,7 +180,7 @@ function encodeOp(op: AccountOp): unknown[] {
     case 'event':
       return ['E', EVENT_KINDS[op.kind], op.eventId];
     case 'value':
-      return ['V', VALUE_KINDS[op.kind], op.value];
+      return ['V', VALUE_KINDS[op.kind], op.value, op.noveltyName ? 1 : 0];
     case 'sessionStart':
       return ['S', `${op.sessionId}|${op.latitude}|${op.longitude}|${op.eventId}`];
     case 'sessionEnd':
@@ -295,7 +298,10 @@ function decodeAccount(accountId: string, queries: AccountQuery[], raw: string):
     asOf: r.ts,
     late: r.late === 1,
     watermark: r.wm,
-    lastSeenBefore: asArray<number>(r.ls).map((t) => (t < 0 ? undefined : t)),
+    lastSeenBefore: asArray<[number, number]>(r.ls).map(([last, first]) => ({
+      ...(last >= 0 && { last }),
+      ...(first >= 0 && { first }),
+    })),
     results,
     context: {},
     observations: [],

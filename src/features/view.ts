@@ -86,13 +86,12 @@ export class AccountView {
   }
 
   /**
-   * When a value recorded by this event (named by the processor, e.g. "country") was last seen
-   * before it; undefined if never, or if this event recorded no such value.
+   * When a value recorded by this event (named by the processor, e.g. "country") was last and
+   * first seen, as stored before this event; `recorded` is false if the event has no such value.
    */
-  lastSeenBefore(name: string): { recorded: boolean; lastSeen?: number } {
+  lastSeenBefore(name: string): { recorded: boolean; last?: number; first?: number } {
     const i = this.noveltyIndex.get(name);
     if (i === undefined) return { recorded: false };
-    const t = this.snapshot.lastSeenBefore[i];
-    return t === undefined ? { recorded: true } : { recorded: true, lastSeen: t };
+    return { recorded: true, ...this.snapshot.lastSeenBefore[i] };
   }
 }

@@ -177,6 +177,9 @@ export class Processor {
   get configVersion(): string {
     return this.policy.version;
   }
+  get activePolicy(): Policy {
+    return this.policy;
+  }
 
   static async start(opts: ProcessorOptions): Promise<Processor> {
     const { config } = opts.loaded;
