@@ -245,7 +245,7 @@ export class Engine {
       }
     }
     const subjectCalls = subjects.map((s) =>
-      this.store.applyAccount(s.sp.accountId, at, s.sp.ops, s.queries),
+      this.store.applyAccount(s.sp.accountId, at, s.sp.ops, s.queries, false, event.family),
     );
     const entityCalls = plan.entities.map((en) =>
       this.store.applyEntity(en.type, en.id, at, en.addAccount, {
