@@ -115,13 +115,26 @@ for _, op in ipairs(readOnly and {} or req.ops or {}) do
     redis.call('ZADD', vkey, 'GT', ts, 'k:' .. op[2])
     touchedC, touchedV = true, true
   elseif t == 'O' then
-    -- observations, one field per signal "<observedAt>|<json>"; newer replaces older
+    -- observations, one field per signal "<observedAt>|<json>". One replaces the stored one only
+    -- if it brings evidence the stored one lacks: seeing the same events again, in any order
+    -- (a replay, another topic consumed first), changes nothing.
     for _, o in ipairs(op[2]) do
       local field = 'o:' .. o[1]
-      if o[2] >= stampOf(redis.call('HGET', hkey, field)) then
+      local cur = redis.call('HGET', hkey, field)
+      local replace = not cur
+      if cur then
+        local known = {}
+        local stored = cjson.decode(string.sub(cur, string.find(cur, '|', 1, true) + 1))
+        for _, id in ipairs(stored.evidenceEventIds or {}) do known[id] = true end
+        for _, id in ipairs(o[4]) do
+          if not known[id] then replace = true end
+        end
+      end
+      if replace then
         redis.call('HSET', hkey, field, fmt(o[2]) .. '|' .. o[3])
       end
     end
+
     local horizon = anchor - op[3]
     local all = redis.call('HGETALL', hkey)
     for i = 1, #all, 2 do
@@ -164,22 +177,30 @@ local function dropValue(m)
   redis.call('ZREM', nkey, m)
 end
 
+-- Trimming is measured from the newest member of each set, not from whichever event happened to
+-- arrive last, so the same events give the same stored sets in any arrival order.
+local function newest(key)
+  local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  return tonumber(top[2] or '0') or 0
+end
+
 if not readOnly then
   for kind, _ in pairs(touchedE) do
     local key = ekey[kind]
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', anchor - req.ret[kind])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', newest(key) - req.ret[kind])
     capSet(key, req.cap.e, 'e:' .. kind, nil)
     redis.call('PEXPIRE', key, req.ttl)
   end
   if touchedV then
-    local horizon = anchor - req.ret.v
+    local horizon = newest(vkey) - req.ret.v
     for _, m in ipairs(redis.call('ZRANGEBYSCORE', vkey, '-inf', horizon)) do dropValue(m) end
     redis.call('ZREMRANGEBYSCORE', vkey, '-inf', horizon)
     capSet(vkey, req.cap.v, 'v', dropValue)
     redis.call('PEXPIRE', vkey, req.ttl)
   end
   if touchedS then
-    redis.call('ZREMRANGEBYSCORE', skey, '-inf', anchor - req.ret.s)
+    redis.call('ZREMRANGEBYSCORE', skey, '-inf', newest(skey) - req.ret.s)
+
     capSet(skey, req.cap.s, 's', nil)
     redis.call('PEXPIRE', skey, req.ttl)
   end

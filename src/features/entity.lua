@@ -15,7 +15,9 @@ end
 
 if req.ro ~= 1 and req.add then
   redis.call('ZADD', akey, 'GT', ts, req.add)
-  redis.call('ZREMRANGEBYSCORE', akey, '-inf', ts - req.ret)
+  local top = redis.call('ZRANGE', akey, -1, -1, 'WITHSCORES')
+  redis.call('ZREMRANGEBYSCORE', akey, '-inf', (tonumber(top[2] or '0') or 0) - req.ret)
+
   local card = redis.call('ZCARD', akey)
   if card > req.cap then
     -- a shared NAT or a card-testing wave: keep the most recent accounts, and say so

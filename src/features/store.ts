@@ -194,7 +194,8 @@ function encodeOp(op: AccountOp): unknown[] {
     case 'observations':
       return [
         'O',
-        op.observations.map((o) => [o.signalId, o.observedAt, JSON.stringify(o)]),
+        op.observations.map((o) => [o.signalId, o.observedAt, JSON.stringify(o), o.evidenceEventIds]),
+
         op.correlationWindowMs,
       ];
     case 'flagState':

@@ -12,7 +12,10 @@ import {
   type ValueKind,
 } from './model.js';
 
-/** One observation per signal: the newer replaces the older (as the store does). */
+/**
+ * One observation per signal, as the store keeps them: a later one replaces an earlier one only if
+ * it brings evidence the earlier lacks, so the same events seen again in any order change nothing.
+ */
 export function mergeObservations(
   a: readonly StoredObservation[],
   b: readonly StoredObservation[],
@@ -20,7 +23,8 @@ export function mergeObservations(
   const bySignal = new Map<string, StoredObservation>();
   for (const o of [...a, ...b]) {
     const cur = bySignal.get(o.signalId);
-    if (!cur || o.observedAt >= cur.observedAt) bySignal.set(o.signalId, o);
+    if (!cur || o.evidenceEventIds.some((id) => !cur.evidenceEventIds.includes(id)))
+      bySignal.set(o.signalId, o);
   }
   return [...bySignal.values()];
 }
