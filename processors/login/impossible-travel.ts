@@ -31,10 +31,12 @@ export const impossibleTravel = defineSignal({
       ['previous', previousLogin],
     ] as const) {
       if (login.anonymizer || login.hosting) {
-        return {
-          status: 'skipped',
-          reason: `${label} login: ${skipReason({ ip: login.ip, anonymizerKinds: [], hosting: login.hosting })}`,
-        };
+        // the stored login keeps no anonymizer kinds: name them from the event when it is this one
+        const geo =
+          label === 'this' && event.geo
+            ? event.geo
+            : { ip: login.ip, anonymizerKinds: [], hosting: login.hosting };
+        return { status: 'skipped', reason: `${label} login: ${skipReason(geo)}` };
       }
       if (login.latitude === undefined || login.longitude === undefined) {
         return { status: 'skipped', reason: `${label} login: no location known for ${login.ip}` };

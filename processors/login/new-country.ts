@@ -47,5 +47,6 @@ export function skipReason(geo: { ip: string; anonymizerKinds: string[]; hosting
     ...geo.anonymizerKinds,
     ...(geo.hosting && !geo.anonymizerKinds.includes('hosting') ? ['hosting'] : []),
   ];
-  return `IP ${geo.ip} is an anonymizer or hosting provider (${kinds.join(', ')}): its location says nothing about the person`;
+  const which = kinds.length ? ` (${kinds.join(', ')})` : '';
+  return `IP ${geo.ip} is an anonymizer or hosting provider${which}: its location says nothing about the person`;
 }
