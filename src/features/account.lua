@@ -25,6 +25,18 @@ for i = 1, #req.ek do
   ekey[string.sub(req.ek, i, i)] = KEYS[5 + i]
 end
 
+-- A JSON object with its keys in sorted order. cjson writes keys in the Lua table's internal
+-- order, which depends on how the table was built: the same contract record, merged from the same
+-- patches in another order (or decoded and written back by a replay), would get different bytes.
+local function encodeSorted(rec)
+  local keys = {}
+  for k in pairs(rec) do table.insert(keys, k) end
+  table.sort(keys)
+  local parts = {}
+  for i, k in ipairs(keys) do parts[i] = cjson.encode(k) .. ':' .. cjson.encode(rec[k]) end
+  return '{' .. table.concat(parts, ',') .. '}'
+end
+
 local function stampOf(packed)
   if not packed then return -1 end
   return tonumber(string.match(packed, '^(%-?%d+)|')) or -1
@@ -111,7 +123,7 @@ for _, op in ipairs(readOnly and {} or req.ops or {}) do
         rec[k] = val
       end
     end
-    redis.call('HSET', ckey, op[2], cjson.encode(rec))
+    redis.call('HSET', ckey, op[2], encodeSorted(rec))
     redis.call('ZADD', vkey, 'GT', ts, 'k:' .. op[2])
     touchedC, touchedV = true, true
   elseif t == 'O' then
