@@ -11,7 +11,18 @@ import { formatDecision, formatFlag } from './format.js';
 
 const inputTopics = (t: Config['topics']) => [t.login, t.ip, t.paymentMethod, t.contract, t.account];
 
-export async function runDemo(loaded: LoadedConfig, log: Logger, out: (s: string) => void): Promise<number> {
+export async function runDemo(given: LoadedConfig, log: Logger, out: (s: string) => void): Promise<number> {
+  const runId = Date.now().toString(36);
+  // Each run keeps its features under its own key prefix: replaying the scenarios again must not
+  // meet the previous run's takeover on the same attacker IP (that would rightly look like
+  // multiple accounts).
+  const loaded: LoadedConfig = {
+    ...given,
+    config: {
+      ...given.config,
+      redis: { ...given.config.redis, keyPrefix: `${given.config.redis.keyPrefix}-demo-${runId}` },
+    },
+  };
   const { config } = loaded;
   out(
     `fairflag demo: Kafka ${config.kafka.brokers.join(',')}, registry ${config.registry.url}, Redis ${config.redis.url}`,
@@ -23,7 +34,6 @@ export async function runDemo(loaded: LoadedConfig, log: Logger, out: (s: string
   const producer = kafka.producer();
   await Promise.all([admin.connect(), producer.connect()]);
   try {
-    const runId = Date.now().toString(36);
     const now = Date.now();
     const scenarios: Scenario[] = [
       travellingFreelancer(now - 11 * DAY, runId),
