@@ -45,7 +45,7 @@ export const T0 = Date.UTC(2025, 2, 3, 9, 0, 0);
 // ---------------------------------------------------------------------------------------------
 // Locations, as GeoIp.lookup() returns them for MaxMind's test databases (test/fixtures/maxmind).
 
-export const GEO = {
+const geos = {
   /** Milton, US: a residential address. */
   milton: {
     ip: '216.160.83.56',
@@ -150,6 +150,7 @@ export const GEO = {
     anonymizerKinds: [],
   },
 } satisfies Record<string, Geo>;
+export const GEO: Record<keyof typeof geos, Geo> = geos;
 
 /** Another address in the same network and place (e.g. a new DHCP lease). */
 export function sameNetwork(geo: Geo, lastOctet: number): Geo {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { anonymizerShare } from '../../../processors/ip/anonymizer-share.js';
+import type { EnrichedEvent } from '../../../src/domain/events.js';
 import {
   DAY,
   GEO,
@@ -16,7 +17,7 @@ const WINDOW = 3 * DAY;
 const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}-${n - i}`);
 
 /** `anon` of `all` sessions in the window went through an anonymizer or hosting provider. */
-function share(anon: number, all: number, params = p, e = login({ geo: GEO.vpn })) {
+function share(anon: number, all: number, params = p, e: EnrichedEvent = login({ geo: GEO.vpn })) {
   const s = snapshot()
     .count('session', params.window, [], all)
     .count('anonymizedSession', params.window, ids('vpn-login', anon));
