@@ -3,7 +3,8 @@
 --
 -- KEYS[1] h  hash: watermark, context, last logins, observations, open flags
 -- KEYS[2] v  zset: distinct values "<kind>:<value>" scored by last-seen event time
--- KEYS[3] s  zset: sessions "<sessionId>|<lat>|<lon>" scored by start time
+-- KEYS[3] s  zset: sessions "<sessionId>|<lat>|<lon>|<eventId>" scored by start time, and
+--             logouts "!<sessionId>" scored by logout time
 -- KEYS[4] c  hash: contract records by contract id (JSON)
 -- KEYS[5] n  zset: first-seen event time of values whose novelty matters (country, device)
 -- KEYS[6..] one zset per event kind, in the order of req.ek; member = event id, score = event time
@@ -85,16 +86,23 @@ for _, op in ipairs(readOnly and {} or req.ops or {}) do
       touchedV = true
     end
   elseif t == 'S' then
-    if not late then
+    -- a logout leaves "!<sessionId>" scored by its time (ids never contain "!"): a start at or
+    -- before it is over, whether it arrives before the logout, after it, or again in a replay
+    local ended = redis.call('ZSCORE', skey, '!' .. string.match(op[2], '^[^|]*'))
+    if not late and not (ended and tonumber(ended) >= ts) then
       redis.call('ZADD', skey, 'GT', ts, op[2])
       touchedS = true
     end
   elseif t == 'SX' then
     local prefix = op[2] .. '|'
-    for _, m in ipairs(redis.call('ZRANGE', skey, 0, -1)) do
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', skey, '-inf', fmt(ts))) do
       if string.sub(m, 1, #prefix) == prefix then
         redis.call('ZREM', skey, m)
       end
+    end
+    if not late then
+      redis.call('ZADD', skey, 'GT', ts, '!' .. op[2])
+      touchedS = true
     end
   elseif t == 'X' then
     -- context: the value with the latest event time wins, whatever the arrival order
@@ -241,7 +249,15 @@ for _, q in ipairs(req.q or {}) do
     end
     table.insert(answers, { n, values })
   elseif t == 'SS' then
-    table.insert(answers, redis.call('ZREVRANGEBYSCORE', skey, '+inf', '(' .. fmt(ts + q[2]), 'WITHSCORES'))
+    local open = {}
+    local all = redis.call('ZREVRANGEBYSCORE', skey, '+inf', '(' .. fmt(ts + q[2]), 'WITHSCORES')
+    for i = 1, #all, 2 do
+      if string.sub(all[i], 1, 1) ~= '!' then
+        table.insert(open, all[i])
+        table.insert(open, all[i + 1])
+      end
+    end
+    table.insert(answers, open)
   elseif t == 'K' then
     table.insert(answers, redis.call('HGETALL', ckey))
   end
