@@ -91,9 +91,309 @@ program
     process.exit(code);
   });
 
+interface InputOptions {
+  config?: string;
+  fromKafka?: boolean;
+  since?: string;
+  until?: string;
+  progress?: boolean;
+}
+
+function parseTime(what: string, v: string | undefined, fallback?: number): number {
+  if (v === undefined && fallback !== undefined) return fallback;
+  const t = v === undefined ? NaN : /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+  if (!Number.isFinite(t))
+    throw new CommanderError(
+      2,
+      'fairflag.time',
+      `--${what}: expected an ISO time or epoch ms, got ${JSON.stringify(v)}`,
+    );
+  return t;
+}
+
+/** The events to replay: an NDJSON file, or the input topics between two times. */
+async function replayInput(
+  file: string | undefined,
+  opts: InputOptions,
+  loaded: ReturnType<typeof loadConfig>,
+) {
+  const { readKafkaRange, readNdjson } = await import('./tools/replay.js');
+  if (opts.fromKafka) {
+    if (file) throw new CommanderError(2, 'fairflag.input', 'give a file or --from-kafka, not both');
+    const { kafkaClient } = await import('./kafka/processor.js');
+    const log = createLogger('fairflag', process.stderr);
+    log.level = 'warn';
+    const since = parseTime('since', opts.since);
+    const until = parseTime('until', opts.until, Date.now());
+    const items = await readKafkaRange(
+      kafkaClient(loaded.config.kafka, log, '-replay'),
+      loaded,
+      since,
+      until,
+    );
+    return {
+      items,
+      total: items.length,
+      source: `topics from ${new Date(since).toISOString()} to ${new Date(until).toISOString()}`,
+    };
+  }
+  if (!file)
+    throw new CommanderError(
+      2,
+      'fairflag.input',
+      'give an NDJSON file, or --from-kafka --since <time> [--until <time>]',
+    );
+  const { readFileSync } = await import('node:fs');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CommanderError(
+      1,
+      'fairflag.input',
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
+    );
+  }
+  const total = text.split('\n').filter((l) => l.trim()).length;
+  const items = [];
+  for await (const item of readNdjson(file)) items.push(item);
+  return { items, total, source: file };
+}
+
+async function progressBar(enabled: boolean | undefined, total: number, label: string) {
+  if (enabled === false || !process.stderr.isTTY) return { update: (_n: number) => {}, stop: () => {} };
+  const { SingleBar, Presets } = await import('cli-progress');
+  const bar = new SingleBar(
+    { format: `${label} [{bar}] {value}/{total} events`, stream: process.stderr },
+    Presets.shades_classic,
+  );
+  bar.start(total, 0);
+  return { update: (n: number) => bar.update(n), stop: () => bar.stop() };
+}
+
+const inputOptions = (cmd: Command) =>
+  cmd
+    .option('-c, --config <file>', 'environment config merged over config/default.yaml')
+    .option('--from-kafka', 'read the input topics instead of a file')
+    .option('--since <time>', 'with --from-kafka: first message time (ISO or epoch ms)')
+    .option('--until <time>', 'with --from-kafka: stop before this time (default now)')
+    .option('--no-progress', 'no progress bar on stderr');
+
+inputOptions(
+  program
+    .command('replay [events.ndjson]')
+    .description(
+      'Replay recorded events through production\'s processors, features and scoring in an isolated Redis namespace (created and removed by the run). Lines: {"family":"login","event":{...}}. Exit 0: all input used; 1: some lines rejected (listed with their line numbers).',
+    ),
+)
+  .option('-o, --out <flags.ndjson>', 'write every flag message as NDJSON')
+  .option('--json', 'print the summary as JSON')
+  .option('--keep', 'keep the replay namespace in Redis for inspection')
+  .action(
+    async (
+      file: string | undefined,
+      opts: InputOptions & { out?: string; json?: boolean; keep?: boolean },
+    ) => {
+      const { replay } = await import('./tools/replay.js');
+      const { formatReplay } = await import('./tools/format.js');
+      const loaded = loadOrExit({ file: opts.config });
+      const input = await replayInput(file, opts, loaded).catch(fail);
+      const bar = await progressBar(opts.progress, input.total, 'replay');
+      const r = await replay({
+        loaded,
+        items: input.items,
+        keep: opts.keep ?? false,
+        onProgress: bar.update,
+      }).catch(fail);
+      bar.stop();
+      if (opts.out) {
+        const { writeFileSync } = await import('node:fs');
+        writeFileSync(
+          opts.out,
+          r.flags.map((f) => JSON.stringify(f)).join('\n') + (r.flags.length ? '\n' : ''),
+        );
+      }
+      if (opts.json) {
+        process.stdout.write(
+          `${JSON.stringify({
+            configVersion: r.configVersion,
+            namespace: r.namespace,
+            namespaceRemoved: r.namespaceRemoved,
+            eventsRead: r.eventsRead,
+            accepted: r.accepted,
+            late: r.late,
+            rejected: r.rejected,
+            flags: [...r.finalFlags.values()],
+            flagMessages: r.flags.length,
+            signalFires: Object.fromEntries(r.signalFires),
+            deciding: Object.fromEntries(r.deciding),
+          })}\n`,
+        );
+      } else process.stdout.write(`${formatReplay(r, input.source)}\n`);
+      process.exit(r.rejected.length ? EXIT.invalid : EXIT.ok);
+    },
+  );
+
+inputOptions(
+  program
+    .command('diff [events.ndjson]')
+    .description(
+      'Replay the same events under two configs and report whom the change starts or stops reviewing, and why. Exit 0: no flag changes; 1: flags change.',
+    ),
+)
+  .requiredOption('--candidate <file>', 'the proposed config (merged over config/default.yaml)')
+  .option('--base <file>', 'the current config (merged over config/default.yaml); default: the defaults')
+  .option('--json', 'print the result as JSON')
+  .action(
+    async (
+      file: string | undefined,
+      opts: InputOptions & { candidate: string; base?: string; json?: boolean },
+    ) => {
+      const { diffConfigs } = await import('./tools/diff.js');
+      const { formatDiff } = await import('./tools/format.js');
+      const base = loadOrExit({ file: opts.base ?? opts.config });
+      const candidate = loadOrExit({ file: opts.candidate });
+      const input = await replayInput(file, opts, base).catch(fail);
+      const bar = await progressBar(opts.progress, input.total * 2, 'diff');
+      const d = await diffConfigs(input.items, base, candidate, (phase, n) =>
+        bar.update(phase === 'base' ? n : input.total + n),
+      ).catch(fail);
+      bar.stop();
+      if (opts.json) {
+        const slim = (c: (typeof d.added)[number]) => ({
+          accountId: c.accountId,
+          queue: c.queue,
+          severityBefore: c.before?.severity ?? null,
+          severityAfter: c.after?.severity ?? null,
+          signalsBefore: c.before?.signals.map((s) => s.id) ?? [],
+          signalsAfter: c.after?.signals.map((s) => s.id) ?? [],
+          why: c.why,
+        });
+        process.stdout.write(
+          `${JSON.stringify({
+            base: d.base.configVersion,
+            candidate: d.candidate.configVersion,
+            events: d.base.eventsRead,
+            added: d.added.map(slim),
+            removed: d.removed.map(slim),
+            changed: d.changed.map(slim),
+            fires: d.fires,
+          })}\n`,
+        );
+      } else process.stdout.write(`${formatDiff(d)}\n`);
+      process.exit(d.added.length + d.removed.length + d.changed.length ? EXIT.invalid : EXIT.ok);
+    },
+  );
+
+program
+  .command('explain <accountId>')
+  .description(
+    'Explain one account from the live feature store: features by window, every signal against its threshold, mitigations, score, open flags. Read-only.',
+  )
+  .option('-c, --config <file>', 'environment config merged over config/default.yaml')
+  .option('--json', 'print JSON')
+  .action(async (accountId: string, opts: { config?: string; json?: boolean }) => {
+    const loaded = loadOrExit({ file: opts.config });
+    const [
+      { explainAccount },
+      { formatExplanation },
+      { connectRedis },
+      { compilePolicy },
+      { FeatureStore },
+      { Engine },
+      { GeoIp },
+    ] = await Promise.all([
+      import('./tools/explain.js'),
+      import('./tools/format.js'),
+      import('./kafka/processor.js'),
+      import('./engine/policy.js'),
+      import('./features/store.js'),
+      import('./engine/engine.js'),
+      import('./enrich/geoip.js'),
+    ]);
+    const policy = compilePolicy(loaded);
+    const geo = await GeoIp.open(loaded.config.maxmind).catch(fail);
+    const redis = connectRedis(loaded.config.redis);
+    await redis.connect().catch(fail);
+    const store = new FeatureStore(redis, policy.layout);
+    const e = await explainAccount(accountId, store, new Engine(store, () => policy), policy, geo).catch(
+      fail,
+    );
+    redis.disconnect();
+    process.stdout.write(opts.json ? `${JSON.stringify(e)}\n` : `${formatExplanation(e)}\n`);
+    process.exit(e.known ? EXIT.ok : EXIT.invalid);
+  });
+
+program
+  .command('signals')
+  .description(
+    'Per signal: how many reviewed flags carrying it were cleared (false positives) and confirmed.',
+  )
+  .option('-c, --config <file>', 'environment config merged over config/default.yaml')
+  .option('--json', 'print JSON')
+  .action(async (opts: { config?: string; json?: boolean }) => {
+    const loaded = loadOrExit({ file: opts.config });
+    const [{ connectRedis }, { compilePolicy }, { FeatureStore }, { SIGNALS }] = await Promise.all([
+      import('./kafka/processor.js'),
+      import('./engine/policy.js'),
+      import('./features/store.js'),
+      import('../processors/registry.js'),
+    ]);
+    const redis = connectRedis(loaded.config.redis);
+    await redis.connect().catch(fail);
+    const counts = await new FeatureStore(redis, compilePolicy(loaded).layout).outcomeCounts();
+    redis.disconnect();
+    const rows = SIGNALS.map((s) => {
+      const c = counts.get(s.id) ?? {};
+      const cleared = c['CLEARED'] ?? 0;
+      const confirmed = c['CONFIRMED'] ?? 0;
+      return {
+        signal: s.id,
+        cleared,
+        confirmed,
+        confirmedShare: cleared + confirmed ? confirmed / (cleared + confirmed) : null,
+      };
+    });
+    if (opts.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
+    else {
+      process.stdout.write(
+        `${'signal'.padEnd(36)} ${'cleared'.padStart(8)} ${'confirmed'.padStart(10)}  confirmed share\n`,
+      );
+      for (const r of rows) {
+        const share = r.confirmedShare === null ? '-' : `${Math.round(r.confirmedShare * 100)}%`;
+        process.stdout.write(
+          `${r.signal.padEnd(36)} ${String(r.cleared).padStart(8)} ${String(r.confirmed).padStart(10)}  ${share}\n`,
+        );
+      }
+    }
+  });
+
+program
+  .command('scenarios')
+  .description('Write the reference scenarios (shared/scenarios.md) as NDJSON, ready for replay and diff.')
+  .option('-o, --out <file>', 'output file (default: stdout)')
+  .action(async (opts: { out?: string }) => {
+    const { DAY, HOUR, accountTakeover, travellingFreelancer } = await import('./scenarios/reference.js');
+    const runId = 'ndjson';
+    const now = Date.now();
+    const events = [travellingFreelancer(now - 11 * DAY, runId), accountTakeover(now - 2 * HOUR, runId)]
+      .flatMap((s) => s.phases.flat())
+      .sort((a, b) => a.event.occurredAt - b.event.occurredAt);
+    const text = events.map((e) => JSON.stringify(e)).join('\n') + '\n';
+    if (opts.out) (await import('node:fs')).writeFileSync(opts.out, text);
+    else process.stdout.write(text);
+  });
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
+  if (err instanceof CommanderError) {
+    if (err.code.startsWith('fairflag.')) {
+      process.stderr.write(`fairflag: ${err.message}\n`);
+      process.exit(err.exitCode);
+    }
+    process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage);
+  }
+
   await fail(err);
 }

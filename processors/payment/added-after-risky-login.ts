@@ -78,7 +78,9 @@ export const addedAfterRiskyLogin = defineSignal({
     }
     const added = subject.countAfter('methodAdded', p.window, 10);
     const m = {
-      observed: added.n,
+      // 1 or 0 from either side, so the score does not depend on which topic was consumed first
+      observed: Math.min(added.n, 1),
+
       threshold: 1,
       window,
       summary: `login from a new device and a new country; ${added.n} method(s) added within ${window} after`,

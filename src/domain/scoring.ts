@@ -93,21 +93,8 @@ export function decide(
         (a, b) =>
           b.contribution - a.contribution || a.observation.signalId.localeCompare(b.observation.signalId),
       );
+    const { corroborated, corroboration } = corroborate(signals, cfg.review.minFamilies);
     const score = round(signals.reduce((t, s) => t + s.contribution, 0));
-    const strongOnes = signals.filter((s) => !s.weak);
-    const alone = strongOnes.find((s) => s.sufficientAlone);
-    let corroboration: string;
-    let corroborated = false;
-    if (!strongOnes.length) corroboration = 'only weak signals: never enough on their own';
-    else if (families.length >= cfg.review.minFamilies) {
-      corroborated = true;
-      corroboration = `${families.length} families (${families.join(', ')})`;
-    } else if (alone) {
-      corroborated = true;
-      corroboration = `${alone.observation.signalId} is sufficient alone`;
-    } else {
-      corroboration = `${families.length} famil${families.length === 1 ? 'y' : 'ies'} (${families.join(', ')}); ${cfg.review.minFamilies} needed or a signal sufficient alone`;
-    }
     const decision: QueueDecision = {
       queue,
       signals,
@@ -118,10 +105,52 @@ export function decide(
       corroboration,
       corroborated,
     };
-    if (corroborated && score >= cfg.review.threshold) {
-      decision.severity = [...cfg.review.severities].reverse().find((b) => score >= b.minScore)?.name;
-    }
+    const severity = severityOf(corroborated, score, cfg.review);
+    if (severity) decision.severity = severity;
     decisions.push(decision);
   }
   return decisions;
+}
+
+/** Principle 3: at least one signal that is not weak, and two families or one sufficient alone. */
+export function corroborate(
+  signals: ScoredSignal[],
+  minFamilies: number,
+): { corroborated: boolean; corroboration: string } {
+  const families = [...new Set(signals.map((s) => s.observation.family))].sort();
+  const strongOnes = signals.filter((s) => !s.weak);
+  const alone = strongOnes.find((s) => s.sufficientAlone);
+  if (!strongOnes.length)
+    return { corroborated: false, corroboration: 'only weak signals: never enough on their own' };
+  if (families.length >= minFamilies) {
+    return { corroborated: true, corroboration: `${families.length} families (${families.join(', ')})` };
+  }
+  if (alone)
+    return { corroborated: true, corroboration: `${alone.observation.signalId} is sufficient alone` };
+  return {
+    corroborated: false,
+    corroboration: `${families.length} famil${families.length === 1 ? 'y' : 'ies'} (${families.join(', ')}); ${minFamilies} needed or a signal sufficient alone`,
+  };
+}
+
+function severityOf(corroborated: boolean, score: number, review: Config['review']): string | undefined {
+  if (!corroborated || score < review.threshold) return undefined;
+  return [...review.severities].reverse().find((b) => score >= b.minScore)?.name;
+}
+
+/**
+ * The signals a review depended on: without any one of them (its contribution gone, corroboration
+ * judged again) the account would not have gone to review at that severity.
+ */
+export function decidingSignals(d: QueueDecision, review: Config['review']): string[] {
+  if (!d.severity) return [];
+  const rank = (s: string | undefined) => (s ? review.severities.findIndex((b) => b.name === s) : -1);
+  return d.signals
+    .filter((s) => {
+      const rest = d.signals.filter((o) => o !== s);
+      const { corroborated } = corroborate(rest, review.minFamilies);
+      const score = rest.reduce((t, o) => t + o.contribution, 0);
+      return rank(severityOf(corroborated, score, review)) < rank(d.severity);
+    })
+    .map((s) => s.observation.signalId);
 }

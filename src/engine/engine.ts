@@ -207,11 +207,18 @@ export class Engine {
       queue,
       state.signals.map((s) => s.family),
     );
+    if (o.outcome === 'CLEARED' || o.outcome === 'CONFIRMED') {
+      await this.store.countOutcome(
+        state.signals.map((s) => s.signalId),
+        o.outcome,
+      );
+    }
     await this.store.applyAccount(
       o.accountId,
       o.decidedAt,
       [
         { op: 'flagClose', queue, flagId: o.flagId },
+
         ...(o.outcome === 'CLEARED'
           ? [
               {

@@ -64,9 +64,11 @@ if not readOnly then
   touchedH = true
 end
 
-for _, op in ipairs(readOnly and {} or req.ops or {}) do
+for _, op in ipairs(req.ops or {}) do
   local t = op[1]
-  if t == 'E' then
+  if readOnly and t ~= 'V' then
+    -- a read changes nothing; value ops in a read only report when the value was last/first seen
+  elseif t == 'E' then
     if not late then
       redis.call('ZADD', ekey[op[2]], ts, op[3])
       touchedE[op[2]] = true
@@ -76,7 +78,8 @@ for _, op in ipairs(readOnly and {} or req.ops or {}) do
     local prev = redis.call('ZSCORE', vkey, member)
     local first = op[4] == 1 and redis.call('ZSCORE', nkey, member) or false
     table.insert(lastSeen, { prev and tonumber(prev) or -1, first and tonumber(first) or -1 })
-    if not late then
+    if not late and not readOnly then
+
       -- GT: an out-of-order event never moves last-seen backwards; LT: nor first-seen forwards
       redis.call('ZADD', vkey, 'GT', ts, member)
       if op[4] == 1 then

@@ -136,6 +136,49 @@ export class FeatureStore {
     return decodeAccount(accountId, queries, raw);
   }
 
+  /** Running counts of review outcomes per signal (which signals produce false positives). */
+  async countOutcome(signalIds: string[], outcome: string): Promise<void> {
+    const key = `${this.layout.keyPrefix}:{stats}:outcomes`;
+    this.commandsSent++;
+    await Promise.all(signalIds.map((id) => this.redis.hincrby(key, `${id}|${outcome}`, 1)));
+  }
+
+  async outcomeCounts(): Promise<Map<string, Record<string, number>>> {
+    const raw = await this.redis.hgetall(`${this.layout.keyPrefix}:{stats}:outcomes`);
+    const out = new Map<string, Record<string, number>>();
+    for (const [field, n] of Object.entries(raw)) {
+      const [signal = '', outcome = ''] = field.split('|');
+      out.set(signal, { ...out.get(signal), [outcome]: Number(n) });
+    }
+    return out;
+  }
+
+  /** Every key of this store's namespace (all masters of a cluster). */
+  async keys(): Promise<string[]> {
+    const nodes =
+      'nodes' in this.redis && typeof this.redis.nodes === 'function'
+        ? this.redis.nodes('master')
+        : [this.redis];
+    const found: string[] = [];
+    for (const node of nodes as Redis[]) {
+      let cursor = '0';
+      do {
+        const [next, batch] = await node.scan(cursor, 'MATCH', `${this.layout.keyPrefix}:*`, 'COUNT', 1000);
+        cursor = next;
+        found.push(...batch);
+      } while (cursor !== '0');
+    }
+    return found;
+  }
+
+  /** Removes the whole namespace: replay's isolated keys when the run ends. */
+  async dropNamespace(): Promise<number> {
+    const keys = await this.keys();
+    // one key per call: in a cluster the keys live in many slots
+    await Promise.all(keys.map((k) => this.redis.unlink(k)));
+    return keys.length;
+  }
+
   async applyEntity(
     type: EntityType,
     id: string,

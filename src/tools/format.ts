@@ -38,3 +38,82 @@ export function formatDecision(d: QueueDecision, indent = '  '): string {
     ...d.mitigations.map((m) => `${indent}  mitigation ${m.id}: ${m.effect}`),
   ].join('\n');
 }
+
+const iso = (t: number) => new Date(t).toISOString();
+
+export function formatExplanation(e: import('./explain.js').Explanation): string {
+  if (!e.known) return `account ${e.accountId}: nothing remembered (no event within the retention windows)`;
+  const c = e.context;
+  const lines = [
+    `account ${e.accountId}, as of ${iso(e.asOf)} (its latest event)`,
+    `  context: created ${c.createdAt !== undefined ? iso(c.createdAt) : 'unknown'}, identity ${c.identityVerified === undefined ? 'unknown' : c.identityVerified ? 'verified' : 'not verified'}, ${c.lifetimeCompletedContracts ?? '?'} completed contracts, ${c.lifetimePaidHours ?? '?'} paid hours`,
+    `  mitigations:${e.mitigations.length ? '' : ' none'}`,
+    ...e.mitigations.map((m) => `    ${m.id}: ${m.effect}`),
+    ...e.clearedPatterns.map((p) => `    cleared review of ${p.pattern} until ${iso(p.until)}`),
+    `  features (window: value):`,
+    ...e.features.map(
+      (f) =>
+        `    ${f.feature} in ${f.window}: ${f.value}${f.sample?.length ? ` (${f.sample.join(', ')})` : ''}`,
+    ),
+    ...e.capsReached.map((x) => `    cap reached for ${x.what} at ${iso(x.at)}`),
+    `  signals:`,
+    ...e.signals.map((s) => {
+      const measured =
+        s.observed !== undefined ? ` ${num(s.observed)} vs ${num(s.threshold ?? 0)} (${s.window})` : '';
+      return `    ${s.id.padEnd(34)} ${s.status.toUpperCase()}${measured}${s.weak ? ' [weak]' : ''}\n      ${s.summary}\n      basis: ${s.basis}${s.evidenceEventIds?.length ? `; evidence: ${s.evidenceEventIds.join(', ')}` : ''}`;
+    }),
+    `  score:`,
+    ...(e.decisions.length
+      ? e.decisions.map((d) => formatDecision(d, '    '))
+      : ['    no signal remembered: score 0']),
+    `  open flags:${e.openFlags.length ? '' : ' none'}`,
+    ...e.openFlags.map(
+      (f) =>
+        `    ${f.flagId} rev ${f.revision} severity ${f.severity} score ${num(f.score)} since ${iso(f.createdAt)}: ${f.signals.map((s) => s.signalId).join(', ')}`,
+    ),
+  ];
+  return lines.join('\n');
+}
+
+export function formatReplay(r: import('./replay.js').ReplayResult, source: string): string {
+  const byQueue = new Map<string, number>();
+  for (const f of r.finalFlags.values())
+    byQueue.set(
+      `${f.reviewQueue} / ${f.severity}`,
+      (byQueue.get(`${f.reviewQueue} / ${f.severity}`) ?? 0) + 1,
+    );
+  const signals = [...new Set([...r.signalFires.keys(), ...r.deciding.keys()])].sort();
+  return [
+    `replay of ${source} with config ${r.configVersion} (namespace ${r.namespace}${r.namespaceRemoved ? ', removed' : ', kept'})`,
+    `  events read ${r.eventsRead}, accepted ${r.accepted}, rejected ${r.rejected.length}, late ${r.late}`,
+    ...(r.rejected.length
+      ? ['  rejected:', ...r.rejected.map((x) => `    ${x.where}: ${x.reason}: ${x.detail}`)]
+      : []),
+    `  flags: ${r.finalFlags.size} (${r.flags.length} flag message(s))`,
+    ...[...byQueue].sort().map(([k, n]) => `    ${k}: ${n}`),
+    `  ${'signal'.padEnd(36)} ${'fired'.padStart(7)} ${'deciding'.padStart(9)}`,
+    ...signals.map(
+      (s) =>
+        `  ${s.padEnd(36)} ${String(r.signalFires.get(s) ?? 0).padStart(7)} ${String(r.deciding.get(s) ?? 0).padStart(9)}`,
+    ),
+  ].join('\n');
+}
+
+export function formatDiff(d: import('./diff.js').DiffResult): string {
+  const change = (c: import('./diff.js').FlagChange, sign: string) => {
+    const f = c.after ?? c.before!;
+    return `  ${sign} ${c.accountId} ${c.queue}${c.before && c.after ? ` ${c.before.severity} -> ${c.after.severity}` : ` ${f.severity}`}: ${c.why.join('; ')}`;
+  };
+  return [
+    `base ${d.base.configVersion} vs candidate ${d.candidate.configVersion} over ${d.base.eventsRead} events (${d.base.rejected.length} rejected)`,
+    `flags: ${d.base.finalFlags.size} -> ${d.candidate.finalFlags.size}; ${d.added.length} start review, ${d.removed.length} stop, ${d.changed.length} change`,
+    ...(d.removed.length ? ['stop being reviewed:', ...d.removed.map((c) => change(c, '-'))] : []),
+    ...(d.added.length ? ['start being reviewed:', ...d.added.map((c) => change(c, '+'))] : []),
+    ...(d.changed.length ? ['reviewed differently:', ...d.changed.map((c) => change(c, '~'))] : []),
+    `signal fires (before -> after):`,
+    ...d.fires.map(
+      (f) =>
+        `  ${f.signal.padEnd(36)} ${String(f.before).padStart(7)} -> ${String(f.after).padEnd(7)}${f.before !== f.after ? ' *' : ''}`,
+    ),
+  ].join('\n');
+}

@@ -1,0 +1,226 @@
+// Explain one account to an analyst: current feature values by window, every signal against its
+// threshold (fired, below, or skipped and why), the mitigations, the score, the open flags.
+import { planLogin } from '../../processors/login/index.js';
+import { formatDuration } from '../../config/params.js';
+import type { EnrichedEvent } from '../domain/events.js';
+import { accountMitigations, type AppliedMitigation } from '../domain/mitigations.js';
+import type { QueueDecision } from '../domain/scoring.js';
+import type { Evaluation } from '../domain/signal.js';
+import type { GeoIp } from '../enrich/geoip.js';
+import type { Engine } from '../engine/engine.js';
+import { queriesFor } from '../engine/engine.js';
+import type { Policy } from '../engine/policy.js';
+import {
+  queryKey,
+  type AccountContext,
+  type AccountQuery,
+  type ContractRecord,
+  type CountResult,
+  type DistinctResult,
+  type FlagState,
+  type SessionRecord,
+} from '../features/model.js';
+import { noveltyIndex, type FeatureStore } from '../features/store.js';
+import { AccountView } from '../features/view.js';
+
+export interface FeatureValue {
+  feature: string;
+  window: string;
+  value: number;
+  sample?: string[];
+}
+
+export interface SignalExplanation {
+  id: string;
+  family: string;
+  weak: boolean;
+  status: 'fired' | 'below' | 'skipped' | 'not evaluated' | 'error';
+  /** Where the status comes from: a remembered observation, or the latest login judged again. */
+  basis: string;
+  observed?: number;
+  threshold?: number;
+  window?: string;
+  summary: string;
+  evidenceEventIds?: string[];
+  observedAt?: number;
+}
+
+export interface Explanation {
+  accountId: string;
+  known: boolean;
+  asOf: number;
+  context: AccountContext;
+  mitigations: AppliedMitigation[];
+  features: FeatureValue[];
+  signals: SignalExplanation[];
+  decisions: QueueDecision[];
+  openFlags: FlagState[];
+  clearedPatterns: { pattern: string; until: number }[];
+  capsReached: { what: string; at: number }[];
+}
+
+const EVENT_LABELS: Record<string, string> = {
+  loginFailed: 'failed logins',
+  session: 'sessions',
+  anonymizedSession: 'sessions via anonymizer or hosting',
+  methodAdded: 'payment methods added',
+  verificationFailed: 'failed payment verifications',
+  milestonePaid: 'milestone payments received',
+  dispute: 'disputes and refunds against the freelancer',
+  nonDeliveryDispute: 'non-delivery disputes',
+};
+const VALUE_LABELS: Record<string, string> = {
+  country: 'countries (personal IPs)',
+  device: 'devices',
+  personalIp: 'personal IPs',
+  anonymizerIp: 'anonymizer or hosting IPs',
+  prefix: 'network prefixes',
+  asn: 'networks (ASNs)',
+  instrument: 'payment instruments',
+};
+
+export async function explainAccount(
+  accountId: string,
+  store: FeatureStore,
+  engine: Engine,
+  policy: Policy,
+  geo: GeoIp,
+): Promise<Explanation> {
+  // one read: every windowed question any enabled signal asks, as of the account's latest event
+  const queries: AccountQuery[] = queriesFor(policy.signals).filter((q) => !(q.q === 'count' && q.to > 0));
+  if (!queries.some((q) => q.q === 'contracts')) queries.push({ q: 'contracts' });
+  const snap = await store.applyAccount(accountId, -Date.now(), [], queries, true);
+  const known = snap.watermark > 0;
+  const features: FeatureValue[] = [];
+  for (const q of queries) {
+    const r = snap.results.get(queryKey(q));
+    if (q.q === 'count') {
+      const c = r as CountResult;
+      features.push({ feature: EVENT_LABELS[q.kind] ?? q.kind, window: formatDuration(-q.from), value: c.n });
+    } else if (q.q === 'distinct') {
+      const d = r as DistinctResult;
+      features.push({
+        feature: VALUE_LABELS[q.kind] ?? q.kind,
+        window: formatDuration(-q.from),
+        value: d.n,
+        sample: d.values.slice(0, 10),
+      });
+    } else if (q.q === 'sessions') {
+      const s = r as SessionRecord[];
+      features.push({
+        feature: 'open sessions',
+        window: formatDuration(-q.from),
+        value: s.length,
+        sample: s.map((x) => x.sessionId),
+      });
+    } else {
+      const k = r as ContractRecord[];
+      features.push({
+        feature: 'contracts remembered',
+        window: formatDuration(policy.layout.valueRetentionMs),
+        value: k.length,
+      });
+    }
+  }
+  features.sort((a, b) => a.feature.localeCompare(b.feature) || a.window.localeCompare(b.window));
+
+  // the latest login judged again, as of its own time, for the signals a login triggers
+  const judged = new Map<string, Evaluation | { status: 'error'; reason: string }>();
+  const last = snap.lastLogin;
+  if (last) {
+    const event: EnrichedEvent = {
+      family: 'login',
+      event: {
+        eventId: last.eventId,
+        accountId,
+        occurredAt: last.at,
+        outcome: 'SUCCESS',
+        ip: last.ip,
+        deviceId: last.deviceId ?? null,
+        sessionId: null,
+      },
+      geo: geo.lookup(last.ip),
+    };
+    // signals that look across accounts (a shared IP) are judged in the pipeline, not here
+    const triggered = policy.signals.filter(
+      (s) => s.definition.triggeredBy(event, 'account') && !s.definition.needs(s.params).entity,
+    );
+
+    const ops = planLogin(event as Extract<EnrichedEvent, { family: 'login' }>).subjects[0]!.ops.filter(
+      (o) => o.op === 'value',
+    );
+    const atLogin = await store.applyAccount(accountId, last.at, ops, queriesFor(triggered), true);
+    const view = new AccountView(atLogin, noveltyIndex(ops));
+    for (const { definition, params } of triggered) {
+      try {
+        judged.set(
+          definition.id,
+          definition.evaluate({ event, role: 'account', subject: view, entities: {} }, params),
+        );
+      } catch (err) {
+        judged.set(definition.id, { status: 'error', reason: (err as Error).message });
+      }
+    }
+  }
+
+  const remembered = new Map(snap.observations.map((o) => [o.signalId, o]));
+  for (const f of snap.openFlags.values())
+    for (const o of f.signals) if (!remembered.has(o.signalId)) remembered.set(o.signalId, o);
+  const signals: SignalExplanation[] = policy.signals.map(({ definition }) => {
+    const base = { id: definition.id, family: definition.family, weak: definition.weak };
+    const o = remembered.get(definition.id);
+    if (o) {
+      return {
+        ...base,
+        status: 'fired' as const,
+        basis: `observed at ${new Date(o.observedAt).toISOString()} (event ${o.eventId})`,
+        observed: o.observed,
+        threshold: o.threshold,
+        window: o.window,
+        summary: o.summary,
+        evidenceEventIds: o.evidenceEventIds,
+        observedAt: o.observedAt,
+      };
+    }
+    const j = judged.get(definition.id);
+    if (j && last) {
+      const basis = `latest login ${last.eventId} at ${new Date(last.at).toISOString()}, judged again`;
+      if (j.status === 'skipped' || j.status === 'error')
+        return { ...base, status: j.status, basis, summary: j.reason };
+      return {
+        ...base,
+        status: j.status,
+        basis,
+        observed: j.observed,
+        threshold: j.threshold,
+        window: j.window,
+        summary: j.summary,
+        ...(j.status === 'fired' && { evidenceEventIds: j.evidenceEventIds }),
+      };
+    }
+    return {
+      ...base,
+      status: 'not evaluated' as const,
+      basis: `no observation in the last ${formatDuration(policy.config.features.correlationWindow)}`,
+      summary: "did not fire on the account's recent events (see the feature values)",
+    };
+  });
+
+  const contracts = (snap.results.get('contracts') as ContractRecord[] | undefined) ?? [];
+  return {
+    accountId,
+    known,
+    asOf: snap.asOf,
+    context: snap.context,
+    mitigations: accountMitigations(
+      { asOf: snap.asOf, context: snap.context, contracts },
+      policy.config.mitigations,
+    ),
+    features,
+    signals,
+    decisions: engine.score(snap, snap.asOf, policy),
+    openFlags: [...snap.openFlags.values()],
+    clearedPatterns: [...snap.clearedPatterns].map(([pattern, until]) => ({ pattern, until })),
+    capsReached: [...snap.capsReached].map(([what, at]) => ({ what, at })),
+  };
+}
