@@ -24,11 +24,14 @@ const signalsSchema = z.strictObject(
 const mitigation = <T extends z.ZodRawShape>(extra: T) =>
   z.strictObject({ enabled: flag().default(true), factor: factor(), ...extra });
 
-const notice = z.strictObject({
-  category: text(),
-  text: text(),
-  howToResolve: text(),
-});
+const notice = z.strictObject(
+  {
+    category: text(),
+    text: text(),
+    howToResolve: text(),
+  },
+  { error: 'expected a notice with category, text and howToResolve' },
+);
 
 export const configSchema = z
   .strictObject({
