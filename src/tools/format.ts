@@ -1,6 +1,9 @@
 // Human-readable renderings of flags and decisions, for the demo, replay and explain.
 import type { ReviewFlag } from '../domain/flags.js';
 import type { QueueDecision } from '../domain/scoring.js';
+import type { DiffResult, FlagChange } from './diff.js';
+import type { Explanation } from './explain.js';
+import type { ReplayResult } from './replay.js';
 
 const num = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(x < 10 ? 2 : 0));
 
@@ -41,7 +44,7 @@ export function formatDecision(d: QueueDecision, indent = '  '): string {
 
 const iso = (t: number) => new Date(t).toISOString();
 
-export function formatExplanation(e: import('./explain.js').Explanation): string {
+export function formatExplanation(e: Explanation): string {
   if (!e.known) return `account ${e.accountId}: nothing remembered (no event within the retention windows)`;
   const c = e.context;
   const lines = [
@@ -75,7 +78,7 @@ export function formatExplanation(e: import('./explain.js').Explanation): string
   return lines.join('\n');
 }
 
-export function formatReplay(r: import('./replay.js').ReplayResult, source: string): string {
+export function formatReplay(r: ReplayResult, source: string): string {
   const byQueue = new Map<string, number>();
   for (const f of r.finalFlags.values())
     byQueue.set(
@@ -99,8 +102,8 @@ export function formatReplay(r: import('./replay.js').ReplayResult, source: stri
   ].join('\n');
 }
 
-export function formatDiff(d: import('./diff.js').DiffResult): string {
-  const change = (c: import('./diff.js').FlagChange, sign: string) => {
+export function formatDiff(d: DiffResult): string {
+  const change = (c: FlagChange, sign: string) => {
     const f = c.after ?? c.before!;
     return `  ${sign} ${c.accountId} ${c.queue}${c.before && c.after ? ` ${c.before.severity} -> ${c.after.severity}` : ` ${f.severity}`}: ${c.why.join('; ')}`;
   };
