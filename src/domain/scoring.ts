@@ -46,7 +46,8 @@ export function strengthOf(
   maxStrength: number,
 ): number {
   const ratio = o.threshold > 0 ? o.observed / o.threshold : maxStrength;
-  return round(Math.min(maxStrength, Math.max(1, ratio)));
+  // round first, then clamp: rounding after the cap could lift it above a maxStrength like 1.9945
+  return Math.min(maxStrength, Math.max(1, round(ratio)));
 }
 
 /**

@@ -52,6 +52,12 @@ export interface SignalDefinition<P extends SignalBaseParams = SignalBaseParams>
   /** The signal's config block (signals.<family>.<name>), including the base fields. */
   params: z.ZodType<P>;
   triggeredBy(event: EnrichedEvent, role: SubjectRole): boolean;
+  /**
+   * Judge again after this event's observations are remembered, on a fresh read: for patterns
+   * that span two topics, whose other half may be recorded between the two round trips.
+   */
+  recheckAfterMemory?: boolean;
+
   needs(params: P): SignalNeeds;
   evaluate(ctx: SignalContext, params: P): Evaluation;
 }

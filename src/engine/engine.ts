@@ -71,8 +71,14 @@ export class Engine {
 
     const outcomes: EventOutcome[] = [];
     const recent = new Map<string, StoredObservation[]>();
-    const firing: { accountId: string; at: number; eventId: string; observations: StoredObservation[] }[] =
-      [];
+    const firing: {
+      accountId: string;
+      at: number;
+      eventId: string;
+      observations: StoredObservation[];
+      /** Signals to judge again once the observations are remembered (see recheckAfterMemory). */
+      recheck: { signals: ActiveSignal[]; ctx: SignalContext; run: SubjectRun; outcome: EventOutcome };
+    }[] = [];
     events.forEach((event, i) => {
       const { subjects, entities } = runs[i]!;
       const outcome: EventOutcome = { event, lateFor: [], evaluations: [] };
@@ -93,33 +99,20 @@ export class Engine {
           entities,
           ...(other && { counterpart: view(other) }),
         };
-        const observations: StoredObservation[] = [];
-        for (const { definition, params } of run.signals) {
-          let evaluation: SignalEvaluation['evaluation'];
-          try {
-            evaluation = definition.evaluate(ctx, params);
-          } catch (err) {
-            this.onSignalError(definition.id, err);
-            evaluation = { status: 'error', reason: (err as Error).message };
-          }
-          outcome.evaluations.push({ signalId: definition.id, accountId, evaluation });
-          if (evaluation.status === 'fired') {
-            observations.push({
-              signalId: definition.id,
-              family: definition.family,
-              observedAt: event.event.occurredAt,
-              eventId: event.event.eventId,
-              observed: evaluation.observed,
-              threshold: evaluation.threshold,
-              window: evaluation.window,
-              summary: evaluation.summary,
-              evidenceEventIds: evaluation.evidenceEventIds,
-            });
-          }
-        }
+        const observations = this.evaluate(run.signals, ctx, outcome, accountId);
         if (observations.length) {
           recent.set(accountId, mergeObservations(recent.get(accountId) ?? [], observations));
-          firing.push({ accountId, at: event.event.occurredAt, eventId: event.event.eventId, observations });
+          const fired = new Set(observations.map((o) => o.signalId));
+          const recheck = run.signals.filter(
+            (s) => s.definition.recheckAfterMemory && !fired.has(s.definition.id),
+          );
+          firing.push({
+            accountId,
+            at: event.event.occurredAt,
+            eventId: event.event.eventId,
+            observations,
+            recheck: { signals: recheck, ctx, run, outcome },
+          });
         }
       });
     });
@@ -133,18 +126,32 @@ export class Engine {
       [...byAccount].map(async ([accountId, items]) => {
         const openNow = new Map<string, FlagState>();
         for (const item of items) {
-          const snap = await this.store.applyAccount(
-            accountId,
-            item.at,
-            [
-              {
-                op: 'observations',
-                observations: item.observations,
-                correlationWindowMs: policy.config.features.correlationWindow,
-              },
-            ],
-            [CONTRACTS],
-          );
+          const remember = (observations: StoredObservation[]) =>
+            this.store.applyAccount(
+              accountId,
+              item.at,
+              [
+                {
+                  op: 'observations',
+                  observations,
+                  correlationWindowMs: policy.config.features.correlationWindow,
+                },
+              ],
+              [CONTRACTS, ...queriesFor(item.recheck.signals)],
+            );
+          let snap = await remember(item.observations);
+          // Another family's event may have been recorded between this event's two round trips;
+          // judged again on the fresh read, a pattern spanning two topics cannot fall between them.
+          if (item.recheck.signals.length) {
+            const { ctx, run, outcome } = item.recheck;
+            const fresh = new AccountView(
+              { ...run.snapshot, results: snap.results, observations: snap.observations },
+              noveltyIndex(run.plan.ops),
+            );
+            const more = this.evaluate(item.recheck.signals, { ...ctx, subject: fresh }, outcome, accountId);
+            if (more.length) snap = await remember(more);
+          }
+
           for (const [queue, state] of openNow) snap.openFlags.set(queue, state);
           for (const d of this.score(snap, item.at, policy)) {
             const open = snap.openFlags.get(d.queue);
@@ -170,7 +177,41 @@ export class Engine {
     return result;
   }
 
+  private evaluate(
+    signals: ActiveSignal[],
+    ctx: SignalContext,
+    outcome: EventOutcome,
+    accountId: string,
+  ): StoredObservation[] {
+    const observations: StoredObservation[] = [];
+    for (const { definition, params } of signals) {
+      let evaluation: SignalEvaluation['evaluation'];
+      try {
+        evaluation = definition.evaluate(ctx, params);
+      } catch (err) {
+        this.onSignalError(definition.id, err);
+        evaluation = { status: 'error', reason: (err as Error).message };
+      }
+      outcome.evaluations.push({ signalId: definition.id, accountId, evaluation });
+      if (evaluation.status === 'fired') {
+        observations.push({
+          signalId: definition.id,
+          family: definition.family,
+          observedAt: ctx.event.event.occurredAt,
+          eventId: ctx.event.event.eventId,
+          observed: evaluation.observed,
+          threshold: evaluation.threshold,
+          window: evaluation.window,
+          summary: evaluation.summary,
+          evidenceEventIds: evaluation.evidenceEventIds,
+        });
+      }
+    }
+    return observations;
+  }
+
   /** Scores what an account remembers: recent observations plus the signals of its open flags. */
+
   score(snap: AccountSnapshot, asOf: number, policy: Policy): QueueDecision[] {
     const flagged = [...snap.openFlags.values()].flatMap((f) => f.signals);
     const observations = mergeObservations(flagged, snap.observations);

@@ -62,10 +62,9 @@ function time(field: string, v: number, limits: Limits, now: number): void {
     throw new InvalidEventError(field, `${show(v)} is before ${limits.minEventTime}`);
   }
   if (v > now + limits.maxFutureSkew) {
-    throw new InvalidEventError(
-      field,
-      `${new Date(v).toISOString()} is more than ${limits.maxFutureSkew / 1000}s in the future`,
-    );
+    // beyond the last representable date (+275760) toISOString() throws: show the number instead
+    const when = Number.isNaN(new Date(v).getTime()) ? show(v) : new Date(v).toISOString();
+    throw new InvalidEventError(field, `${when} is more than ${limits.maxFutureSkew / 1000}s in the future`);
   }
 }
 

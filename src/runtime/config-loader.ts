@@ -88,7 +88,8 @@ export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
       continue;
     }
     const input = (issue as { input?: unknown }).input;
-    const got = input === undefined ? 'nothing' : JSON.stringify(input);
+    // safe-stable-stringify: a YAML alias can make a node contain itself, which JSON.stringify throws on
+    const got = input === undefined ? 'nothing' : (stringify(input) ?? String(input));
     out.push(`${path || '(root)'}: ${issue.message}, got ${got}`);
   }
   return out;

@@ -1,0 +1,280 @@
+// What analysts rely on before a threshold ships and after a review: replay equals the live
+// pipeline, diff names whom a change stops reviewing, replay stays in its namespace, review
+// outcomes close the loop.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ActivityEvent } from '../../src/domain/events.js';
+import type { ReviewFlag } from '../../src/domain/flags.js';
+import { compilePolicy } from '../../src/engine/policy.js';
+import { GeoIp } from '../../src/enrich/geoip.js';
+import { loadConfig } from '../../src/runtime/config-loader.js';
+import { PROJECT_ROOT } from '../../src/runtime/project.js';
+import { DAY, HOUR, MINUTE, accountTakeover, travellingFreelancer } from '../../src/scenarios/reference.js';
+import { diffConfigs } from '../../src/tools/diff.js';
+import { explainAccount } from '../../src/tools/explain.js';
+import { readNdjson, replay, type ReplayItem } from '../../src/tools/replay.js';
+import { isolatedConfig } from '../support/config.js';
+import { Harness } from '../support/pipeline.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'fairflag-analyst-'));
+const toItems = (events: ActivityEvent[]): ReplayItem[] =>
+  events.map((e, i) => ({ where: `line ${i + 1}`, family: e.family, record: e.event }));
+
+/** n accounts log in from one personal IP and add one card: multiple accounts, two families. */
+function sharedGroup(tag: string, n: number, ip: string, start: number): ActivityEvent[] {
+  const events: ActivityEvent[] = [];
+  for (let i = 0; i < n; i++) {
+    const accountId = `acct-${tag}-${i}`;
+    const at = start + i * MINUTE;
+    events.push({
+      family: 'login',
+      event: {
+        eventId: `${tag}-l${i}`,
+        accountId,
+        occurredAt: at,
+        outcome: 'SUCCESS',
+        ip,
+        deviceId: `dev-${tag}-${i}`,
+        sessionId: null,
+      },
+    });
+    events.push({
+      family: 'payment',
+      event: {
+        eventId: `${tag}-p${i}`,
+        accountId,
+        occurredAt: at + 1000,
+        action: 'ADDED',
+        methodId: 'pm-1',
+        methodType: 'CARD',
+        instrumentFingerprint: `fp-${tag}`,
+        ip: null,
+        deviceId: null,
+      },
+    });
+  }
+  return events;
+}
+
+const essence = (f: ReviewFlag) => ({
+  flagId: f.flagId,
+  accountId: f.accountId,
+  queue: f.reviewQueue,
+  action: f.action,
+  severity: f.severity,
+  score: f.score,
+  signals: f.signals.map((s) => [s.id, s.observed, s.threshold, s.window]).sort(),
+  mitigations: f.mitigations.map((m) => m.id).sort(),
+});
+
+describe('replay, diff and explain', () => {
+  it('replays the reference scenarios to the same flags as the live pipeline', async () => {
+    const runId = `rp${Date.now().toString(36)}`;
+    const a = travellingFreelancer(Date.now() - 11 * DAY, runId);
+    const b = accountTakeover(Date.now() - 2 * HOUR, runId);
+    const h = await new Harness(isolatedConfig('replay-live')).start();
+    try {
+      await h.publishPhases([
+        [...a.phases[0]!, ...b.phases[0]!],
+        [...a.phases[1]!, ...b.phases[1]!],
+      ]);
+      const live = await h.flags();
+      const events = [...a.phases.flat(), ...b.phases.flat()].sort(
+        (x, y) => x.event.occurredAt - y.event.occurredAt,
+      );
+      const file = join(dir, 'scenarios.ndjson');
+      writeFileSync(file, events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+      const items: ReplayItem[] = [];
+      for await (const item of readNdjson(file)) items.push(item);
+      const r = await replay({ loaded: h.loaded, items });
+      expect(r.rejected).toEqual([]);
+      expect(r.flags.map(essence)).toEqual(live.map(essence));
+      expect(r.flags).toHaveLength(1);
+      expect(r.flags[0]!.accountId).toBe(b.accountId);
+    } finally {
+      await h.stop();
+    }
+  });
+
+  it('diff on a raised threshold names exactly the accounts no longer reviewed, and why', async () => {
+    const start = Date.now() - 6 * HOUR;
+    const events = [
+      ...sharedGroup('dx', 5, '89.160.20.120', start),
+      ...sharedGroup('dy', 8, '89.160.20.121', start + HOUR),
+    ];
+    const base = loadConfig({ env: process.env });
+    const file = join(dir, 'raise.yaml');
+    writeFileSync(file, 'signals:\n  ip:\n    shared_by_accounts:\n      threshold: 6\n');
+    const candidate = loadConfig({ env: process.env, file });
+    const d = await diffConfigs(toItems(events), base, candidate);
+    // base: the 4th account on an IP onwards reaches 4 accounts; candidate: only the 6th onwards
+    expect(d.removed.map((c) => c.accountId)).toEqual(['acct-dx-3', 'acct-dx-4', 'acct-dy-3', 'acct-dy-4']);
+    for (const c of d.removed) {
+      expect(c.queue).toBe('identity');
+      expect(c.why).toEqual(['ip.shared_by_accounts no longer fires']);
+    }
+    expect(d.added).toEqual([]);
+    expect(d.changed.every((c) => c.accountId.startsWith('acct-dy-'))).toBe(true);
+    const fires = d.fires.find((f) => f.signal === 'ip.shared_by_accounts')!;
+    expect(fires.before).toBe(2 + 5);
+    expect(fires.after).toBe(3);
+  });
+
+  it('reports a malformed NDJSON file line by line and still replays the good lines', () => {
+    const good = JSON.stringify(sharedGroup('nd', 1, '89.160.20.122', Date.now() - HOUR)[0]);
+    const file = join(dir, 'bad.ndjson');
+    writeFileSync(
+      file,
+      [
+        good,
+        '{not json',
+        '',
+        '{"family":"fraud","event":{}}',
+        '{"family":"login","event":{"eventId":"x1","accountId":"a","occurredAt":"yesterday","outcome":"SUCCESS","ip":"1.1.1.1","deviceId":null,"sessionId":null}}',
+        JSON.stringify({
+          family: 'login',
+          event: { ...JSON.parse(good).event, eventId: 'x2', ip: '999.1.1.1' },
+        }),
+      ].join('\n'),
+    );
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli.ts'), 'replay', file, '--no-progress'],
+      {
+        cwd: PROJECT_ROOT,
+        encoding: 'utf8',
+      },
+    );
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain('events read 5, accepted 1, rejected 4');
+    expect(r.stdout).toMatch(/line 2: not_json: not JSON/);
+    expect(r.stdout).toMatch(
+      /line 4: bad_shape: expected \{"family": one of login, ip, payment, contract, account/,
+    );
+    expect(r.stdout).toMatch(/line 5: invalid_field: occurredAt: does not fit the schema, got "yesterday"/);
+    expect(r.stdout).toMatch(/line 6: invalid_field: ip: not an IPv4 or IPv6 address: "999\.1\.1\.1"/);
+  });
+
+  it('never writes outside its namespace, and removes the namespace when done', async () => {
+    const loaded = loadConfig({ env: process.env });
+    const policy = compilePolicy(loaded);
+    const { connectRedis } = await import('../../src/kafka/processor.js');
+    const redis = connectRedis(loaded.config.redis);
+    await redis.connect();
+    const allKeys = async () => {
+      const keys: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, batch] = await (redis as import('ioredis').Redis).scan(cursor, 'COUNT', 1000);
+        cursor = next;
+        keys.push(...batch);
+      } while (cursor !== '0');
+      return new Set(keys);
+    };
+    try {
+      const events = [
+        ...sharedGroup('ns', 5, '89.160.20.123', Date.now() - HOUR),
+        ...accountTakeover(Date.now() - 2 * HOUR, 'ns').phases.flat(),
+      ];
+      const before = await allKeys();
+      const kept = await replay({ loaded, items: toItems(events), keep: true });
+      const created = [...(await allKeys())].filter((k) => !before.has(k));
+      expect(created.length).toBeGreaterThan(20);
+      expect(created.filter((k) => !k.startsWith(`${kept.namespace}:`))).toEqual([]);
+      expect(kept.namespace.startsWith(`${policy.layout.keyPrefix}-replay-`)).toBe(true);
+      const { FeatureStore } = await import('../../src/features/store.js');
+      await new FeatureStore(redis, { ...policy.layout, keyPrefix: kept.namespace }).dropNamespace();
+      const cleaned = await replay({ loaded, items: toItems(events) });
+      expect(cleaned.namespaceRemoved).toBe(true);
+      expect(await allKeys()).toEqual(before);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
+
+describe('review outcomes close the loop', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await new Harness(isolatedConfig('outcomes')).start();
+  });
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  it('a cleared review mitigates the same pattern for the cooldown; a confirmed one does not', async () => {
+    const start = Date.now() - 5 * HOUR;
+    const cleared = sharedGroup('oc', 5, '89.160.20.124', start);
+    const confirmed = sharedGroup('of', 5, '89.160.20.125', start);
+    // the first four of each group first (different partitions are consumed in no fixed order)
+    await h.publish([...cleared.slice(0, 8), ...confirmed.slice(0, 8)]);
+    await h.settle();
+    await h.publish([...cleared.slice(8), ...confirmed.slice(8)]);
+    await h.settle();
+    const first = await h.flags();
+    const flagOf = (acct: string) => first.filter((f) => f.accountId === acct).at(-1)!;
+    const fc = flagOf('acct-oc-4');
+    const ff = flagOf('acct-of-4');
+    expect(fc.reviewQueue).toBe('identity');
+    expect(ff.reviewQueue).toBe('identity');
+
+    const decidedAt = Date.now() - 2 * HOUR;
+    const outcome = async (f: ReviewFlag, outcome: 'CLEARED' | 'CONFIRMED', id: string) => ({
+      key: f.accountId,
+      value: await h.proc.codec.encode('reviewOutcome', {
+        outcomeId: id,
+        flagId: f.flagId,
+        accountId: f.accountId,
+        outcome,
+        noteCategory: outcome === 'CLEARED' ? 'shared-household' : 'fraud-confirmed',
+        decidedAt,
+      }),
+    });
+    await h.publishRaw(h.topics.reviewOutcomes, [
+      await outcome(fc, 'CLEARED', 'o-1'),
+      await outcome(ff, 'CONFIRMED', 'o-2'),
+    ]);
+    await h.settle();
+
+    // the same pattern again on both accounts: a new login from the shared IP
+    const again = (acct: string, ip: string, n: string): ActivityEvent => ({
+      family: 'login',
+      event: {
+        eventId: `again-${n}`,
+        accountId: acct,
+        occurredAt: Date.now() - HOUR,
+        outcome: 'SUCCESS',
+        ip,
+        deviceId: 'dev-new',
+        sessionId: null,
+      },
+    });
+    await h.publish([again('acct-oc-4', '89.160.20.124', 'c'), again('acct-of-4', '89.160.20.125', 'f')]);
+    await h.settle();
+    const after = (await h.flags()).filter(
+      (f) => !first.includes(f) && first.every((x) => x.flagId !== f.flagId || x.revision !== f.revision),
+    );
+    expect(after.filter((f) => f.accountId === 'acct-oc-4')).toEqual([]);
+    const reopened = after.filter((f) => f.accountId === 'acct-of-4');
+    expect(reopened).toHaveLength(1);
+    expect(reopened[0]!.flagId).not.toBe(ff.flagId);
+    expect(reopened[0]!.revision).toBe(1);
+
+    // explain shows the cleared pattern and its mitigation; the signals report counts both reviews
+    const geo = await GeoIp.open(h.config.maxmind);
+    const e = await explainAccount('acct-oc-4', h.proc.store, h.proc.engine, h.proc.activePolicy, geo);
+    expect(e.clearedPatterns.map((p) => p.pattern)).toEqual(['identity:ip+payment']);
+    const identity = e.decisions.find((d) => d.queue === 'identity')!;
+    expect(identity.mitigations.map((m) => m.id)).toContain('cleared_review');
+    expect(identity.severity).toBeUndefined();
+
+    const counts = await h.proc.store.outcomeCounts();
+    expect(counts.get('ip.shared_by_accounts')).toEqual({ CLEARED: 1, CONFIRMED: 1 });
+    expect(counts.get('payment.shared_instrument')).toEqual({ CLEARED: 1, CONFIRMED: 1 });
+    const metrics = await h.proc.metrics.registry.getSingleMetricAsString('fairflag_review_outcomes_total');
+    expect(metrics).toContain('signal="ip.shared_by_accounts",outcome="CLEARED"} 1');
+  });
+});
