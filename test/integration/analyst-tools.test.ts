@@ -1,6 +1,7 @@
 // What analysts rely on before a threshold ships and after a review: replay equals the live
 // pipeline, diff names whom a change stops reviewing, replay stays in its namespace, review
 // outcomes close the loop.
+import type { Redis } from 'ioredis';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -168,7 +169,7 @@ describe('replay, diff and explain', () => {
       const keys: string[] = [];
       let cursor = '0';
       do {
-        const [next, batch] = await (redis as import('ioredis').Redis).scan(cursor, 'COUNT', 1000);
+        const [next, batch] = await (redis as Redis).scan(cursor, 'COUNT', 1000);
         cursor = next;
         keys.push(...batch);
       } while (cursor !== '0');

@@ -1,4 +1,5 @@
 // A running processor plus the tools to feed it and read what it wrote, for integration tests.
+import type { Redis } from 'ioredis';
 import type { Admin, Kafka, Producer } from 'kafkajs';
 import type { ActivityEvent } from '../../src/domain/events.js';
 import type { ReviewFlag } from '../../src/domain/flags.js';
@@ -121,13 +122,7 @@ export class Harness {
     const keys: string[] = [];
     let cursor = '0';
     do {
-      const [next, batch] = await (redis as import('ioredis').Redis).scan(
-        cursor,
-        'MATCH',
-        `${prefix}:*`,
-        'COUNT',
-        1000,
-      );
+      const [next, batch] = await (redis as Redis).scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
       cursor = next;
       keys.push(...batch);
     } while (cursor !== '0');
