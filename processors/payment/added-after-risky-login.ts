@@ -21,7 +21,6 @@ export const addedAfterRiskyLogin = defineSignal({
   }),
   recheckAfterMemory: true,
   triggeredBy: (e) =>
-
     (e.family === 'payment' && e.event.action === 'ADDED') ||
     (e.family === 'login' && e.event.outcome === 'SUCCESS'),
   needs: (p) => ({

@@ -77,13 +77,11 @@ export async function diffConfigs(
     });
   }
   const signals = new Set([...a.signalFires.keys(), ...b.signalFires.keys()]);
-  result.fires = [...signals]
-    .sort()
-    .map((signal) => ({
-      signal,
-      before: a.signalFires.get(signal) ?? 0,
-      after: b.signalFires.get(signal) ?? 0,
-    }));
+  result.fires = [...signals].sort().map((signal) => ({
+    signal,
+    before: a.signalFires.get(signal) ?? 0,
+    after: b.signalFires.get(signal) ?? 0,
+  }));
   const order = (x: FlagChange, y: FlagChange) =>
     x.accountId.localeCompare(y.accountId) || x.queue.localeCompare(y.queue);
   result.added.sort(order);
