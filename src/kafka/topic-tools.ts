@@ -27,8 +27,16 @@ export async function publishActivity(
 }
 
 export async function endOffsets(admin: Admin, topic: string): Promise<Offsets> {
-  const parts = await admin.fetchTopicOffsets(topic);
-  return new Map(parts.map((p) => [p.partition, BigInt(p.high)]));
+  // right after a topic is created the client's metadata may still name no leader: retry those
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const parts = await admin.fetchTopicOffsets(topic);
+      return new Map(parts.map((p) => [p.partition, BigInt(p.high)]));
+    } catch (err) {
+      if (!(err as { retriable?: boolean }).retriable || attempt >= 10) throw err;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
 }
 
 /** Waits until the group has committed every partition of the topics up to their current end. */
