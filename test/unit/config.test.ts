@@ -240,6 +240,13 @@ describe('validation errors', () => {
       ).toBe(ms);
   });
 
+  it('reports a YAML alias that makes a setting contain itself, instead of crashing', () => {
+    const cyclic = yamlFile('review: &r\n  action: *r\n');
+    expect(problemsOf({ env: {}, file: cyclic })).toEqual([
+      'review.action: expected "review", the only action fairflag can take, got {"action":"[Circular]"}',
+    ]);
+  });
+
   it('reports a file that cannot be read or is not a mapping', () => {
     expect(problemsOf({ env: {}, file: join(dir, 'missing.yaml') })).toEqual([
       `${join(dir, 'missing.yaml')}: cannot read (ENOENT)`,

@@ -66,6 +66,11 @@ describe('strength', () => {
     expect(strengthOf({ observed: 500, threshold: 10 }, 1)).toBe(1);
     expect(strengthOf({ observed: 3, threshold: 0 }, 2.5)).toBe(2.5);
   });
+
+  it('stays within a maxStrength finer than its 3-decimal rounding', () => {
+    expect(strengthOf({ observed: 0, threshold: 0 }, 1.9945)).toBe(1.9945);
+    expect(strengthOf({ observed: 50, threshold: 10 }, 2.0005)).toBe(2.0005);
+  });
 });
 
 describe('scoring', () => {
