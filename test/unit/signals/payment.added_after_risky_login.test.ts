@@ -112,6 +112,15 @@ describe('payment.added_after_risky_login', () => {
       });
     });
 
+    it('observes 1 however many cards were added, as the payment side does', () => {
+      expect(loginFromChangchun({ addedAfter: ['card-3', 'card-2', 'card-1'] })).toMatchObject({
+        status: 'fired',
+        observed: 1,
+        evidenceEventIds: ['login-cn', 'card-3', 'card-2', 'card-1'],
+      });
+      expect(addedAfterRiskyLogin.recheckAfterMemory).toBe(true);
+    });
+
     it('does not fire without a card added after, or when the country or device was known', () => {
       expect(loginFromChangchun()).toMatchObject({ status: 'below', observed: 0 });
       expect(loginFromChangchun({ addedAfter: ['card-added'], country: { last: T0 - DAY } })).toMatchObject({
