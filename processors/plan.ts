@@ -37,8 +37,10 @@ export function networkFacts(
   entities: EntityPlan[],
 ): void {
   if (geo) {
-    const masked = geo.anonymizer || geo.hosting;
-    ops.push({ op: 'value', kind: masked ? 'anonymizerIp' : 'personalIp', value: geo.ip });
+    // only a personal IP says something about who uses the account (self-dealing compares them);
+    // anonymizers, hosting and a mobile carrier's NAT are shared by strangers
+    ops.push({ op: 'value', kind: isSharedByNature(geo) ? 'anonymizerIp' : 'personalIp', value: geo.ip });
+
     ops.push({ op: 'value', kind: 'prefix', value: geo.prefix });
     if (geo.asn !== undefined) ops.push({ op: 'value', kind: 'asn', value: String(geo.asn) });
     // a VPN exit or a mobile carrier's NAT links strangers, not accounts of one person

@@ -30,9 +30,10 @@ export const anonymizerShare = defineSignal({
         reason: `${all.n} session(s) in ${formatDuration(p.window)}, fewer than ${p.minSessions}`,
       };
     }
-    const share = Math.round((anon.n / all.n) * 1000) / 1000;
+    const share = anon.n / all.n;
     const m = {
-      observed: share,
+      observed: Math.round(share * 1000) / 1000,
+
       threshold: p.threshold,
       window: formatDuration(p.window),
       summary: `${anon.n} of ${all.n} sessions in ${formatDuration(p.window)} through an anonymizer or hosting provider`,

@@ -118,8 +118,10 @@ export function corroborate(
   signals: ScoredSignal[],
   minFamilies: number,
 ): { corroborated: boolean; corroboration: string } {
-  const families = [...new Set(signals.map((s) => s.observation.family))].sort();
+  // weak signals never count towards corroboration, not even as the second family
   const strongOnes = signals.filter((s) => !s.weak);
+  const families = [...new Set(strongOnes.map((s) => s.observation.family))].sort();
+
   const alone = strongOnes.find((s) => s.sufficientAlone);
   if (!strongOnes.length)
     return { corroborated: false, corroboration: 'only weak signals: never enough on their own' };

@@ -19,6 +19,7 @@ export const VALUE_KINDS = {
   country: 'c',
   device: 'd',
   personalIp: 'i',
+  /** Anonymizer, hosting or carrier-NAT: shared by strangers. */
   anonymizerIp: 'I',
   prefix: 'p',
   asn: 'n',

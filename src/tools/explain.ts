@@ -73,7 +73,7 @@ const VALUE_LABELS: Record<string, string> = {
   country: 'countries (personal IPs)',
   device: 'devices',
   personalIp: 'personal IPs',
-  anonymizerIp: 'anonymizer or hosting IPs',
+  anonymizerIp: 'shared-by-nature IPs (anonymizer, hosting, carrier NAT)',
   prefix: 'network prefixes',
   asn: 'networks (ASNs)',
   instrument: 'payment instruments',

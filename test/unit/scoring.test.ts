@@ -214,6 +214,17 @@ describe('corroboration', () => {
     expect(loop.corroboration).toBe('contract.rapid_feedback_loop is sufficient alone');
   });
 
+  it('does not count a weak signal as the second family', () => {
+    const d = decideOne([obs('login.failed_burst', 30, 10), obs('ip.anonymizer_share', 1, 0.6)]);
+    expect(d.score).toBeGreaterThan(cfg.review.threshold);
+    expect(d).toMatchObject({
+      corroborated: false,
+      families: ['ip', 'login'],
+      corroboration: '1 family (login); 2 needed or a signal sufficient alone',
+    });
+    expect(d.severity).toBeUndefined();
+  });
+
   it('counts families within one review queue: signals in different queues do not corroborate', () => {
     const decisions = decide(
       [obs('login.failed_burst', 30, 10), obs('payment.method_velocity', 9, 3)],
