@@ -5,13 +5,25 @@
 #   Apicurio Registry 3.3 (ccompat)  tarball from Maven Central, run on a JDK >= 21
 #   Redis                            the Debian redis-server binary, our own instance
 #
-# Everything (download cache, data, logs, pid files) lives in .stack/ at the repo root.
-# Run `scripts/stack.sh --help` for the commands. With a Docker engine, docker-compose.yml
-# starts the same three services instead.
+# Everything (download cache, data, logs, pid files) lives in .stack/ at the repo root. A second
+# instance (e.g. the fault tests', which stop and restart services) gets its own data, logs and pid
+# files with FAIRFLAG_STACK_STATE=<dir> and its own ports with FAIRFLAG_STACK_*_PORT; the download
+# cache stays shared in .stack/. Run `scripts/stack.sh --help` for the commands. With a Docker
+# engine, docker-compose.yml starts the same three services instead.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-STACK="$ROOT/.stack"
+STACK="$ROOT/.stack" # download cache, shared by every instance
+# This instance's data, logs and pid files: .stack/ itself for the default instance.
+if [[ -n "${FAIRFLAG_STACK_STATE:-}" ]]; then
+  STATE="$(realpath -m -- "$FAIRFLAG_STACK_STATE")"
+else
+  STATE="$STACK"
+fi
+# Durable services (FAIRFLAG_STACK_DURABLE=1): Redis appends to a file and the registry keeps its
+# schemas in an H2 file, so a stop/start of one service loses nothing, as in production. The
+# default is neither: a clean store and registry per stack.
+DURABLE="${FAIRFLAG_STACK_DURABLE:-0}"
 HOST=127.0.0.1
 
 KAFKA_VERSION=3.9.2
@@ -30,11 +42,13 @@ REDIS_TIMEOUT="${FAIRFLAG_STACK_REDIS_TIMEOUT:-15}"
 # Seconds between SIGTERM and SIGKILL on stop.
 STOP_TIMEOUT="${FAIRFLAG_STACK_STOP_TIMEOUT:-30}"
 
-KAFKA_HOME="$STACK/kafka"            # pom.xml, libs/ (cache), config, data/ (wiped by down)
+KAFKA_HOME="$STACK/kafka"            # pom.xml, libs/ (cache)
+KAFKA_STATE="$STATE/kafka"           # config, data/ (wiped by down); = KAFKA_HOME by default
 REGISTRY_HOME="$STACK/registry"      # unpacked Apicurio archive (cache)
-REDIS_HOME="$STACK/redis"            # redis working dir (wiped by down)
-RUN="$STACK/run"                     # pid files
-LOGS="$STACK/logs"                   # one log file per service
+REGISTRY_STATE="$STATE/registry-data" # H2 files when durable (wiped by down)
+REDIS_HOME="$STATE/redis"            # redis working dir (wiped by down)
+RUN="$STATE/run"                     # pid files
+LOGS="$STATE/logs"                   # one log file per service
 
 SERVICES=(kafka registry redis)
 
@@ -47,6 +61,18 @@ err() { printf 'stack.sh: %s\n' "$*" >&2; }
 die() {
   err "$*"
   exit 1
+}
+
+# Runs a download step under a lock on the shared cache: two instances starting together fetch once.
+cached() {
+  if command -v flock >/dev/null 2>&1; then
+    (
+      flock 8
+      "$@"
+    ) 8>"$STACK/.cache.lock" || exit 1
+  else
+    "$@"
+  fi
 }
 
 now_ms() { date +%s%3N; }
@@ -63,18 +89,27 @@ pid_file() { echo "$RUN/$1.pid"; }
 port_file() { echo "$RUN/$1.port"; } # the port it was started on, in case overrides change later
 log_file() { echo "$LOGS/$1.log"; }
 
-# Pid of a service we started, if that process is still alive and is really ours: its command line
-# or its working directory must point into our .stack directory, so a recycled pid is never
-# mistaken for (or killed as) ours. (redis-server rewrites its command line, hence the cwd.)
+# Pid of a service we started, if that process is still alive and is really this instance's, so a
+# recycled pid or another instance's process is never mistaken for (or killed as) ours. The JVMs
+# carry -Dfairflag.stack=<state dir> on their command line; redis-server rewrites its command
+# line, so it is known by its working directory. JVMs started before the marker existed belong to
+# the default instance if their command line or working directory points into .stack/.
 live_pid() {
-  local f pid
+  local f pid cmd cwd
   f="$(pid_file "$1")"
   [[ -s "$f" ]] || return 1
   pid="$(<"$f")"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
   [[ -r "/proc/$pid/cmdline" ]] || return 1
-  if ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$STACK"; then
-    [[ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" == "$STACK"* ]] || return 1
+  cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline")"
+  cwd="$(readlink -f "/proc/$pid/cwd" 2>/dev/null || true)"
+  if [[ "$1" == redis ]]; then
+    [[ -n "$cwd" && "$cwd" == "$(readlink -f "$REDIS_HOME")" ]] || return 1
+  elif [[ "$cmd" == *"-Dfairflag.stack="* ]]; then
+    [[ "$cmd" == *"-Dfairflag.stack=$STATE "* ]] || return 1
+  else
+    [[ "$STATE" == "$STACK" ]] || return 1
+    [[ "$cmd" == *"$STACK"* || "$cwd" == "$STACK"* ]] || return 1
   fi
   echo "$pid"
 }
@@ -215,7 +250,8 @@ fetch_registry() {
 
 # Regenerated on every start so port overrides take effect.
 write_kafka_config() {
-  cat >"$KAFKA_HOME/server.properties" <<EOF
+  mkdir -p "$KAFKA_STATE"
+  cat >"$KAFKA_STATE/server.properties" <<EOF
 # Generated by scripts/stack.sh: single-node KRaft broker+controller for local development and tests.
 process.roles=broker,controller
 node.id=1
@@ -225,7 +261,7 @@ advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
 controller.listener.names=CONTROLLER
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
-log.dirs=$KAFKA_HOME/data
+log.dirs=$KAFKA_STATE/data
 offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
@@ -237,7 +273,7 @@ EOF
   # Everything goes to stdout, which start_kafka redirects to .stack/logs/kafka.log, so JVM crash
   # messages and Kafka's own log end up in one file. INFO for the startup milestones we wait for,
   # WARN for the chatty per-partition loggers.
-  cat >"$KAFKA_HOME/log4j.properties" <<'EOF'
+  cat >"$KAFKA_STATE/log4j.properties" <<'EOF'
 log4j.rootLogger=INFO, out
 log4j.appender.out=org.apache.log4j.ConsoleAppender
 log4j.appender.out.layout=org.apache.log4j.PatternLayout
@@ -257,14 +293,14 @@ log4j.logger.kafka.coordinator=WARN
 EOF
 }
 
-kafka_java() { java -Dlog4j.configuration="file:$KAFKA_HOME/log4j.properties" -cp "$KAFKA_HOME/libs/*" "$@"; }
+kafka_java() { java -Dlog4j.configuration="file:$KAFKA_STATE/log4j.properties" -cp "$KAFKA_HOME/libs/*" "$@"; }
 
 # Format the log dir once per cluster; `down` wipes data/, so the next `up` formats a fresh one.
 format_kafka() {
-  [[ -f "$KAFKA_HOME/data/meta.properties" ]] && return 0
+  [[ -f "$KAFKA_STATE/data/meta.properties" ]] && return 0
   local uuid
   uuid="$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$(log_file kafka)" | tail -n 1)"
-  kafka_java kafka.tools.StorageTool format -t "$uuid" -c "$KAFKA_HOME/server.properties" \
+  kafka_java kafka.tools.StorageTool format -t "$uuid" -c "$KAFKA_STATE/server.properties" \
     >>"$(log_file kafka)" 2>&1 || die "formatting the Kafka log dir failed: $(tail -n 5 "$(log_file kafka)")"
 }
 
@@ -289,15 +325,15 @@ kafka_ready() {
 }
 
 start_kafka() {
-  fetch_kafka
+  cached fetch_kafka
   write_kafka_config
   : >"$(log_file kafka)"
   format_kafka
   # setsid + </dev/null + output to the log file: the broker must not hold the caller's terminal
   # or pipes (a test runner that spawns `stack.sh up` waits for its stdout to close), nor our
   # lock (fd 9), or the next stack.sh would wait for the broker to exit.
-  setsid java -Xmx768m -Dlog4j.configuration="file:$KAFKA_HOME/log4j.properties" \
-    -Dkafka.logs.dir="$LOGS" -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$KAFKA_HOME/server.properties" \
+  setsid java -Xmx768m -Dfairflag.stack="$STATE" -Dlog4j.configuration="file:$KAFKA_STATE/log4j.properties" \
+    -Dkafka.logs.dir="$LOGS" -cp "$KAFKA_HOME/libs/*" kafka.Kafka "$KAFKA_STATE/server.properties" \
     </dev/null >>"$(log_file kafka)" 2>&1 9>&- &
   echo $! >"$(pid_file kafka)"
 }
@@ -315,20 +351,25 @@ registry_ready() {
 }
 
 start_registry() {
-  fetch_registry
-  local java_bin
+  cached fetch_registry
+  local java_bin storage=()
   java_bin="$(registry_java)"
+  if [[ "$DURABLE" == 1 ]]; then
+    mkdir -p "$REGISTRY_STATE"
+    storage=("-Dapicurio.datasource.url=jdbc:h2:file:$REGISTRY_STATE/registry")
+  fi
   : >"$(log_file registry)"
   echo "# java: $java_bin (Java $(java_major "$java_bin"))" >>"$(log_file registry)"
   # Run from the archive root: Quarkus finds lib/ and quarkus/ relative to quarkus-run.jar.
-  # Storage is the default in-memory H2 database: schemas are registered again on every start.
-  # (Detached like Kafka, see start_kafka.)
+  # Storage is the default in-memory H2 database (schemas are registered again on every start),
+  # or an H2 file in the state directory when durable. (Detached like Kafka, see start_kafka.)
   (
     cd "$REGISTRY_HOME/apicurio-registry-$REGISTRY_VERSION"
     # Quarkus also opens a management (health/metrics) interface, by default on 0.0.0.0:9000: that
     # port would clash with a second checkout's registry or anything else on 9000, and we probe the
     # ccompat API instead, so put it on a random loopback port.
-    exec setsid "$java_bin" -Xmx512m -Dquarkus.http.host="$HOST" -Dquarkus.http.port="$REGISTRY_PORT" \
+    exec setsid "$java_bin" -Xmx512m -Dfairflag.stack="$STATE" "${storage[@]}" \
+      -Dquarkus.http.host="$HOST" -Dquarkus.http.port="$REGISTRY_PORT" \
       -Dquarkus.management.host="$HOST" -Dquarkus.management.port=0 \
       -jar quarkus-run.jar </dev/null >>"$(log_file registry)" 2>&1 9>&-
   ) &
@@ -344,12 +385,14 @@ redis_ready() { [[ "$(timeout 2 redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/de
 start_redis() {
   mkdir -p "$REDIS_HOME"
   : >"$(log_file redis)"
-  # No persistence: the feature store is rebuilt from Kafka; tests want a clean store per stack.
+  # No persistence by default: tests want a clean store per stack. Durable: an append-only file,
+  # flushed on shutdown, so `stop redis` then `start redis` keeps every written feature.
   # redis-server daemonizes itself and writes its own pid file.
-  local log
+  local log aof=no
+  [[ "$DURABLE" == 1 ]] && aof=yes
   log="$(log_file redis)"
   # shellcheck disable=SC2094 # redis-server writes its log itself; we only append its stderr
-  redis-server --bind "$HOST" --port "$REDIS_PORT" --save "" --appendonly no \
+  redis-server --bind "$HOST" --port "$REDIS_PORT" --save "" --appendonly "$aof" \
     --dir "$REDIS_HOME" --daemonize yes --pidfile "$(pid_file redis)" --logfile "$log" \
     </dev/null >>"$log" 2>&1 9>&- || {
     fail_with_log redis "redis-server did not start"
@@ -525,7 +568,8 @@ usage() {
 Usage: scripts/stack.sh <command> [args]
 
 Runs Kafka $KAFKA_VERSION (KRaft), Apicurio Registry $REGISTRY_VERSION and Redis for fairflag, without Docker.
-State, downloads and logs live in .stack/ at the repository root.
+State, downloads and logs live in .stack/ at the repository root (state and logs elsewhere with
+FAIRFLAG_STACK_STATE).
 
 Commands:
   up                     start whatever is not already answering, wait until all three are ready
@@ -545,6 +589,10 @@ Environment:
   FAIRFLAG_STACK_REGISTRY_PORT          registry HTTP port        (default 28081)
   FAIRFLAG_STACK_REDIS_PORT             Redis port                (default 26379)
   FAIRFLAG_REGISTRY_JAVA_HOME           JDK >= 21 for the registry (default: found under /usr/lib/jvm)
+  FAIRFLAG_STACK_STATE                  another instance: its data, logs and pid files in this
+                                        directory (default .stack/); downloads stay shared in .stack/
+  FAIRFLAG_STACK_DURABLE=1              Redis keeps an append-only file and the registry an H2 file,
+                                        so stopping and starting a service loses nothing
   FAIRFLAG_STACK_{KAFKA,REGISTRY,REDIS}_TIMEOUT  readiness timeouts in seconds (90, 120, 15)
 EOF
 }
@@ -567,7 +615,7 @@ cmd_down() {
   for svc in "${SERVICES[@]}"; do stop_service "$svc"; done
   if ((keep == 0)); then
     # Data only: libs/ and the unpacked registry stay as the download cache.
-    rm -rf "$KAFKA_HOME/data" "$REDIS_HOME"
+    rm -rf "$KAFKA_STATE/data" "$REDIS_HOME" "$REGISTRY_STATE"
     say "data wiped (download cache kept in $STACK)"
   fi
 }
@@ -652,10 +700,10 @@ main() {
       return 2
       ;;
   esac
-  mkdir -p "$STACK" "$RUN" "$LOGS"
+  mkdir -p "$STACK" "$STATE" "$RUN" "$LOGS"
   # One stack command at a time (e.g. two test runs calling `up` together), except read-only ones.
   if [[ "$cmd" != status && "$cmd" != logs ]] && command -v flock >/dev/null 2>&1; then
-    exec 9>"$STACK/.lock"
+    exec 9>"$STATE/.lock"
     flock 9
   fi
   "cmd_$cmd" "$@"
