@@ -19,6 +19,7 @@ export const firstPaymentThenDispute = defineSignal({
     e.event.action === 'DISPUTED' &&
     e.event.disputeReason === 'NON_DELIVERY',
   needs: (p) => ({
+    reads: ['context'],
     account: [
       { q: 'count', kind: 'milestonePaid', from: -p.window, to: 0, maxIds: 10 },
       { q: 'count', kind: 'nonDeliveryDispute', from: -p.window, to: 0, maxIds: 10 },

@@ -18,7 +18,8 @@ export const impossibleTravel = defineSignal({
     minDistanceKm: positiveNumber().default(300),
   }),
   triggeredBy: (e) => e.family === 'login' && e.event.outcome === 'SUCCESS',
-  needs: () => ({ account: [] }),
+  needs: () => ({ account: [], reads: ['logins'] }),
+
   evaluate({ event, subject }, p) {
     if (event.family !== 'login') return { status: 'skipped', reason: 'not a login' };
     const { lastLogin, previousLogin } = subject.snapshot;

@@ -24,6 +24,7 @@ export const addedAfterRiskyLogin = defineSignal({
     (e.family === 'payment' && e.event.action === 'ADDED') ||
     (e.family === 'login' && e.event.outcome === 'SUCCESS'),
   needs: (p) => ({
+    reads: ['observations'],
     account: [
       { q: 'count', kind: 'methodAdded', from: -1, to: p.window, maxIds: 10 },
       { q: 'distinct', kind: 'country', from: -p.historyWindow, maxValues: 10 },

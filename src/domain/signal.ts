@@ -2,7 +2,8 @@
 // No Kafka, no Redis: signals are tested in memory and run unchanged in the pipeline and in replay.
 import type { z } from 'zod';
 import type { SignalBaseParams } from '../../config/params.js';
-import type { AccountQuery, EntitySnapshot, EntityType } from '../features/model.js';
+import type { AccountMemory, AccountQuery, EntitySnapshot, EntityType } from '../features/model.js';
+
 import type { AccountView } from '../features/view.js';
 import type { EnrichedEvent } from './events.js';
 
@@ -17,6 +18,8 @@ export interface SignalNeeds {
   account: AccountQuery[];
   /** Distinct accounts on a shared entity named by the event (its IP, device or instrument). */
   entity?: { type: EntityType; windowMs: number };
+  /** What else of the account's memory the signal reads (only these are sent back). */
+  reads?: AccountMemory[];
 }
 
 export interface SignalContext {

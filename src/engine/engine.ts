@@ -9,6 +9,7 @@ import { decide, type QueueDecision } from '../domain/scoring.js';
 import type { Evaluation, SignalContext } from '../domain/signal.js';
 import {
   queryKey,
+  type AccountMemory,
   type AccountQuery,
   type AccountSnapshot,
   type ContractRecord,
@@ -283,7 +284,7 @@ export class Engine {
     const at = event.event.occurredAt;
     const subjects = plan.subjects.map((sp) => {
       const signals = policy.signals.filter((s) => s.definition.triggeredBy(event, sp.role));
-      return { sp, signals, queries: queriesFor(signals) };
+      return { sp, signals, queries: queriesFor(signals), memory: memoryFor(signals) };
     });
     const entityWindow = new Map<EntityType, number>();
     for (const s of subjects) {
@@ -293,7 +294,7 @@ export class Engine {
       }
     }
     const subjectCalls = subjects.map((s) =>
-      this.store.applyAccount(s.sp.accountId, at, s.sp.ops, s.queries, false, event.family),
+      this.store.applyAccount(s.sp.accountId, at, s.sp.ops, s.queries, false, event.family, s.memory),
     );
     const entityCalls = plan.entities.map((en) =>
       this.store.applyEntity(en.type, en.id, at, en.addAccount, {
@@ -311,7 +312,13 @@ export class Engine {
   }
 }
 
+/** What of the account's memory the triggered signals read. */
+export function memoryFor(signals: ActiveSignal[]): AccountMemory[] {
+  return [...new Set(signals.flatMap(({ definition, params }) => definition.needs(params).reads ?? []))];
+}
+
 /** The union of the triggered signals' questions, asked once each (with the most ids wanted). */
+
 export function queriesFor(signals: ActiveSignal[]): AccountQuery[] {
   const byKey = new Map<string, AccountQuery>();
   for (const { definition, params } of signals) {

@@ -46,8 +46,11 @@ end
 -- One watermark per family: one family's events of an account come from one partition, in
 -- order, so lateness is judged within it. Families are consumed independently and may lag each
 -- other by far more than the lateness (a backlog after an outage) without any event being late.
-local wm = tonumber(redis.call('HGET', hkey, 'wm') or '0') or 0
-local wf = req.wf and (tonumber(redis.call('HGET', hkey, req.wf) or '0') or 0) or wm
+-- one read for the watermarks and the latest login (the login op needs it)
+local head = redis.call('HMGET', hkey, 'wm', req.wf or 'wm', 'll')
+local wm = tonumber(head[1] or '0') or 0
+local wf = req.wf and (tonumber(head[2] or '0') or 0) or wm
+local latestLogin = head[3]
 -- a read "as of now" measures windows from the account's latest event time
 local ts = (req.ts < 0 and wm > 0) and wm or math.abs(req.ts)
 local late = wf > 0 and ts < wf - req.lat
@@ -58,35 +61,67 @@ local touchedE, touchedV, touchedS, touchedC, touchedH = {}, false, false, false
 if not readOnly then
   -- only windowed changes move the watermark: a review outcome or a flag write is not activity
   if req.w == 1 and not late then
-    if ts > wm then redis.call('HSET', hkey, 'wm', fmt(ts)) end
-    if req.wf and ts > wf then redis.call('HSET', hkey, req.wf, fmt(ts)) end
+    if ts > wm and req.wf and ts > wf then
+      redis.call('HSET', hkey, 'wm', fmt(ts), req.wf, fmt(ts))
+    elseif ts > wm then
+      redis.call('HSET', hkey, 'wm', fmt(ts))
+    elseif req.wf and ts > wf then
+      redis.call('HSET', hkey, req.wf, fmt(ts))
+    end
   end
   touchedH = true
 end
 
+-- Value ops, all at once: when each value was last (and first) seen before this event, then the
+-- event's sighting. GT: an out-of-order event never moves last-seen backwards; LT: nor first-seen
+-- forwards. Reads are taken before writes, so two ops of one event do not see each other.
+local seen, tracked = {}, {}
+for _, op in ipairs(req.ops or {}) do
+  if op[1] == 'V' then
+    local member = op[2] .. ':' .. op[3]
+    table.insert(seen, member)
+    if op[4] == 1 then table.insert(tracked, member) end
+  end
+end
+if #seen > 0 then
+  local last = redis.call('ZMSCORE', vkey, unpack(seen))
+  local firstOf = {}
+  if #tracked > 0 then
+    local first = redis.call('ZMSCORE', nkey, unpack(tracked))
+    for i, m in ipairs(tracked) do firstOf[m] = first[i] end
+  end
+  for i, m in ipairs(seen) do
+    local f = firstOf[m]
+    table.insert(lastSeen, { last[i] and tonumber(last[i]) or -1, f and tonumber(f) or -1 })
+  end
+  if not late and not readOnly then
+    local args = {}
+    for _, m in ipairs(seen) do
+      table.insert(args, ts)
+      table.insert(args, m)
+    end
+    redis.call('ZADD', vkey, 'GT', unpack(args))
+    touchedV = true
+    if #tracked > 0 then
+      args = {}
+      for _, m in ipairs(tracked) do
+        table.insert(args, ts)
+        table.insert(args, m)
+      end
+      redis.call('ZADD', nkey, 'LT', unpack(args))
+      redis.call('PEXPIRE', nkey, req.ttl)
+    end
+  end
+end
+
 for _, op in ipairs(req.ops or {}) do
   local t = op[1]
-  if readOnly and t ~= 'V' then
-    -- a read changes nothing; value ops in a read only report when the value was last/first seen
+  if readOnly or t == 'V' then
+    -- a read changes nothing; value ops were applied above
   elseif t == 'E' then
     if not late then
       redis.call('ZADD', ekey[op[2]], ts, op[3])
       touchedE[op[2]] = true
-    end
-  elseif t == 'V' then
-    local member = op[2] .. ':' .. op[3]
-    local prev = redis.call('ZSCORE', vkey, member)
-    local first = op[4] == 1 and redis.call('ZSCORE', nkey, member) or false
-    table.insert(lastSeen, { prev and tonumber(prev) or -1, first and tonumber(first) or -1 })
-    if not late and not readOnly then
-
-      -- GT: an out-of-order event never moves last-seen backwards; LT: nor first-seen forwards
-      redis.call('ZADD', vkey, 'GT', ts, member)
-      if op[4] == 1 then
-        redis.call('ZADD', nkey, 'LT', ts, member)
-        redis.call('PEXPIRE', nkey, req.ttl)
-      end
-      touchedV = true
     end
   elseif t == 'S' then
     -- a logout leaves "!<sessionId>" scored by its time (ids never contain "!"): a start at or
@@ -115,13 +150,16 @@ for _, op in ipairs(req.ops or {}) do
     end
   elseif t == 'L' then
     -- successful login: keep the latest and the one before it (for impossible travel)
-    local cur = redis.call('HGET', hkey, 'll')
+    local cur = latestLogin
     if ts > stampOf(cur) then
       if cur then
-        redis.call('HSET', hkey, 'lp', cur)
+        redis.call('HSET', hkey, 'll', fmt(ts) .. '|' .. op[2], 'lp', cur)
+      else
+        redis.call('HSET', hkey, 'll', fmt(ts) .. '|' .. op[2])
       end
-      redis.call('HSET', hkey, 'll', fmt(ts) .. '|' .. op[2])
+      latestLogin = fmt(ts) .. '|' .. op[2]
     end
+
   elseif t == 'K' then
     local cur = redis.call('HGET', ckey, op[2])
     local rec = cur and cjson.decode(cur) or {}
@@ -185,14 +223,19 @@ end
 
 -- Bound every key: drop what no window can see, cap what could grow without bound, expire.
 local function capSet(key, cap, marker, onDrop)
-  local card = redis.call('ZCARD', key)
-  if card > cap then
-    if onDrop then
+  local dropped
+  if onDrop then
+    local card = redis.call('ZCARD', key)
+    dropped = card > cap
+    if dropped then
       for _, m in ipairs(redis.call('ZRANGE', key, 0, card - cap - 1)) do onDrop(m) end
+      redis.call('ZREMRANGEBYRANK', key, 0, card - cap - 1)
     end
-    redis.call('ZREMRANGEBYRANK', key, 0, card - cap - 1)
-    redis.call('HSET', hkey, 'cap:' .. marker, fmt(anchor))
+  else
+    -- keeps the newest `cap` members in one call; says how many it dropped
+    dropped = redis.call('ZREMRANGEBYRANK', key, 0, -cap - 1) > 0
   end
+  if dropped then redis.call('HSET', hkey, 'cap:' .. marker, fmt(anchor)) end
 end
 -- a value forgotten from v is forgotten everywhere: its contract record, its first sighting
 local function dropValue(m)
@@ -216,8 +259,12 @@ if not readOnly then
   end
   if touchedV then
     local horizon = newest(vkey) - req.ret.v
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', vkey, '-inf', horizon)) do dropValue(m) end
-    redis.call('ZREMRANGEBYSCORE', vkey, '-inf', horizon)
+    local oldest = redis.call('ZRANGE', vkey, 0, 0, 'WITHSCORES')
+    if oldest[2] and tonumber(oldest[2]) <= horizon then
+      for _, m in ipairs(redis.call('ZRANGEBYSCORE', vkey, '-inf', horizon)) do dropValue(m) end
+      redis.call('ZREMRANGEBYSCORE', vkey, '-inf', horizon)
+    end
+
     capSet(vkey, req.cap.v, 'v', dropValue)
     redis.call('PEXPIRE', vkey, req.ttl)
   end
@@ -231,20 +278,27 @@ if not readOnly then
   if touchedH then redis.call('PEXPIRE', hkey, req.ttl) end
 end
 
--- Answer the questions, after the changes, relative to the event's own time.
+-- Answer the questions, after the changes, relative to the event's own time. Distinct-value
+-- questions share one read of the value set per window start.
 local answers = {}
+local valuesSince = {}
 for _, q in ipairs(req.q or {}) do
   local t = q[1]
   if t == 'C' then
     local key = ekey[q[2]]
     local lo, hi = '(' .. fmt(ts + q[3]), fmt(ts + q[4])
     local n = redis.call('ZCOUNT', key, lo, hi)
-    local ids = n > 0 and redis.call('ZREVRANGEBYSCORE', key, hi, lo, 'LIMIT', 0, q[5]) or {}
+    local ids = (n > 0 and q[5] > 0) and redis.call('ZREVRANGEBYSCORE', key, hi, lo, 'LIMIT', 0, q[5]) or {}
     table.insert(answers, { n, ids })
   elseif t == 'D' then
     local prefix = q[2] .. ':'
     local n, values = 0, {}
-    for _, m in ipairs(redis.call('ZREVRANGEBYSCORE', vkey, '+inf', '(' .. fmt(ts + q[3]))) do
+    local since = valuesSince[q[3]]
+    if not since then
+      since = redis.call('ZREVRANGEBYSCORE', vkey, '+inf', '(' .. fmt(ts + q[3]))
+      valuesSince[q[3]] = since
+    end
+    for _, m in ipairs(since) do
       if string.sub(m, 1, #prefix) == prefix then
         n = n + 1
         if n <= q[4] then table.insert(values, string.sub(m, #prefix + 1)) end
@@ -266,11 +320,49 @@ for _, q in ipairs(req.q or {}) do
   end
 end
 
+-- Only the parts of the hash the caller asked for ("ll", or "o:*" for a prefix); all if unsaid.
+local hash
+if req.hf then
+  hash = {}
+  local exact, prefixes = {}, {}
+  for _, f in ipairs(req.hf) do
+    if string.sub(f, -1) == '*' then table.insert(prefixes, string.sub(f, 1, -2)) else exact[f] = true end
+  end
+  if #prefixes > 0 then
+    local all = redis.call('HGETALL', hkey)
+    for i = 1, #all, 2 do
+      local keep = exact[all[i]]
+      for _, p in ipairs(prefixes) do
+        if string.sub(all[i], 1, #p) == p then keep = true end
+      end
+      if keep then
+        table.insert(hash, all[i])
+        table.insert(hash, all[i + 1])
+      end
+    end
+  else
+    local names = {}
+    for f, _ in pairs(exact) do table.insert(names, f) end
+    if #names > 0 then
+      local vals = redis.call('HMGET', hkey, unpack(names))
+      for i, f in ipairs(names) do
+        if vals[i] then
+          table.insert(hash, f)
+          table.insert(hash, vals[i])
+        end
+      end
+    end
+  end
+else
+  hash = redis.call('HGETALL', hkey)
+end
+
 return cjson.encode({
   ts = ts,
   late = late and 1 or 0,
   wm = (readOnly or late) and wm or math.max(wm, ts),
   ls = lastSeen,
   a = answers,
-  h = redis.call('HGETALL', hkey),
+  h = hash,
 })
+

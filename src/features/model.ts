@@ -42,6 +42,14 @@ export type AccountQuery =
   /** The account's contract records (counterpart history). */
   | { q: 'contracts' };
 
+/** Parts of an account's hash a read can ask for: the last two logins, context, observations. */
+export const ACCOUNT_MEMORY = {
+  logins: ['ll', 'lp'],
+  context: ['ct', 'at', 'iv', 'st'],
+  observations: ['o:*'],
+} as const;
+export type AccountMemory = keyof typeof ACCOUNT_MEMORY;
+
 export function queryKey(q: AccountQuery): string {
   switch (q.q) {
     case 'count':

@@ -3,12 +3,14 @@
 import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
 import {
+  ACCOUNT_MEMORY,
   CONTEXT_FIELDS,
   ENTITY_TYPES,
   EVENT_KINDS,
   VALUE_KINDS,
   queryKey,
   type AccountContext,
+  type AccountMemory,
   type AccountOp,
   type AccountQuery,
   type AccountSnapshot,
@@ -106,6 +108,8 @@ export class FeatureStore {
     queries: AccountQuery[],
     readOnly = false,
     family?: string,
+    /** Which parts of the account's memory to send back; all when not given. */
+    memory?: AccountMemory[],
   ): Promise<AccountSnapshot> {
     const l = this.layout;
     const ret: Record<string, number> = { v: l.valueRetentionMs, s: l.sessionRetentionMs };
@@ -116,6 +120,8 @@ export class FeatureStore {
       w: ops.some((o) => o.op === 'event' || o.op === 'value' || o.op === 'sessionStart') ? 1 : 0,
       lat: l.allowedLatenessMs,
       ...(family && { wf: `wm:${family}` }),
+      ...(memory && { hf: memory.flatMap((m) => ACCOUNT_MEMORY[m]) }),
+
       ttl: Math.max(...Object.values(ret)),
       ret,
       cap: { e: l.caps.eventsPerKind, v: l.caps.values, s: l.caps.sessions },

@@ -34,6 +34,17 @@ export interface ProcessorOptions {
   log: Logger;
   /** Serve /livez, /readyz, /metrics; default true. */
   http?: boolean;
+  /** Called after each batch's effects are written: for the benchmark's exact latencies. */
+  onBatchWritten?: (b: BatchTiming) => void;
+}
+
+export interface BatchTiming {
+  /** Produce times of the batch's good events. */
+  producedAt: number[];
+  /** When their features were written. */
+  featuresWrittenAt: number;
+  /** For each flag: the produce time of the event that triggered it, and when the flag was on the topic. */
+  flags: { triggeredAt: number; producedAt: number }[];
 }
 
 interface DeadLetter {
@@ -337,7 +348,19 @@ export class Processor {
       ...(deadMessages.length ? [{ topic: this.config.topics.deadLetter, messages: deadMessages }] : []),
     ];
     if (topicMessages.length) await this.producer.sendBatch({ topicMessages, acks: -1 });
+    const flagsOnTopic = Date.now();
     await this.engine.commit(result);
+    if (this.opts.onBatchWritten) {
+      const producedAt = new Map(good.map((g) => [g.event.event.eventId, Number(g.message.timestamp)]));
+      this.opts.onBatchWritten({
+        producedAt: [...producedAt.values()],
+        featuresWrittenAt: written,
+        flags: result.emissions.map(({ flag }) => ({
+          triggeredAt: producedAt.get(flag.triggeringEventId) ?? flagsOnTopic,
+          producedAt: flagsOnTopic,
+        })),
+      });
+    }
 
     // counted once the batch's effects are all written
     let late = 0;
