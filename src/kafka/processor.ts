@@ -6,6 +6,7 @@ import { Cluster, Redis } from 'ioredis';
 import {
   Kafka,
   logLevel,
+  type Admin,
   type Batch,
   type Consumer,
   type IHeaders,
@@ -143,6 +144,7 @@ export class Processor {
   private policy: Policy;
   private pendingPolicy: Policy | undefined;
   private consumer!: Consumer;
+  private admin: Admin | undefined;
   private producer!: Producer;
   private server: Server | undefined;
   private healthy = true;
@@ -176,7 +178,9 @@ export class Processor {
         check: async () =>
           (await fetch(`${this.config.registry.url}/subjects`, { signal: AbortSignal.timeout(1500) })).ok,
       },
-      { name: 'kafka', check: async () => this.healthy && this.joined },
+      // Kafka is asked too, like Redis and the registry: a consumer that has not noticed yet that
+      // the broker is gone (no crash, no batch failed) still counts itself "joined".
+      { name: 'kafka', check: async () => this.healthy && this.joined && (await this.kafkaAnswers()) },
     ];
   }
 
@@ -216,6 +220,8 @@ export class Processor {
     const { config } = this.loaded;
     this.producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await this.producer.connect();
+    this.admin = this.kafka.admin({ retry: { retries: 0 } });
+    await this.admin.connect();
     this.consumer = this.kafka.consumer({
       groupId: config.kafka.groupId,
       sessionTimeout: config.kafka.sessionTimeout,
@@ -288,6 +294,12 @@ export class Processor {
       this.server = await startHealthServer(config.http.port, this.metrics.registry, this.checks);
       this.log.info({ port: config.http.port }, 'health and metrics on /livez /readyz /metrics');
     }
+  }
+
+  /** A broker answers a metadata request now (no retries: readiness must not wait). */
+  private async kafkaAnswers(): Promise<boolean> {
+    if (!this.admin) return false;
+    return (await this.admin.describeCluster()).brokers.length > 0;
   }
 
   async ready(): Promise<boolean> {
@@ -517,6 +529,7 @@ export class Processor {
     this.stopping = true;
     this.log.info('stopping: finishing in-flight batches');
     await this.consumer?.disconnect();
+    await this.admin?.disconnect();
     await this.producer?.disconnect();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.redis.disconnect();
