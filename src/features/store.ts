@@ -29,6 +29,8 @@ const ACCOUNT_LUA = readFileSync(new URL('./account.lua', import.meta.url), 'utf
 const ENTITY_LUA = readFileSync(new URL('./entity.lua', import.meta.url), 'utf8');
 
 const EVENT_KIND_CODES = Object.values(EVENT_KINDS).join('');
+/** h, v, s, c, n and one sorted set per event kind. */
+const ACCOUNT_KEY_COUNT = 5 + EVENT_KIND_CODES.length;
 const CODE_TO_EVENT_KIND = new Map<string, EventKind>(
   Object.entries(EVENT_KINDS).map(([k, c]) => [c, k as EventKind]),
 );
@@ -46,7 +48,7 @@ export interface StoreLayout {
 }
 
 type RedisLike = Redis | Cluster;
-type ScriptRunner = (numKeys: number, ...args: string[]) => Promise<string>;
+type ScriptRunner = (...keysThenArgs: string[]) => Promise<string>;
 
 export class FeatureStoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -68,8 +70,10 @@ export class FeatureStore {
     // defineCommand sends EVALSHA and falls back to EVAL once per connection when the script
     // is not cached (after a restart or failover).
     if (!('fairflagAccount' in redis)) {
-      redis.defineCommand('fairflagAccount', { lua: ACCOUNT_LUA });
-      redis.defineCommand('fairflagEntity', { lua: ENTITY_LUA });
+      // A fixed key count makes the first argument a key: ioredis's cluster auto-pipelining
+      // routes a command by its first key, and would route by "13" if the count came first.
+      redis.defineCommand('fairflagAccount', { lua: ACCOUNT_LUA, numberOfKeys: ACCOUNT_KEY_COUNT });
+      redis.defineCommand('fairflagEntity', { lua: ENTITY_LUA, numberOfKeys: 2 });
     }
     const r = redis as unknown as Record<string, ScriptRunner>;
     this.runAccount = (...a) => r['fairflagAccount']!.call(redis, ...a);
@@ -133,7 +137,7 @@ export class FeatureStore {
     this.commandsSent++;
     let raw: string;
     try {
-      raw = await this.runAccount(keys.length, ...keys, JSON.stringify(req));
+      raw = await this.runAccount(...keys, JSON.stringify(req));
     } catch (err) {
       throw new FeatureStoreError(`account script failed for ${accountId}: ${(err as Error).message}`, {
         cause: err,
@@ -208,7 +212,7 @@ export class FeatureStore {
     this.commandsSent++;
     let raw: string;
     try {
-      raw = await this.runEntity(keys.length, ...keys, JSON.stringify(req));
+      raw = await this.runEntity(...keys, JSON.stringify(req));
     } catch (err) {
       throw new FeatureStoreError(`entity script failed for ${type} ${id}: ${(err as Error).message}`, {
         cause: err,
