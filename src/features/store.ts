@@ -241,7 +241,7 @@ function encodeOp(op: AccountOp): unknown[] {
     case 'context':
       return ['X', CONTEXT_FIELDS[op.field], op.value];
     case 'login':
-      return ['L', JSON.stringify(op.login)];
+      return ['L', encodeLogin(op.login)];
     case 'contract':
       return ['K', op.contractId, encodeContractPatch(op.patch)];
     case 'observations':
@@ -271,6 +271,41 @@ function encodeQuery(q: AccountQuery): unknown[] {
     case 'contracts':
       return ['K'];
   }
+}
+
+// Short field names keep the two login records in every account's hash small (they are most of
+// it). The record's time is the stamp the script writes in front of it, and false flags are left out.
+const LOGIN_FIELDS = {
+  eventId: 'e',
+  ip: 'i',
+  country: 'c',
+  city: 'y',
+  latitude: 'la',
+  longitude: 'lo',
+  accuracyKm: 'r',
+  deviceId: 'd',
+  anonymizer: 'a',
+  hosting: 'h',
+} as const;
+
+function encodeLogin(login: LoginRecord): string {
+  const out: Record<string, unknown> = {};
+  for (const [k, short] of Object.entries(LOGIN_FIELDS)) {
+    const v = login[k as keyof typeof LOGIN_FIELDS];
+    if (v !== undefined && v !== false) out[short] = v === true ? 1 : v;
+  }
+  return JSON.stringify(out);
+}
+
+function decodeLogin(stamp: number, json: string): LoginRecord {
+  const raw = JSON.parse(json) as Record<string, unknown>;
+  // a record written before the short names
+  if ('eventId' in raw) return raw as unknown as LoginRecord;
+  const rec: Record<string, unknown> = { at: stamp, anonymizer: raw['a'] === 1, hosting: raw['h'] === 1 };
+  for (const [k, short] of Object.entries(LOGIN_FIELDS)) {
+    if (k !== 'anonymizer' && k !== 'hosting' && raw[short] !== undefined) rec[k] = raw[short];
+  }
+  return rec as unknown as LoginRecord;
 }
 
 // Short field names keep contract records small in Redis.
@@ -372,8 +407,7 @@ function decodeAccount(accountId: string, queries: AccountQuery[], raw: string):
 function readHashField(s: AccountSnapshot, field: string, value: string): void {
   const ctx: AccountContext = s.context;
   if (field === 'll' || field === 'lp') {
-    const [, json] = splitStamped(value);
-    const rec = JSON.parse(json) as LoginRecord;
+    const rec = decodeLogin(...splitStamped(value));
     if (field === 'll') s.lastLogin = rec;
     else s.previousLogin = rec;
   } else if (field === CONTEXT_FIELDS.createdAt) {
