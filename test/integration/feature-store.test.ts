@@ -16,6 +16,7 @@ import {
   type CountResult,
   type DistinctResult,
   type EventKind,
+  type LoginRecord,
   type SessionRecord,
 } from '../../src/features/model.js';
 import { FeatureStore, type StoreLayout } from '../../src/features/store.js';
@@ -509,6 +510,54 @@ describe('sessions', () => {
       { sessionId: 's-1', eventId: 'login-3', latitude: 51.5, longitude: -0.09, startedAt: T0 + 20 * MINUTE },
       { sessionId: 's-2', eventId: 'login-2', latitude: 51.5, longitude: -0.09, startedAt: T0 },
     ]);
+  });
+});
+
+describe('login memory', () => {
+  it('keeps the latest two successful logins exactly as recorded, whatever the arrival order', async () => {
+    const store = new FeatureStore(redis, layoutFor(uniquePrefix()));
+    const full: LoginRecord = {
+      at: T0,
+      eventId: 'login-2',
+      ip: '2a02:d180::1',
+      country: 'DE',
+      city: 'Düsseldorf',
+      latitude: 51.5,
+      longitude: 10.5,
+      accuracyKm: 100,
+      anonymizer: false,
+      hosting: false,
+      deviceId: 'dev-1',
+    };
+    const bare: LoginRecord = {
+      at: T0 - HOUR,
+      eventId: 'login-1',
+      ip: '1.2.3.4',
+      anonymizer: true,
+      hosting: true,
+    };
+    const latest: LoginRecord = { ...full, at: T0 + HOUR, eventId: 'login-3', anonymizer: true };
+    const login = (l: LoginRecord) =>
+      store.applyAccount('acct-1', l.at, [{ op: 'login', login: l }], [], false, 'login');
+
+    await login(full);
+    await login(bare); // older: not the latest, and not in front of the latest either
+    let snap = await login(full);
+    expect(snap.lastLogin).toEqual(full);
+    expect(snap.previousLogin).toBeUndefined();
+    snap = await login(latest);
+    expect(snap.lastLogin).toEqual(latest);
+    expect(snap.previousLogin).toEqual(full);
+
+    const other = await store.applyAccount(
+      'acct-2',
+      bare.at,
+      [{ op: 'login', login: bare }],
+      [],
+      false,
+      'login',
+    );
+    expect(other.lastLogin).toEqual(bare);
   });
 });
 
