@@ -1,10 +1,10 @@
 -- Applies one event's changes to one account's features and answers the signals' questions,
 -- in one round trip. Every key is under the account's hash tag, so this touches one slot.
 --
--- KEYS[1] h  hash: watermark, context, last logins, observations, open flags
+-- KEYS[1] h  hash: watermark, context, last logins, open sessions' details, observations, open flags
 -- KEYS[2] v  zset: distinct values "<kind>:<value>" scored by last-seen event time
--- KEYS[3] s  zset: sessions "<sessionId>|<lat>|<lon>|<eventId>" scored by start time, and
---             logouts "!<sessionId>" scored by logout time
+-- KEYS[3] s  zset: sessions "<sessionId>" scored by start time (their "<lat>|<lon>|<eventId>" is
+--             in h under "s:<sessionId>"), and logouts "!<sessionId>" scored by logout time
 -- KEYS[4] c  hash: contract records by contract id (JSON)
 -- KEYS[5] n  zset: first-seen event time of values whose novelty matters (country, device)
 -- KEYS[6..] one zset per event kind, in the order of req.ek; member = event id, score = event time
@@ -124,19 +124,29 @@ for _, op in ipairs(req.ops or {}) do
       touchedE[op[2]] = true
     end
   elseif t == 'S' then
-    -- a logout leaves "!<sessionId>" scored by its time (ids never contain "!"): a start at or
-    -- before it is over, whether it arrives before the logout, after it, or again in a replay
-    local ended = redis.call('ZSCORE', skey, '!' .. string.match(op[2], '^[^|]*'))
-    if not late and not (ended and tonumber(ended) >= ts) then
-      redis.call('ZADD', skey, 'GT', ts, op[2])
+    -- The set keeps only the session id: a member over 64 bytes would turn the whole set from a
+    -- compact listpack into a skiplist of about 1 KB. A logout leaves "!<sessionId>" scored by its
+    -- time (ids never contain "!"): a start at or before it is over, whether it arrives before the
+    -- logout, after it, or again in a replay. The latest start of a session id wins.
+    local score = redis.call('ZMSCORE', skey, op[2], '!' .. op[2])
+    local started, ended = score[1] and tonumber(score[1]), score[2] and tonumber(score[2])
+    if not late and not (ended and ended >= ts) and not (started and started > ts) then
+      if not started and redis.call('EXISTS', skey) == 0 then
+        -- the set expired while the hash lived on: forget the details it left behind
+        local all = redis.call('HKEYS', hkey)
+        for _, f in ipairs(all) do
+          if string.sub(f, 1, 2) == 's:' then redis.call('HDEL', hkey, f) end
+        end
+      end
+      redis.call('ZADD', skey, ts, op[2])
+      redis.call('HSET', hkey, 's:' .. op[2], op[3])
       touchedS = true
     end
   elseif t == 'SX' then
-    local prefix = op[2] .. '|'
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', skey, '-inf', fmt(ts))) do
-      if string.sub(m, 1, #prefix) == prefix then
-        redis.call('ZREM', skey, m)
-      end
+    local started = redis.call('ZSCORE', skey, op[2])
+    if started and tonumber(started) <= ts then
+      redis.call('ZREM', skey, op[2])
+      redis.call('HDEL', hkey, 's:' .. op[2])
     end
     if not late then
       redis.call('ZADD', skey, 'GT', ts, '!' .. op[2])
@@ -269,9 +279,14 @@ if not readOnly then
     redis.call('PEXPIRE', vkey, req.ttl)
   end
   if touchedS then
-    redis.call('ZREMRANGEBYSCORE', skey, '-inf', newest(skey) - req.ret.s)
-
-    capSet(skey, req.cap.s, 's', nil)
+    -- a session forgotten from s is forgotten from h
+    local function dropSession(m)
+      if string.sub(m, 1, 1) ~= '!' then redis.call('HDEL', hkey, 's:' .. m) end
+    end
+    local horizon = newest(skey) - req.ret.s
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', skey, '-inf', horizon)) do dropSession(m) end
+    redis.call('ZREMRANGEBYSCORE', skey, '-inf', horizon)
+    capSet(skey, req.cap.s, 's', dropSession)
     redis.call('PEXPIRE', skey, req.ttl)
   end
   if touchedC then redis.call('PEXPIRE', ckey, req.ttl) end
@@ -306,12 +321,22 @@ for _, q in ipairs(req.q or {}) do
     end
     table.insert(answers, { n, values })
   elseif t == 'SS' then
-    local open = {}
+    -- "<sessionId>|<lat>|<lon>|<eventId>", start time: the session ids with their details
+    local open, started, fields = {}, {}, {}
     local all = redis.call('ZREVRANGEBYSCORE', skey, '+inf', '(' .. fmt(ts + q[2]), 'WITHSCORES')
     for i = 1, #all, 2 do
       if string.sub(all[i], 1, 1) ~= '!' then
-        table.insert(open, all[i])
-        table.insert(open, all[i + 1])
+        table.insert(started, i)
+        table.insert(fields, 's:' .. all[i])
+      end
+    end
+    if #fields > 0 then
+      local details = redis.call('HMGET', hkey, unpack(fields))
+      for j, i in ipairs(started) do
+        if details[j] then
+          table.insert(open, all[i] .. '|' .. details[j])
+          table.insert(open, all[i + 1])
+        end
       end
     end
     table.insert(answers, open)

@@ -235,7 +235,7 @@ function encodeOp(op: AccountOp): unknown[] {
     case 'value':
       return ['V', VALUE_KINDS[op.kind], op.value, op.noveltyName ? 1 : 0];
     case 'sessionStart':
-      return ['S', `${op.sessionId}|${op.latitude}|${op.longitude}|${op.eventId}`];
+      return ['S', op.sessionId, `${op.latitude}|${op.longitude}|${op.eventId}`];
     case 'sessionEnd':
       return ['SX', op.sessionId];
     case 'context':
