@@ -510,6 +510,15 @@ describe('sessions', () => {
       { sessionId: 's-1', eventId: 'login-3', latitude: 51.5, longitude: -0.09, startedAt: T0 + 20 * MINUTE },
       { sessionId: 's-2', eventId: 'login-2', latitude: 51.5, longitude: -0.09, startedAt: T0 },
     ]);
+
+    // a session's details live in the account's hash exactly as long as the session is in the set
+    const [hKey, , sKey] = store.accountKeys('acct-1');
+    const details = async () => (await redis.hkeys(hKey!)).filter((f) => f.startsWith('s:')).sort();
+    expect(await details()).toEqual(['s:s-1', 's:s-2']);
+    // and the set expiring before the hash leaves none behind
+    await redis.del(sKey!);
+    await apply('acct-1', T0 + 30 * MINUTE, start('s-3', 'login-4'));
+    expect(await details()).toEqual(['s:s-3']);
   });
 });
 
@@ -675,6 +684,9 @@ describe('bounded memory', () => {
       v: T0 + 8 * SECOND,
       s: T0 + 8 * SECOND,
     });
+    // a session dropped by the cap takes its details with it
+    const hFields = await redis.hkeys(store.accountKeys('acct-1')[0]!);
+    expect(hFields.filter((f) => f.startsWith('s:')).sort()).toEqual(['s:s-6', 's:s-7', 's:s-8']);
     // a value dropped by the cap is forgotten everywhere, first sighting included
     const [base] = store.accountKeys('acct-1');
     const nKey = base!.replace(/:h$/, ':n');
