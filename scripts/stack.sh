@@ -581,6 +581,9 @@ Commands:
   start <service>        start one service (kafka | registry | redis)
   stop <service>         stop one service, keeping its data
   restart <service>      stop then start one service, keeping its data
+  redis-cluster up|down|env
+                         a 3-master Redis Cluster on loopback (for scale-out); env prints
+                         FAIRFLAG_REDIS_CLUSTER_NODES
   --help                 this text
 
 Environment:
@@ -588,6 +591,7 @@ Environment:
   FAIRFLAG_STACK_KAFKA_CONTROLLER_PORT  KRaft controller listener (default 29093)
   FAIRFLAG_STACK_REGISTRY_PORT          registry HTTP port        (default 28081)
   FAIRFLAG_STACK_REDIS_PORT             Redis port                (default 26379)
+  FAIRFLAG_STACK_CLUSTER_PORTS          Redis Cluster master ports (default "27001 27002 27003")
   FAIRFLAG_REGISTRY_JAVA_HOME           JDK >= 21 for the registry (default: found under /usr/lib/jvm)
   FAIRFLAG_STACK_STATE                  another instance: its data, logs and pid files in this
                                         directory (default .stack/); downloads stay shared in .stack/
@@ -613,6 +617,8 @@ cmd_down() {
   esac
   local svc
   for svc in "${SERVICES[@]}"; do stop_service "$svc"; done
+  # the scale-out cluster too, if one runs: `down` leaves nothing behind
+  if [[ -d "$CLUSTER_HOME" ]] || cluster_ok; then cmd_redis_cluster down; fi
   if ((keep == 0)); then
     # Data only: libs/ and the unpacked registry stay as the download cache.
     rm -rf "$KAFKA_STATE/data" "$REDIS_HOME" "$REGISTRY_STATE"
@@ -659,6 +665,71 @@ cmd_logs() {
   tail -n "${LINES:-100}" "$f"
 }
 
+# ---------------------------------------------------------------------------------------------
+# Redis Cluster (for scale-out): three masters on loopback, joined with redis-cli --cluster create
+# ---------------------------------------------------------------------------------------------
+
+CLUSTER_PORTS=(${FAIRFLAG_STACK_CLUSTER_PORTS:-27001 27002 27003})
+CLUSTER_HOME="$STATE/redis-cluster"
+
+cluster_nodes() {
+  local p out=()
+  for p in "${CLUSTER_PORTS[@]}"; do out+=("$HOST:$p"); done
+  (IFS=,; echo "${out[*]}")
+}
+
+cluster_ok() { [[ "$(timeout 2 redis-cli -h "$HOST" -p "${CLUSTER_PORTS[0]}" cluster info 2>/dev/null)" == *cluster_state:ok* ]]; }
+
+cmd_redis_cluster() {
+  local action="${1:-}" p
+  case "$action" in
+    up)
+      check_tools
+      if cluster_ok; then
+        line redis-cluster "already running on $(cluster_nodes)"
+        return 0
+      fi
+      local t0
+      t0="$(now_ms)"
+      for p in "${CLUSTER_PORTS[@]}"; do
+        mkdir -p "$CLUSTER_HOME/$p"
+        rm -f "$CLUSTER_HOME/$p/nodes.conf"
+        redis-server --bind "$HOST" --port "$p" --cluster-enabled yes --cluster-config-file "$CLUSTER_HOME/$p/nodes.conf" \
+          --save "" --appendonly no --dir "$CLUSTER_HOME/$p" --daemonize yes \
+          --pidfile "$RUN/redis-cluster-$p.pid" --logfile "$LOGS/redis-cluster-$p.log" </dev/null 9>&- ||
+          die "redis-server (cluster node $p) did not start; see $LOGS/redis-cluster-$p.log"
+      done
+      for p in "${CLUSTER_PORTS[@]}"; do
+        local i=0
+        until [[ "$(redis-cli -h "$HOST" -p "$p" ping 2>/dev/null)" == PONG ]]; do
+          ((i++ > 100)) && die "cluster node $p did not answer"
+          sleep 0.05
+        done
+      done
+      local nodes=()
+      for p in "${CLUSTER_PORTS[@]}"; do nodes+=("$HOST:$p"); done
+      redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$LOGS/redis-cluster-create.log" 2>&1 ||
+        die "redis-cli --cluster create failed; see $LOGS/redis-cluster-create.log"
+      local i=0
+      until cluster_ok; do
+        ((i++ > 200)) && die "the cluster did not reach cluster_state:ok"
+        sleep 0.05
+      done
+      line redis-cluster "ready on $(cluster_nodes) ($(since "$t0") s)"
+      ;;
+    down)
+      for p in "${CLUSTER_PORTS[@]}"; do
+        redis-cli -h "$HOST" -p "$p" shutdown nosave >/dev/null 2>&1 || true
+        rm -f "$RUN/redis-cluster-$p.pid"
+      done
+      rm -rf "$CLUSTER_HOME"
+      line redis-cluster "stopped"
+      ;;
+    env) say "export FAIRFLAG_REDIS_CLUSTER_NODES=$(cluster_nodes)" ;;
+    *) die "redis-cluster: expected up, down or env" ;;
+  esac
+}
+
 cmd_start() {
   valid_service "${1:-}"
   check_tools
@@ -690,6 +761,13 @@ main() {
       return 0
       ;;
     up | down | status | logs | start | stop | restart) ;;
+    redis-cluster)
+      cmd=redis_cluster
+      [[ "${1:-}" == env ]] && {
+        cmd_redis_cluster env
+        return 0
+      }
+      ;;
     "")
       usage >&2
       return 2
