@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import avro from 'avsc';
 import type { Config } from '../../config/schema.js';
 import type { Family, ReviewOutcome } from '../domain/events.js';
 import type { ReviewFlag } from '../domain/flags.js';
@@ -60,10 +61,7 @@ export class RegistryUnavailableError extends Error {
   }
 }
 
-interface AvroLike {
-  name?: string;
-  fromBuffer(b: Buffer): unknown;
-}
+type AvroLike = avro.Type & { name?: string };
 
 // Unknown ids are remembered briefly so hostile input cannot turn into a registry request storm.
 const UNKNOWN_ID_TTL_MS = 60_000;
@@ -72,6 +70,10 @@ export class Codec {
   private readonly ids = new Map<SchemaRole, number>();
   private readonly fullNames = new Map<SchemaRole, string>();
   private readonly unknownIds = new Map<number, number>();
+  /** The topic's own schema (schemas/*.avsc) per role: what every decoded record must look like. */
+  private readonly readers = new Map<SchemaRole, avro.Type>();
+  /** How to read a writer's schema id as a role's own schema (or why it cannot be). */
+  private readonly resolvers = new Map<string, avro.Resolver | DecodeError>();
 
   private constructor(
     readonly registry: SchemaRegistry,
@@ -157,14 +159,47 @@ export class Codec {
         `schema id ${id} is ${type.name ?? 'unnamed'}, this topic carries ${expected}`,
       );
     }
+    // Read with the topic's own schema as the reader, resolved against the writer's: a record of
+    // the right name but another shape (a field missing or of another type) must be refused here.
+    // Decoded with the writer's schema alone it reached validation with fields missing, threw a
+    // TypeError there instead of a DecodeError, and its batch was retried forever.
+    const resolver = this.resolverFor(role, id, type);
     try {
-      return type.fromBuffer(buf.subarray(5));
+      return this.readerOf(role).fromBuffer(buf.subarray(5), resolver);
     } catch (err) {
       throw new DecodeError(
         'undecodable',
         `Avro payload does not match schema id ${id}: ${(err as Error).message}`,
       );
     }
+  }
+
+  private readerOf(role: SchemaRole): avro.Type {
+    let reader = this.readers.get(role);
+    if (!reader) {
+      reader = avro.Type.forSchema(JSON.parse(readSchema(role).text) as avro.Schema);
+      this.readers.set(role, reader);
+    }
+    return reader;
+  }
+
+  private resolverFor(role: SchemaRole, id: number, writer: AvroLike): avro.Resolver {
+    const key = `${role}:${id}`;
+    let r = this.resolvers.get(key);
+    if (!r) {
+      try {
+        r = this.readerOf(role).createResolver(writer);
+      } catch (err) {
+        r = new DecodeError(
+          'wrong_schema',
+          `schema id ${id} (${writer.name ?? 'unnamed'}) cannot be read as this topic's ${this.fullNames.get(role)}: ${(err as Error).message}`,
+        );
+      }
+      if (this.resolvers.size > 10_000) this.resolvers.clear();
+      this.resolvers.set(key, r);
+    }
+    if (r instanceof DecodeError) throw r;
+    return r;
   }
 
   private async writerType(id: number): Promise<AvroLike> {
