@@ -419,6 +419,15 @@ export class Processor {
         fail('not_wire_format', 'empty message value');
         continue;
       }
+      // the same size limit as activity input (it was not applied here: a 1 MB outcome was decoded)
+      const limit = this.config.validation.maxPayloadBytes;
+      if (message.value.length > limit) {
+        fail(
+          'oversized',
+          `payload of ${message.value.length} bytes exceeds validation.maxPayloadBytes (${limit})`,
+        );
+        continue;
+      }
       let outcome;
       try {
         outcome = validateOutcome(
