@@ -1,10 +1,12 @@
 // The Redis feature store: one server-side script per entity per event, keys under one hash tag
 // per entity, so the same code runs on a single Redis and on a Redis Cluster.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
 import {
   ACCOUNT_MEMORY,
   CONTEXT_FIELDS,
+  COUNTED_ONLY,
   ENTITY_TYPES,
   EVENT_KINDS,
   VALUE_KINDS,
@@ -115,6 +117,11 @@ export class FeatureStore {
     /** Which parts of the account's memory to send back; all when not given. */
     memory?: AccountMemory[],
   ): Promise<AccountSnapshot> {
+    for (const q of queries) {
+      if (q.q === 'count' && q.maxIds > 0 && COUNTED_ONLY.has(q.kind)) {
+        throw new FeatureStoreError(`${q.kind} events are only counted: their ids are not kept`);
+      }
+    }
     const l = this.layout;
     const ret: Record<string, number> = { v: l.valueRetentionMs, s: l.sessionRetentionMs };
     for (const [kind, code] of Object.entries(EVENT_KINDS)) ret[code] = l.eventRetentionMs[kind as EventKind];
@@ -231,7 +238,7 @@ function asArray<T>(v: unknown): T[] {
 function encodeOp(op: AccountOp): unknown[] {
   switch (op.op) {
     case 'event':
-      return ['E', EVENT_KINDS[op.kind], op.eventId];
+      return ['E', EVENT_KINDS[op.kind], COUNTED_ONLY.has(op.kind) ? digest(op.eventId) : op.eventId];
     case 'value':
       return ['V', VALUE_KINDS[op.kind], op.value, op.noveltyName ? 1 : 0];
     case 'sessionStart':
@@ -258,6 +265,11 @@ function encodeOp(op: AccountOp): unknown[] {
     case 'clearedPattern':
       return ['CL', op.pattern, op.untilMs];
   }
+}
+
+/** 64 bits of the id's SHA-1: a collision among one account's few hundred events is out of reach. */
+function digest(id: string): string {
+  return createHash('sha1').update(id).digest('base64url').slice(0, 11);
 }
 
 function encodeQuery(q: AccountQuery): unknown[] {
