@@ -148,6 +148,30 @@ describe('sliding windows over event time', () => {
   });
 });
 
+describe('counted-only kinds', () => {
+  it('counts each session event once by a digest of its id, and refuses to list them', async () => {
+    const prefix = uniquePrefix();
+    const store = new FeatureStore(redis, layoutFor(prefix));
+    const sessions = count('session', HOUR, 0);
+    const ids = ['0c592c0b-05f3-406c-9bf4-fae32486263d', '2b702213-bd72-4252-97f9-e9b68c1849d3'];
+    for (const eventId of [...ids, ids[0]!]) {
+      await store.applyAccount('acct-1', T0, [{ op: 'event', kind: 'session', eventId }], [], false, 'ip');
+    }
+    const snap = await store.applyAccount('acct-1', T0, [], [sessions], true);
+    expect(countOf(snap, sessions)).toEqual({ n: 2, ids: [] });
+    const members = await redis.zrange(
+      store.accountKeys('acct-1').find((k) => k.endsWith(':e:S'))!,
+      0,
+      -1,
+    );
+    expect(members).toHaveLength(2);
+    for (const m of members) expect(m).toMatch(/^[\w-]{11}$/);
+    await expect(store.applyAccount('acct-1', T0, [], [count('session', HOUR, 1)], true)).rejects.toThrow(
+      /only counted/,
+    );
+  });
+});
+
 describe('lateness', () => {
   it('counts an out-of-order event inside the allowed lateness', async () => {
     const store = new FeatureStore(redis, layoutFor(uniquePrefix()));
@@ -179,7 +203,7 @@ describe('lateness', () => {
       'acct-1',
       T0,
       [
-        { op: 'event', kind: 'session', eventId: 'sess-now' },
+        { op: 'event', kind: 'anonymizedSession', eventId: 'sess-now' },
         { op: 'value', kind: 'personalIp', value: '81.2.69.142' },
       ],
       [],
@@ -193,20 +217,20 @@ describe('lateness', () => {
       'acct-1',
       T0 - HOUR - 1,
       [
-        { op: 'event', kind: 'session', eventId: 'sess-late' },
+        { op: 'event', kind: 'anonymizedSession', eventId: 'sess-late' },
         { op: 'value', kind: 'personalIp', value: '216.160.83.56' },
         { op: 'context', field: 'createdAt', value: String(T0 - 400 * DAY) },
         { op: 'context', field: 'identity', value: '1' },
         { op: 'context', field: 'stats', value: '25|1200|' },
       ],
-      [count('session', W), { q: 'distinct', kind: 'personalIp', from: -W, maxValues: 10 }],
+      [count('anonymizedSession', W), { q: 'distinct', kind: 'personalIp', from: -W, maxValues: 10 }],
       false,
       'account',
     );
     expect(late.late).toBe(true);
     expect(late.watermark).toBe(T0);
     // the late event's own window (T0-4h, T0-1h-1ms] sees nothing: its session was not recorded
-    expect(countOf(late, count('session', W)).n).toBe(0);
+    expect(countOf(late, count('anonymizedSession', W)).n).toBe(0);
     // distinct values run from t-W on (last-seen times only move forward): the late IP is absent
     expect(distinctOf(late, { q: 'distinct', kind: 'personalIp', from: -W, maxValues: 10 }).values).toEqual([
       '81.2.69.142',
@@ -223,8 +247,8 @@ describe('lateness', () => {
     const after = await contentsUnder(prefix);
     for (const key of beforeKeys) expect(after[key], key).toEqual(before[key]);
     expect(Object.keys(after).sort()).toEqual(Object.keys(before).sort());
-    const now = await store.applyAccount('acct-1', T0, [], [count('session', W)], true);
-    expect(countOf(now, count('session', W)).ids).toEqual(['sess-now']);
+    const now = await store.applyAccount('acct-1', T0, [], [count('anonymizedSession', W)], true);
+    expect(countOf(now, count('anonymizedSession', W)).ids).toEqual(['sess-now']);
   });
 
   it('judges lateness per family: a login far behind the newest contract event is not late', async () => {
