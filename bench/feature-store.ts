@@ -51,6 +51,8 @@ const { values: flags } = parseArgs({
     batch: { type: 'string', default: '500' },
     reads: { type: 'string', default: '2000' },
     sample: { type: 'string', default: '300' },
+    /** A redis-server setting for the run, "name value" (repeatable), e.g. "hash-max-listpack-value 256". */
+    'redis-config': { type: 'string', multiple: true, default: [] },
   },
 });
 const positive = (name: string, v: string | undefined): number => {
@@ -65,6 +67,7 @@ const params = {
   batchSize: positive('batch', flags.batch),
   reads: positive('reads', flags.reads),
   samplePerKind: positive('sample', flags.sample),
+  redisConfig: flags['redis-config'] ?? [],
   eventTimeStart: new Date(START).toISOString(),
 };
 
@@ -630,7 +633,13 @@ function freePort(): Promise<number> {
 async function startRedis(port: number, dir: string): Promise<ChildProcess> {
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    [
+      ...['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+      ...params.redisConfig.flatMap((c) => {
+        const [name, ...value] = c.trim().split(/\s+/);
+        return [`--${name}`, value.join(' ')];
+      }),
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   await new Promise<void>((ok, fail) => {
@@ -695,7 +704,20 @@ const percentile = (sorted: number[], p: number) =>
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
+const git = (...args: string[]) => {
+  try {
+    return execFileSync('git', args, { cwd: ROOT }).toString().trim();
+  } catch {
+    return '';
+  }
+};
+
 async function main(): Promise<void> {
+  // the code measured is the code at start: others may commit while a long run goes on
+  const commit = git('rev-parse', 'HEAD');
+  const dirty =
+    git('status', '--porcelain', '--', 'src', 'processors', 'config', 'bench/feature-store.ts') !== '';
+  const loadBefore = os.loadavg();
   const loaded = loadConfig({ env: {} });
   const policy = compilePolicy(loaded);
   geoip = await GeoIp.open(loaded.config.maxmind);
@@ -712,6 +734,11 @@ async function main(): Promise<void> {
   const redis = new Redis({ host: '127.0.0.1', port, enableAutoPipelining: true, maxRetriesPerRequest: 1 });
   try {
     const redisVersion = /v=(\S+)/.exec(execFileSync('redis-server', ['--version']).toString())?.[1] ?? '?';
+    // the encodings' size limits decide most of the memory: record them with the figures
+    const listpack = (await redis.config('GET', '*-max-listpack-*')) as string[];
+    const redisSettings = Object.fromEntries(
+      listpack.flatMap((v, i) => (i % 2 ? [] : [[v, listpack[i + 1]]])),
+    );
     const store = new FeatureStore(redis, policy.layout);
     const engine = new Engine(store, () => policy);
 
@@ -890,13 +917,6 @@ async function main(): Promise<void> {
       );
     }
 
-    const git = (...args: string[]) => {
-      try {
-        return execFileSync('git', args, { cwd: ROOT }).toString().trim();
-      } catch {
-        return '';
-      }
-    };
     const now = new Date();
     const result = {
       benchmark: 'feature-store',
@@ -908,13 +928,12 @@ async function main(): Promise<void> {
         platform: `${os.platform()} ${os.release()}`,
         node: process.version,
         redisServer: redisVersion,
+        redisSettings,
+        // other work on the machine shares its cores: the 1-minute load average at start and end
+        loadAverage: [loadBefore[0], os.loadavg()[0]].map((l) => Math.round((l ?? 0) * 100) / 100),
       },
-      git: {
-        commit: git('rev-parse', 'HEAD'),
-        // uncommitted changes to the code this measures
-        dirty:
-          git('status', '--porcelain', '--', 'src', 'processors', 'config', 'bench/feature-store.ts') !== '',
-      },
+      // the commit at start, and whether the code measured had uncommitted changes
+      git: { commit, dirty },
       params: {
         ...params,
         config: loaded.version,
