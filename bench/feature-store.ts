@@ -825,6 +825,51 @@ async function main(): Promise<void> {
     }
     keyKinds.sort((a, b) => b.estTotalBytes - a.estTotalBytes);
 
+    // the account hash is the largest key: what its fields hold, over the sampled hashes
+    const groupOf = (f: string) =>
+      f === 'll' || f === 'lp'
+        ? 'logins (ll, lp)'
+        : f.startsWith('wm')
+          ? 'watermarks (wm*)'
+          : f.startsWith('s:')
+            ? 'session details (s:*)'
+            : f.startsWith('o:')
+              ? 'observations (o:*)'
+              : f.startsWith('f:')
+                ? 'open flags (f:*)'
+                : ['ct', 'at', 'iv', 'st'].includes(f)
+                  ? 'context (ct, at, iv, st)'
+                  : 'other (cap:, g:, clr:)';
+    const hashSample = kinds.get('account h')?.sample ?? [];
+    const groups = new Map<string, { hashes: number; fields: number; bytes: number }>();
+    const encodings = new Map<string, number>();
+    for (const key of hashSample) {
+      const enc = String(await redis.object('ENCODING', key));
+      encodings.set(enc, (encodings.get(enc) ?? 0) + 1);
+      const seen = new Set<string>();
+      for (const [f, v] of Object.entries(await redis.hgetall(key))) {
+        const name = groupOf(f);
+        let g = groups.get(name);
+        if (!g) groups.set(name, (g = { hashes: 0, fields: 0, bytes: 0 }));
+        if (!seen.has(name)) g.hashes++;
+        seen.add(name);
+        g.fields++;
+        g.bytes += Buffer.byteLength(f) + Buffer.byteLength(v);
+      }
+    }
+    const hashFields = [...groups]
+      .map(([group, g]) => ({
+        group,
+        shareOfAccounts: Math.round((g.hashes / Math.max(1, hashSample.length)) * 100) / 100,
+        fieldsWhenPresent: Math.round((g.fields / g.hashes) * 10) / 10,
+        payloadBytesWhenPresent: Math.round(g.bytes / g.hashes),
+      }))
+      .sort(
+        (x, y) =>
+          y.shareOfAccounts * y.payloadBytesWhenPresent - x.shareOfAccounts * x.payloadBytesWhenPresent,
+      );
+    const hashEncodings = Object.fromEntries(encodings);
+
     // explain-style reads: every question any signal asks, read-only, one call, sequentially
     const explain: AccountQuery[] = [...queriesFor(policy.signals)];
     if (!explain.some((q) => q.q === 'contracts')) explain.push({ q: 'contracts' });
@@ -916,6 +961,18 @@ async function main(): Promise<void> {
           `${fmt(k.estTotalBytes / 1024 / 1024, 1).padStart(11)}${fmt(k.bytesPerAccount).padStart(11)}`,
       );
     }
+    console.log(
+      `\nAccount hash fields (${hashSample.length} sampled hashes; encodings ${JSON.stringify(hashEncodings)})`,
+    );
+    console.log(
+      `${'group'.padEnd(26)}${'accounts'.padStart(9)}${'fields'.padStart(8)}${'payload B'.padStart(11)}`,
+    );
+    for (const g of hashFields) {
+      console.log(
+        `${g.group.padEnd(26)}${`${Math.round(g.shareOfAccounts * 100)}%`.padStart(9)}` +
+          `${String(g.fieldsWhenPresent).padStart(8)}${fmt(g.payloadBytesWhenPresent).padStart(11)}`,
+      );
+    }
 
     const now = new Date();
     const result = {
@@ -947,6 +1004,7 @@ async function main(): Promise<void> {
       },
       figures,
       keyKinds,
+      accountHash: { encodings: hashEncodings, fields: hashFields },
     };
     const out = join(
       ROOT,
