@@ -202,6 +202,9 @@ export class Processor {
     log.info({ configVersion: opts.loaded.version, sources: opts.loaded.sources }, 'starting fairflag');
     const geo = await GeoIp.open(config.maxmind);
     const redis = connectRedis(config.redis);
+    // Without a listener ioredis prints every failed reconnect to stderr as plain text ("[ioredis]
+    // Unhandled error event", about one a second while Redis is down): log them as JSON instead.
+    redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error; reconnecting'));
     await redis.connect().catch((err: Error) => {
       throw new Error(
         `cannot connect to Redis at ${config.redis.clusterNodes.join(',') || config.redis.url}: ${err.message}`,
