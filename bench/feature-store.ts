@@ -50,7 +50,7 @@ const { values: flags } = parseArgs({
     seed: { type: 'string', default: '1' },
     batch: { type: 'string', default: '500' },
     reads: { type: 'string', default: '2000' },
-    sample: { type: 'string', default: '300' },
+    sample: { type: 'string', default: '1000' },
     /** A redis-server setting for the run, "name value" (repeatable), e.g. "hash-max-listpack-value 256". */
     'redis-config': { type: 'string', multiple: true, default: [] },
   },
