@@ -294,8 +294,7 @@ describe('lateness', () => {
       's-1',
     ]);
 
-    // the next contract event sees the login family's data, and a contract event one hour and a
-    // bit behind the contract watermark is late for contracts
+    // the contract family keeps its own watermark: one hour and a bit behind it is late
     const contractLate = await store.applyAccount(
       'acct-1',
       T0 - HOUR - 1,
@@ -547,7 +546,7 @@ describe('sessions', () => {
 });
 
 describe('login memory', () => {
-  it('keeps the latest two successful logins exactly as recorded, whatever the arrival order', async () => {
+  it('keeps the latest two successful logins exactly as recorded; an older one arriving late changes nothing', async () => {
     const store = new FeatureStore(redis, layoutFor(uniquePrefix()));
     const full: LoginRecord = {
       at: T0,
