@@ -55,6 +55,19 @@ local latestLogin = head[3]
 local ts = (req.ts < 0 and wm > 0) and wm or math.abs(req.ts)
 local late = wf > 0 and ts < wf - req.lat
 local anchor = math.max(wm, ts)
+-- An event older than the value retention (measured from the newest value, as trimming is) must
+-- not write values, first sightings or contract records. Arriving first, what it wrote was
+-- trimmed at once; arriving (or replayed) after a newer event of the same value or contract, it
+-- merged into what that event wrote: two results for the same events, depending on arrival
+-- order, and a replay that changed features (found by test/faults/properties.test.ts).
+local beyondValueRetention
+local function staleForValues()
+  if beyondValueRetention == nil then
+    local top = redis.call('ZRANGE', vkey, -1, -1, 'WITHSCORES')
+    beyondValueRetention = top[2] ~= nil and ts <= tonumber(top[2]) - req.ret.v
+  end
+  return beyondValueRetention
+end
 local lastSeen = {}
 local touchedE, touchedV, touchedS, touchedC, touchedH = {}, false, false, false, false
 
@@ -94,7 +107,7 @@ if #seen > 0 then
     local f = firstOf[m]
     table.insert(lastSeen, { last[i] and tonumber(last[i]) or -1, f and tonumber(f) or -1 })
   end
-  if not late and not readOnly then
+  if not late and not readOnly and not staleForValues() then
     local args = {}
     for _, m in ipairs(seen) do
       table.insert(args, ts)
@@ -170,6 +183,8 @@ for _, op in ipairs(req.ops or {}) do
       latestLogin = fmt(ts) .. '|' .. op[2]
     end
 
+  elseif t == 'K' and staleForValues() then
+    -- beyond the value retention: changes nothing (see staleForValues)
   elseif t == 'K' then
     local cur = redis.call('HGET', ckey, op[2])
     local rec = cur and cjson.decode(cur) or {}
