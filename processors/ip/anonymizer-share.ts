@@ -14,7 +14,10 @@ export const anonymizerShare = defineSignal({
     /** A share of two sessions says little. */
     minSessions: positiveInt().default(5),
   }),
-  triggeredBy: (e) => (e.family === 'login' && e.event.outcome === 'SUCCESS') || e.family === 'ip',
+  // judged at each successful login; IP observations feed the counts but are too frequent to judge
+  // each time (a third of all events), and a weak signal loses nothing by waiting for the next login
+  triggeredBy: (e) => e.family === 'login' && e.event.outcome === 'SUCCESS',
+
   needs: (p) => ({
     account: [
       { q: 'count', kind: 'session', from: -p.window, to: 0, maxIds: 0 },

@@ -15,7 +15,9 @@ export const churn = defineSignal({
     asnThreshold: positiveInt().default(4),
     window: duration().default(86_400_000),
   }),
-  triggeredBy: (e) => (e.family === 'login' && e.event.outcome === 'SUCCESS') || e.family === 'ip',
+  // judged at each successful login, like anonymizer_share; IP observations feed the sets
+  triggeredBy: (e) => e.family === 'login' && e.event.outcome === 'SUCCESS',
+
   needs: (p) => ({
     account: [
       { q: 'distinct', kind: 'personalIp', from: -p.window, maxValues: 0 },

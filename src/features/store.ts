@@ -64,11 +64,14 @@ export class FeatureStore {
   private readonly runEntity: ScriptRunner;
   /** Redis commands sent, for the round-trips-per-event figure. */
   commandsSent = 0;
+  /** The layout's part of every account request, serialised once (it is most of the bytes). */
+  private accountLayoutJson: string;
 
   constructor(
     readonly redis: RedisLike,
     private layout: StoreLayout,
   ) {
+    this.accountLayoutJson = accountLayoutJson(layout);
     // defineCommand sends EVALSHA and falls back to EVAL once per connection when the script
     // is not cached (after a restart or failover).
     if (!('fairflagAccount' in redis)) {
@@ -84,6 +87,7 @@ export class FeatureStore {
 
   setLayout(layout: StoreLayout): void {
     this.layout = layout;
+    this.accountLayoutJson = accountLayoutJson(layout);
   }
 
   accountKeys(accountId: string): string[] {
@@ -122,29 +126,20 @@ export class FeatureStore {
         throw new FeatureStoreError(`${q.kind} events are only counted: their ids are not kept`);
       }
     }
-    const l = this.layout;
-    const ret: Record<string, number> = { v: l.valueRetentionMs, s: l.sessionRetentionMs };
-    for (const [kind, code] of Object.entries(EVENT_KINDS)) ret[code] = l.eventRetentionMs[kind as EventKind];
-    const req = {
+    const req = JSON.stringify({
       ts: at,
       ro: readOnly ? 1 : 0,
       w: ops.some((o) => o.op === 'event' || o.op === 'value' || o.op === 'sessionStart') ? 1 : 0,
-      lat: l.allowedLatenessMs,
       ...(family && { wf: `wm:${family}` }),
       ...(memory && { hf: memory.flatMap((m) => ACCOUNT_MEMORY[m]) }),
-
-      ttl: Math.max(...Object.values(ret)),
-      ret,
-      cap: { e: l.caps.eventsPerKind, v: l.caps.values, s: l.caps.sessions },
-      ek: EVENT_KIND_CODES,
       ops: ops.map(encodeOp),
       q: queries.map(encodeQuery),
-    };
+    });
     const keys = this.accountKeys(accountId);
     this.commandsSent++;
     let raw: string;
     try {
-      raw = await this.runAccount(...keys, JSON.stringify(req));
+      raw = await this.runAccount(...keys, `{${this.accountLayoutJson},${req.slice(1)}`);
     } catch (err) {
       throw new FeatureStoreError(`account script failed for ${accountId}: ${(err as Error).message}`, {
         cause: err,
@@ -228,6 +223,19 @@ export class FeatureStore {
     const r = JSON.parse(raw) as { n: number; ids: string[] | object; capped: number };
     return { type, id, accounts: { n: r.n, values: asArray<string>(r.ids) }, capped: r.capped === 1 };
   }
+}
+
+function accountLayoutJson(l: StoreLayout): string {
+  const ret: Record<string, number> = { v: l.valueRetentionMs, s: l.sessionRetentionMs };
+  for (const [kind, code] of Object.entries(EVENT_KINDS)) ret[code] = l.eventRetentionMs[kind as EventKind];
+  const json = JSON.stringify({
+    lat: l.allowedLatenessMs,
+    ttl: Math.max(...Object.values(ret)),
+    ret,
+    cap: { e: l.caps.eventsPerKind, v: l.caps.values, s: l.caps.sessions },
+    ek: EVENT_KIND_CODES,
+  });
+  return json.slice(1, -1);
 }
 
 // cjson encodes an empty Lua table as {}: read it back as an empty list.

@@ -57,9 +57,9 @@ describe('ip.anonymizer_share', () => {
     expect(share(4, 4)).toMatchObject({ status: 'fired', observed: 1 });
   });
 
-  it('is triggered by successful logins and IP observations', () => {
+  it('is judged at successful logins only (IP observations feed its features)', () => {
     expect(anonymizerShare.triggeredBy(login({ outcome: 'SUCCESS' }), 'account')).toBe(true);
-    expect(anonymizerShare.triggeredBy(ipObservation(), 'account')).toBe(true);
+    expect(anonymizerShare.triggeredBy(ipObservation(), 'account')).toBe(false);
     expect(anonymizerShare.triggeredBy(login({ outcome: 'FAILURE', geo: GEO.vpn }), 'account')).toBe(false);
     expect(anonymizerShare.triggeredBy(login({ outcome: 'LOGOUT' }), 'account')).toBe(false);
     expect(anonymizerShare.triggeredBy(payment({ geo: GEO.vpn }), 'account')).toBe(false);

@@ -79,9 +79,9 @@ describe('ip.churn', () => {
     expect(evaluate({ personal: 5, prefixes: 5, asns: 3 })).toMatchObject({ status: 'below' });
   });
 
-  it('is triggered by successful logins and IP observations', () => {
+  it('is judged at successful logins only (IP observations feed its features)', () => {
     expect(churn.triggeredBy(login(), 'account')).toBe(true);
-    expect(churn.triggeredBy(ipObservation({ geo: GEO.vpn }), 'account')).toBe(true);
+    expect(churn.triggeredBy(ipObservation({ geo: GEO.vpn }), 'account')).toBe(false);
     expect(churn.triggeredBy(login({ outcome: 'FAILURE' }), 'account')).toBe(false);
     expect(churn.triggeredBy(payment(), 'account')).toBe(false);
   });

@@ -1,0 +1,399 @@
+// Pipeline benchmark (`npm run bench`): against the real local stack, measures in one run the limit
+// (a bare kafkajs consumer that only reads and decodes) and fairflag over the same messages: events
+// per second, latency from produce to features written and to flags on the topic (at full speed
+// and at a steady offered rate), Redis memory per active account, Redis calls per event, RSS.
+// Writes bench/results/pipeline-<ISO time>.json and prints a table. Not a test: figures only.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import type { ActivityEvent, Family } from '../src/domain/events.js';
+import { Codec, topicOf } from '../src/kafka/codec.js';
+import { Processor, ensureTopics, kafkaClient, type BatchTiming } from '../src/kafka/processor.js';
+import { loadConfig, type LoadedConfig } from '../src/runtime/config-loader.js';
+import { createLogger } from '../src/runtime/logger.js';
+import { PROJECT_ROOT } from '../src/runtime/project.js';
+import { workload } from './workload.js';
+
+const { values: args } = parseArgs({
+  options: {
+    accounts: { type: 'string', default: '20000' },
+    events: { type: 'string', default: '200000' },
+    rate: { type: 'string', default: '2000' },
+    steady: { type: 'string', default: '30' },
+    partitions: { type: 'string', default: '3' },
+    instances: { type: 'string', default: '1' },
+    'redis-cluster': { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  process.stdout.write(`npm run bench -- [--accounts 20000] [--events 200000] [--rate 2000] [--steady 30]
+                     [--partitions 3] [--instances 1] [--redis-cluster]
+Needs the local stack (npm run bench starts it). --redis-cluster uses scripts/stack.sh redis-cluster.\n`);
+  process.exit(0);
+}
+const num = (name: keyof typeof args) => {
+  const v = Number(args[name]);
+  if (!Number.isFinite(v) || v <= 0)
+    throw new Error(`--${name}: expected a positive number, got ${args[name]}`);
+  return v;
+};
+const P = {
+  accounts: num('accounts'),
+  events: num('events'),
+  rate: num('rate'),
+  steadySeconds: num('steady'),
+  partitions: num('partitions'),
+  instances: num('instances'),
+  redisCluster: args['redis-cluster'],
+};
+
+const say = (s: string) => process.stderr.write(`${s}\n`);
+const percentile = (xs: number[], p: number) => {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+const pct = (xs: number[]) => ({
+  n: xs.length,
+  p50: percentile(xs, 50),
+  p95: percentile(xs, 95),
+  p99: percentile(xs, 99),
+});
+const git = (...a: string[]) => execFileSync('git', a, { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim();
+const stack = (...a: string[]) =>
+  execFileSync('bash', [join(PROJECT_ROOT, 'scripts/stack.sh'), ...a], { encoding: 'utf8' });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A fresh redis-server of our own, so used_memory measures fairflag's keys and nothing else. */
+async function ownRedis(): Promise<{ url: string; proc: ChildProcess }> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'fairflag-bench-redis-'));
+  const proc = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    {
+      stdio: 'ignore',
+    },
+  );
+  for (let i = 0; ; i++) {
+    const pong = spawnSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8' }).stdout?.trim();
+    if (pong === 'PONG') break;
+    if (i > 100) throw new Error('own redis-server did not start');
+    await sleep(50);
+  }
+  return { url: `redis://127.0.0.1:${port}`, proc };
+}
+
+const infoNumber = (text: string, field: string) =>
+  Number(new RegExp(`^${field}:(\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+const evalCalls = (text: string) =>
+  [...text.matchAll(/^cmdstat_(?:evalsha|eval|hincrby):calls=(\d+)/gm)].reduce((t, m) => t + Number(m[1]), 0);
+
+async function redisNodes(loaded: LoadedConfig): Promise<Redis[]> {
+  const c = loaded.config.redis;
+  const urls = c.clusterNodes.length ? c.clusterNodes.map((n) => `redis://${n}`) : [c.url];
+  return urls.map((u) => new Redis(u));
+}
+async function sumInfo(nodes: Redis[], section: string, read: (t: string) => number): Promise<number> {
+  let total = 0;
+  for (const n of nodes) total += read(await n.info(section));
+  return total;
+}
+
+async function main(): Promise<void> {
+  const started = new Date();
+  const commit = git('rev-parse', 'HEAD');
+  const dirty = git('status', '--porcelain', '--', 'src', 'processors', 'config', 'bench').length > 0;
+  say('local stack: ' + stack('up').trim().split('\n').join('; '));
+  let own: { url: string; proc: ChildProcess } | undefined;
+  let clusterNodes = '';
+  if (P.redisCluster) {
+    say(stack('redis-cluster', 'up').trim());
+    clusterNodes = stack('redis-cluster', 'env').trim().split('=')[1]!;
+  } else own = await ownRedis();
+  const stackEnv = Object.fromEntries(
+    stack('env')
+      .trim()
+      .split('\n')
+      .map((l) => l.replace(/^export /, '').split('=') as [string, string]),
+  );
+  const id = Date.now().toString(36);
+  const topics = [
+    'login',
+    'ip',
+    'paymentMethod',
+    'contract',
+    'account',
+    'reviewOutcomes',
+    'flags',
+    'deadLetter',
+  ];
+  const loaded = loadConfig({
+    env: {
+      ...stackEnv,
+      ...(own ? { FAIRFLAG_REDIS_URL: own.url } : { FAIRFLAG_REDIS_CLUSTER_NODES: clusterNodes }),
+      FAIRFLAG_GROUP_ID: `bench-${id}`,
+      FAIRFLAG_REDIS_KEY_PREFIX: `bench${id}`,
+      FAIRFLAG_HTTP_PORT: '0',
+      FAIRFLAG__topics__partitions: String(P.partitions),
+      FAIRFLAG__kafka__partitionsConsumedConcurrently: String(P.partitions),
+      ...Object.fromEntries(topics.map((t) => [`FAIRFLAG__topics__${t}`, `bench-${id}.${t}`])),
+    },
+  });
+  const { config } = loaded;
+  const log = createLogger('bench');
+  log.level = 'error';
+  const kafka = kafkaClient(config.kafka, log, '-bench');
+  await ensureTopics(kafka, config.topics);
+  const codec = await Codec.connect(config);
+  const nodes = await redisNodes(loaded);
+  if (P.redisCluster) for (const n of nodes) await n.flushall();
+
+  // 1. the workload, produced in the registry's wire format
+  const now = Date.now();
+  const producer = kafka.producer();
+  await producer.connect();
+  const accounts = new Set<string>();
+  const produce = async (events: Iterable<ActivityEvent>, chunk = 2000) => {
+    let batch: ActivityEvent[] = [];
+    let count = 0;
+    const flush = async () => {
+      const byTopic = new Map<string, { key: string; value: Buffer }[]>();
+      for (const e of batch) {
+        const t = topicOf(e.family, config.topics);
+        byTopic.set(t, [
+          ...(byTopic.get(t) ?? []),
+          { key: e.event.accountId, value: await codec.encode(e.family, e.event) },
+        ]);
+      }
+      await producer.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      });
+      count += batch.length;
+      batch = [];
+    };
+    for (const e of events) {
+      accounts.add(e.event.accountId);
+      if (e.family === 'contract') accounts.add(e.event.freelancerAccountId);
+      batch.push(e);
+      if (batch.length >= chunk) await flush();
+    }
+    if (batch.length) await flush();
+    return count;
+  };
+  say(`producing ${P.events} events for ${P.accounts} accounts...`);
+  let t = performance.now();
+  const total = await produce(
+    workload({
+      accounts: P.accounts,
+      events: P.events,
+      from: now - 2 * 86_400_000,
+      to: now - 600_000,
+      seed: 1,
+    }),
+  );
+  const produceSeconds = (performance.now() - t) / 1000;
+  say(`produced ${total} in ${produceSeconds.toFixed(1)} s`);
+
+  // 2. the limit: a bare consumer that reads and decodes the same messages
+  const families: Record<string, Family> = {
+    [config.topics.login]: 'login',
+    [config.topics.ip]: 'ip',
+    [config.topics.paymentMethod]: 'payment',
+    [config.topics.contract]: 'contract',
+    [config.topics.account]: 'account',
+  };
+  const bare = kafka.consumer({ groupId: `bench-bare-${id}` });
+  await bare.connect();
+  await bare.subscribe({ topics: Object.keys(families), fromBeginning: true });
+  let bareCount = 0;
+  let bareStart = 0;
+  let bareEnd = 0;
+  const bareDone = new Promise<void>((resolve) => {
+    void bare.run({
+      partitionsConsumedConcurrently: P.partitions,
+      eachBatch: async ({ batch }) => {
+        if (!bareStart) bareStart = performance.now();
+        for (const m of batch.messages) await codec.decodeAs(families[batch.topic]!, m.value!);
+        bareCount += batch.messages.length;
+        if (bareCount >= total && !bareEnd) {
+          bareEnd = performance.now();
+          resolve();
+        }
+      },
+    });
+  });
+  await bareDone;
+  await bare.disconnect();
+  const bareRate = total / ((bareEnd - bareStart) / 1000);
+  say(`bare consumer: ${Math.round(bareRate)} events/s`);
+
+  // 3. fairflag over the same messages, from a fresh consumer group
+  const memBefore = await sumInfo(nodes, 'memory', (x) => infoNumber(x, 'used_memory'));
+  const callsBefore = await sumInfo(nodes, 'commandstats', evalCalls);
+  const timings: { at: number; b: BatchTiming }[] = [];
+  let rss = process.memoryUsage().rss;
+  const rssTimer = setInterval(() => (rss = Math.max(rss, process.memoryUsage().rss)), 200);
+  const procs: Processor[] = [];
+  for (let i = 0; i < P.instances; i++) {
+    procs.push(
+      await Processor.start({
+        loaded,
+        log,
+        http: false,
+        onBatchWritten: (b) => timings.push({ at: performance.now(), b }),
+      }),
+    );
+  }
+  const done = () => procs.reduce((n, p) => n + p.counts.processed + p.counts.deadLettered, 0);
+  while (done() < total) await sleep(50);
+  const ffStart = timings[0]!.at;
+  const ffEnd = timings.at(-1)!.at;
+  const ffRate = total / ((ffEnd - ffStart) / 1000);
+  const commandsSent = procs.reduce((n, p) => n + p.store.commandsSent, 0);
+  const fullSpeed = {
+    features: pct(timings.flatMap(({ b }) => b.producedAt.map((p) => b.featuresWrittenAt - p))),
+    flags: pct(timings.flatMap(({ b }) => b.flags.map((f) => f.producedAt - f.triggeredAt))),
+  };
+  const memAfter = await sumInfo(nodes, 'memory', (x) => infoNumber(x, 'used_memory'));
+  const callsAfter = await sumInfo(nodes, 'commandstats', evalCalls);
+  say(
+    `fairflag: ${Math.round(ffRate)} events/s (${((ffRate / bareRate) * 100).toFixed(0)}% of the bare consumer)`,
+  );
+
+  // 4. a steady offered rate: latency when keeping up
+  const steadyFrom = Date.now();
+  const steadyTimings = timings.length;
+  const steadyEvents = workload({
+    accounts: P.accounts,
+    events: Math.round(P.rate * P.steadySeconds),
+    from: now,
+    to: now + P.steadySeconds * 1000,
+    seed: 2,
+  });
+  say(`steady: ${P.rate} events/s for ${P.steadySeconds} s...`);
+  const tick = 50;
+  const perTick = Math.max(1, Math.round((P.rate * tick) / 1000));
+  let offered = 0;
+  const steadyStart = performance.now();
+  for (;;) {
+    const chunk: ActivityEvent[] = [];
+    for (let i = 0; i < perTick; i++) {
+      const n = steadyEvents.next();
+      if (n.done) break;
+      chunk.push(n.value);
+    }
+    if (!chunk.length) break;
+    offered += await produce(chunk, perTick);
+    const due = steadyStart + (offered / P.rate) * 1000;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+  }
+  const offeredRate = offered / ((performance.now() - steadyStart) / 1000);
+  while (done() < total + offered) await sleep(50);
+  const steady = timings.slice(steadyTimings).map((x) => x.b);
+  const steadyLatency = {
+    features: pct(
+      steady.flatMap((b) => b.producedAt.filter((p) => p >= steadyFrom).map((p) => b.featuresWrittenAt - p)),
+    ),
+    flags: pct(
+      steady.flatMap((b) =>
+        b.flags.filter((f) => f.triggeredAt >= steadyFrom).map((f) => f.producedAt - f.triggeredAt),
+      ),
+    ),
+  };
+  clearInterval(rssTimer);
+  for (const p of procs) await p.stop();
+  await producer.disconnect();
+  for (const n of nodes) n.disconnect();
+  if (own) own.proc.kill();
+  if (P.redisCluster) stack('redis-cluster', 'down');
+
+  const result = {
+    benchmark: 'pipeline',
+    date: started.toISOString(),
+    machine: {
+      cores: cpus().length,
+      cpu: cpus()[0]?.model,
+      node: process.version,
+      loadAverageAtEnd: loadavg(),
+    },
+    git: { commit, dirty },
+    params: { ...P, config: loaded.version, workload: 'bench/workload.ts seed 1 (bulk) and 2 (steady)' },
+    figures: {
+      events: total,
+      activeAccounts: accounts.size,
+      produceSeconds,
+      bareConsumerEventsPerSecond: Math.round(bareRate),
+      fairflagEventsPerSecond: Math.round(ffRate),
+      ratioToBare: Math.round((ffRate / bareRate) * 1000) / 1000,
+      perInstanceProcessed: procs.map((p) => p.counts.processed + p.counts.deadLettered),
+      flagsEmitted: procs.reduce((n, p) => n + p.counts.flagsEmitted, 0),
+      deadLettered: procs.reduce((n, p) => n + p.counts.deadLettered, 0),
+      storeCallsPerEvent: Math.round((commandsSent / (total + offered)) * 100) / 100,
+      redisScriptCallsPerEvent: Math.round(((callsAfter - callsBefore) / total) * 100) / 100,
+      redisBytesPerActiveAccount: Math.round((memAfter - memBefore) / accounts.size),
+      peakRssMiB: Math.round(rss / 1048576),
+      latencyAtFullSpeedMs: fullSpeed,
+      steady: { offeredEventsPerSecond: Math.round(offeredRate), events: offered, latencyMs: steadyLatency },
+    },
+  };
+  mkdirSync(join(PROJECT_ROOT, 'bench/results'), { recursive: true });
+  const file = join(
+    PROJECT_ROOT,
+    'bench/results',
+    `pipeline-${started.toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z.json`,
+  );
+  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
+  const f = result.figures;
+  const ms = (x: number | null) => (x === null ? 'n/a' : `${x} ms`);
+  const rows: [string, string][] = [
+    ['machine', `${result.machine.cores} cores, ${result.machine.cpu}, ${process.version}`],
+    ['events / active accounts', `${f.events} / ${f.activeAccounts}`],
+    ['bare kafkajs consumer (read + decode)', `${f.bareConsumerEventsPerSecond} events/s`],
+    [
+      `fairflag, ${P.instances} instance(s)`,
+      `${f.fairflagEventsPerSecond} events/s (${Math.round(f.ratioToBare * 100)}% of bare)`,
+    ],
+    ['per instance', f.perInstanceProcessed.join(', ')],
+    [
+      'produce -> features written, full speed p50/p95/p99',
+      `${ms(fullSpeed.features.p50)} / ${ms(fullSpeed.features.p95)} / ${ms(fullSpeed.features.p99)}`,
+    ],
+    [
+      `steady ${f.steady.offeredEventsPerSecond} ev/s: produce -> features p50/p95/p99`,
+      `${ms(steadyLatency.features.p50)} / ${ms(steadyLatency.features.p95)} / ${ms(steadyLatency.features.p99)}`,
+    ],
+    [
+      `steady: produce -> flag on topic p50/p95/p99 (${steadyLatency.flags.n} flags)`,
+      `${ms(steadyLatency.flags.p50)} / ${ms(steadyLatency.flags.p95)} / ${ms(steadyLatency.flags.p99)}`,
+    ],
+    ['Redis memory per active account', `${f.redisBytesPerActiveAccount} bytes`],
+    ['store calls per event (round-trip units)', String(f.storeCallsPerEvent)],
+    ['peak RSS (processor in the bench process)', `${f.peakRssMiB} MiB`],
+    ['flags emitted / dead-lettered', `${f.flagsEmitted} / ${f.deadLettered}`],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  process.stdout.write(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + `\n\nwritten to ${file}\n`);
+  process.exit(0);
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
