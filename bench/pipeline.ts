@@ -197,7 +197,7 @@ async function main(): Promise<void> {
     return count;
   };
   say(`producing ${P.events} events for ${P.accounts} accounts...`);
-  let t = performance.now();
+  const t = performance.now();
   const total = await produce(
     workload({
       accounts: P.accounts,
