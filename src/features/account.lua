@@ -188,12 +188,25 @@ for _, op in ipairs(req.ops or {}) do
   elseif t == 'K' then
     local cur = redis.call('HGET', ckey, op[2])
     local rec = cur and cjson.decode(cur) or {}
-    for k, val in pairs(op[3]) do
+    local patch = op[3]
+    -- The end's event id and rating are those of the latest end (then the greater id and
+    -- rating), not of whichever ENDED event arrived last: both sides may end a contract, on two
+    -- partitions, and a replay must not bring back the other one (found by
+    -- test/faults/properties.test.ts).
+    if patch.ee ~= nil or patch.rt ~= nil or patch.e ~= nil then
+      local function later(a, b)
+        if (a.e or -1) ~= (b.e or -1) then return (a.e or -1) > (b.e or -1) end
+        if (a.ee or '') ~= (b.ee or '') then return (a.ee or '') > (b.ee or '') end
+        return (a.rt or -1) > (b.rt or -1)
+      end
+      if later(patch, rec) then rec.ee, rec.rt = patch.ee, patch.rt end
+    end
+    for k, val in pairs(patch) do
       if k == 's' or k == 'fp' then
         rec[k] = rec[k] and math.min(rec[k], val) or val
       elseif k == 'lp' or k == 'd' or k == 'e' then
         rec[k] = rec[k] and math.max(rec[k], val) or val
-      else
+      elseif k ~= 'ee' and k ~= 'rt' then
         rec[k] = val
       end
     end
