@@ -236,24 +236,30 @@ describe('feature-store properties (real Redis)', () => {
           { requiredKeys: ['at', 'eventId', 'ip', 'anonymizer', 'hosting'] },
         ),
       }),
-      fc.record({
-        op: fc.constant('contract' as const),
-        contractId: text,
-        patch: fc.record(
-          {
-            role: fc.constantFrom('client' as const, 'freelancer' as const),
-            counterpart: text,
-            startedAt: time,
-            endedAt: time,
-            rating: fc.integer({ min: 1, max: 5 }),
-            firstPaidAt: time,
-            lastPaidAt: time,
-            disputedAt: time,
-            endEventId: text,
+      // contract steps as the contract processor plans them: one side's role and counterpart per
+      // contract, and the fields of one action (an end carries its event id and maybe a rating)
+      fc
+        .tuple(
+          text,
+          fc.oneof(
+            time.map((t) => ({ startedAt: t })),
+            time.map((t) => ({ firstPaidAt: t, lastPaidAt: t })),
+            fc.record(
+              { endedAt: time, endEventId: text, rating: fc.integer({ min: 1, max: 5 }) },
+              { requiredKeys: ['endedAt', 'endEventId'] },
+            ),
+            time.map((t) => ({ disputedAt: t })),
+          ),
+        )
+        .map(([contractId, step]): AccountOp => ({
+          op: 'contract',
+          contractId,
+          patch: {
+            role: contractId.length % 2 ? 'client' : 'freelancer',
+            counterpart: `cp-${contractId}`,
+            ...step,
           },
-          { requiredKeys: [] },
-        ),
-      }),
+        })),
       fc.record({
         op: fc.constant('observations' as const),
         observations: fc.array(observation, { maxLength: 3 }),
@@ -387,6 +393,41 @@ describe('feature-store properties (real Redis)', () => {
     // the stale step wrote nothing: contract b and the device's first sighting come from the later one
     expect(dumps[0]!['{a:acct-1}:c']).toEqual({ a: `{"s":${newest}}`, b: '{}' });
     expect(dumps[0]!['{a:acct-1}:n']).toEqual(['d:dev-b', String(old + 1)]);
+  });
+
+  it("two ends of one contract leave the latest end's event id and rating, in either order", async () => {
+    const step = (t: number, endEventId: string, rating?: number): Step => ({
+      kind: 'account',
+      accountId: 'acct-1',
+      at: t,
+      ops: [
+        {
+          op: 'contract',
+          contractId: 'ctr',
+          patch: { role: 'freelancer', counterpart: 'c', endedAt: t, endEventId, ...(rating && { rating }) },
+        },
+      ],
+      queries: [],
+      family: 'contract',
+    });
+    const early = step(T, 'end-by-client', 5);
+    const late = step(T + 60_000, 'end-by-freelancer');
+    const dumps: Dump[] = [];
+    for (const order of [
+      [early, late],
+      [late, early],
+      [early, late, late, early],
+    ]) {
+      await withStore(async (store, prefix) => {
+        await applyAll(store, order, { ok: 0, refused: 0 });
+        dumps.push(await dumpNamespace(redis, prefix, true));
+      });
+    }
+    expect(dumps[0]!['{a:acct-1}:c']).toEqual({
+      ctr: `{"cp":"c","e":${T + 60_000},"ee":"end-by-freelancer","r":"freelancer"}`,
+    });
+    expect(dumps[1]).toEqual(dumps[0]);
+    expect(dumps[2]).toEqual(dumps[0]);
   });
 
   it('the same sequence of event-time updates applied twice changes nothing', async () => {
