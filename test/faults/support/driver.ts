@@ -359,21 +359,34 @@ export function finalFlags(flags: ReviewFlag[]): string[] {
 }
 
 /**
- * Flag messages with the same id and revision must be the same flag (a batch replayed after a
- * crash re-emits it): returns the ones that differ in content.
+ * Flag messages with the same id and revision (a batch replayed after a crash or a rebalance
+ * re-emits what it had produced): `conflicting` lists those that are not the same flag (queue,
+ * severity, signals, action or account differ); `detailOnly` those that are the same flag with
+ * other explanation details (score, observed values, evidence, summaries), naming the fields.
  */
-export function conflictingDuplicates(flags: ReviewFlag[]): string[] {
-  const seen = new Map<string, string>();
-  const conflicts: string[] = [];
+export function duplicateFlags(flags: ReviewFlag[]): {
+  repeated: number;
+  conflicting: string[];
+  detailOnly: string[];
+} {
+  const seen = new Map<string, ReviewFlag>();
+  const out = { repeated: 0, conflicting: [] as string[], detailOnly: [] as string[] };
+  const essence = (f: ReviewFlag) => `${f.accountId} ${f.action} ${flagEssence(f)}`;
   for (const f of flags) {
     const k = `${f.flagId}#${f.revision}`;
-    const content = JSON.stringify(f);
     const prev = seen.get(k);
-    if (prev !== undefined && prev !== content)
-      conflicts.push(`${k}: ${prev.slice(0, 200)} != ${content.slice(0, 200)}`);
-    seen.set(k, content);
+    seen.set(k, f);
+    if (!prev) continue;
+    out.repeated++;
+    if (essence(prev) !== essence(f)) out.conflicting.push(`${k}: ${essence(prev)} != ${essence(f)}`);
+    else if (JSON.stringify(prev) !== JSON.stringify(f)) {
+      const a = prev as unknown as Record<string, unknown>;
+      const b = f as unknown as Record<string, unknown>;
+      const fields = Object.keys(b).filter((x) => JSON.stringify(a[x]) !== JSON.stringify(b[x]));
+      out.detailOnly.push(`${k}: ${fields.join(',')} (score ${prev.score} vs ${f.score})`);
+    }
   }
-  return conflicts;
+  return out;
 }
 
 export interface Reference {
