@@ -665,9 +665,18 @@ async function startRedis(port: number, dir: string): Promise<ChildProcess> {
 }
 
 function stopRedis(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  if (exited()) return Promise.resolve();
+  // Polled, not only awaited: the 'exit' event alone let Node end with the promise unsettled
+  // (exit code 13) before it arrived. SIGKILL if it has not stopped after five seconds.
   return new Promise((ok) => {
-    child.once('exit', () => ok());
+    const started = Date.now();
+    const poll = setInterval(() => {
+      if (exited()) {
+        clearInterval(poll);
+        ok();
+      } else if (Date.now() - started > 5_000) child.kill('SIGKILL');
+    }, 20);
     child.kill('SIGTERM');
   });
 }
