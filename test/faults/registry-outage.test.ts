@@ -103,8 +103,9 @@ describe('fault: the schema registry is unreachable', () => {
         );
         await sleep(2000);
         expect((await d.deadLetters()).filter((x) => x.value?.equals(unknown))).toEqual([]);
-        await service('start', 'registry');
+        // the earliest it can answer: stack.sh returns only after its own readiness check
         upAgainAt = Date.now();
+        await service('start', 'registry');
         await until('readiness with the registry back', () => p.ready(), 60_000);
       },
     });
