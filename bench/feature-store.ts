@@ -31,6 +31,7 @@ import { GeoIp } from '../src/enrich/geoip.js';
 import type { AccountQuery } from '../src/features/model.js';
 import { FeatureStore } from '../src/features/store.js';
 import { loadConfig } from '../src/runtime/config-loader.js';
+import { seeded } from './workload.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const MINUTE = 60_000;
@@ -75,17 +76,7 @@ const params = {
 // Seeded randomness
 // ---------------------------------------------------------------------------------------------
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = mulberry32(params.seed);
+const rand = seeded(params.seed);
 const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
 const chance = (p: number) => rand() < p;
 const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
@@ -799,7 +790,7 @@ async function main(): Promise<void> {
     const after = await redis.info();
 
     // which keys cost the memory: count every key by kind, MEMORY USAGE of a sample of each
-    const sampleRand = mulberry32(params.seed + 1);
+    const sampleRand = seeded(params.seed + 1);
     const kinds = new Map<string, { count: number; sample: string[] }>();
     let cursor = '0';
     do {
@@ -883,7 +874,7 @@ async function main(): Promise<void> {
     const explain: AccountQuery[] = [...queriesFor(policy.signals)];
     if (!explain.some((q) => q.q === 'contracts')) explain.push({ q: 'contracts' });
     const ids = [...active];
-    const readRand = mulberry32(params.seed + 2);
+    const readRand = seeded(params.seed + 2);
     const latencies: number[] = [];
     for (let i = 0; i < params.reads; i++) {
       const id = ids[Math.floor(readRand() * ids.length)]!;
