@@ -95,6 +95,8 @@ async function ownRedis(): Promise<{ url: string; proc: ChildProcess }> {
     if (i > 100) throw new Error('own redis-server did not start');
     await sleep(50);
   }
+  // never leave it behind, whatever way the benchmark ends
+  process.on('exit', () => proc.kill());
   return { url: `redis://127.0.0.1:${port}`, proc };
 }
 
