@@ -37,8 +37,17 @@ export interface EventOutcome {
 
 export interface FlagEmission {
   flag: ReviewFlag;
-  decision: QueueDecision;
+  /** Absent when an unconfirmed claim is sent again: its decision was made by an earlier run. */
+  decision?: QueueDecision;
 }
+
+/** What a claimed flag revision remembers until it is confirmed on the topic. */
+interface PendingFlag {
+  flag: ReviewFlag;
+  /** Wall-clock time of the claim: past STALE_CLAIM_MS its owner is presumed gone. */
+  claimedAt: number;
+}
+const STALE_CLAIM_MS = 60_000;
 
 export interface BatchResult {
   outcomes: EventOutcome[];
@@ -125,7 +134,7 @@ export class Engine {
     for (const f of firing) byAccount.set(f.accountId, [...(byAccount.get(f.accountId) ?? []), f]);
     await Promise.all(
       [...byAccount].map(async ([accountId, items]) => {
-        const openNow = new Map<string, FlagState>();
+        const resent = new Set<string>();
         for (const item of items) {
           const remember = (observations: StoredObservation[]) =>
             this.store.applyAccount(
@@ -153,24 +162,65 @@ export class Engine {
             if (more.length) snap = await remember(more);
           }
 
-          for (const [queue, state] of openNow) snap.openFlags.set(queue, state);
-          for (const d of this.score(snap, item.at, policy)) {
-            const open = snap.openFlags.get(d.queue);
-            const update = updateFlag({
-              accountId,
-              decision: d,
-              open,
-              generation: snap.flagGenerations.get(d.queue) ?? 0,
-              at: item.at,
-              triggeringEventId: item.eventId,
-              cfg: policy.config,
-              configVersion: policy.version,
-              processorVersion: policy.processorVersion,
-            });
-            if (!update) continue;
-            openNow.set(d.queue, update.state);
-            result.emissions.push({ flag: update.flag, decision: d });
-            result.stateWrites.push({ accountId, at: item.at, queue: d.queue, state: update.state });
+          // A revision claimed but never confirmed: its batch crashed between the claim and the
+          // send (this event is being replayed), or another instance stopped there long ago. Send
+          // exactly that message again; a claim in flight elsewhere is left to its owner.
+          for (const [queue, state] of snap.openFlags) {
+            const p = state.pending as PendingFlag | undefined;
+            if (!p || resent.has(`${p.flag.flagId}#${p.flag.revision}`)) continue;
+            if (p.flag.triggeringEventId !== item.eventId && Date.now() - p.claimedAt < STALE_CLAIM_MS)
+              continue;
+            resent.add(`${p.flag.flagId}#${p.flag.revision}`);
+            const confirmed = { ...state };
+            delete confirmed.pending;
+            result.emissions.push({ flag: p.flag });
+            result.stateWrites.push({ accountId, at: item.at, queue, state: confirmed });
+          }
+          for (const first of this.score(snap, item.at, policy)) {
+            let d: QueueDecision | undefined = first;
+            for (let attempt = 1; d && attempt <= 3; attempt++) {
+              const open: FlagState | undefined = snap.openFlags.get(d.queue);
+              const update = updateFlag({
+                accountId,
+                decision: d,
+                open,
+                generation: snap.flagGenerations.get(d.queue) ?? 0,
+                at: item.at,
+                triggeringEventId: item.eventId,
+                cfg: policy.config,
+                configVersion: policy.version,
+                processorVersion: policy.processorVersion,
+              });
+              if (!update) break;
+              const pending: PendingFlag = { flag: update.flag, claimedAt: Date.now() };
+              const claim = await this.store.applyAccount(
+                accountId,
+                item.at,
+                [
+                  {
+                    op: 'flagClaim',
+                    queue: d.queue,
+                    state: { ...update.state, pending },
+                    expectedRevision: open?.revision ?? 0,
+                  },
+                ],
+                [],
+                false,
+                undefined,
+                [],
+              );
+              if (claim.opResults[0] === 1) {
+                snap.openFlags.set(d.queue, update.state);
+                result.emissions.push({ flag: update.flag, decision: d });
+                result.stateWrites.push({ accountId, at: item.at, queue: d.queue, state: update.state });
+                break;
+              }
+              // another batch (another family, another instance) moved this flag on meanwhile:
+              // read it again and decide on what it holds now
+              snap = await remember([]);
+              const queue: string = d.queue;
+              d = this.score(snap, item.at, policy).find((x) => x.queue === queue);
+            }
           }
         }
       }),

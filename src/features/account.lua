@@ -69,6 +69,7 @@ local function staleForValues()
   return beyondValueRetention
 end
 local lastSeen = {}
+local results = {}
 local touchedE, touchedV, touchedS, touchedC, touchedH = {}, false, false, false, false
 
 if not readOnly then
@@ -241,8 +242,22 @@ for _, op in ipairs(req.ops or {}) do
         redis.call('HDEL', hkey, all[i])
       end
     end
-  elseif t == 'FS' then
-    redis.call('HSET', hkey, 'f:' .. op[2], op[3] .. '|' .. op[4])
+  elseif t == 'FCLAIM' or t == 'FS' then
+    -- Open flags change by compare-and-set on the revision, so two batches deciding about one
+    -- account at once (two families, two instances) can never both emit the same revision:
+    -- FCLAIM (queue, flagId, json, expected current revision) claims the next revision;
+    -- FS (queue, flagId, json, revision) confirms it once the flag is on the topic.
+    local cur = redis.call('HGET', hkey, 'f:' .. op[2])
+    local rev, id = 0, nil
+    if cur then
+      local bar = string.find(cur, '|', 1, true)
+      id = string.sub(cur, 1, bar - 1)
+      rev = cjson.decode(string.sub(cur, bar + 1)).revision or 0
+    end
+    local ok
+    if t == 'FCLAIM' then ok = rev == op[5] else ok = rev == op[5] and id == op[3] end
+    if ok then redis.call('HSET', hkey, 'f:' .. op[2], op[3] .. '|' .. op[4]) end
+    table.insert(results, ok and 1 or 0)
   elseif t == 'FC' then
     -- closing is idempotent: only the flag that is open now can be closed, once
     local cur = redis.call('HGET', hkey, 'f:' .. op[2])
@@ -417,5 +432,7 @@ return cjson.encode({
   ls = lastSeen,
   a = answers,
   h = hash,
+  r = results,
 })
+
 

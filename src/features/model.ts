@@ -82,6 +82,9 @@ export type AccountOp =
   | { op: 'login'; login: LoginRecord }
   | { op: 'contract'; contractId: string; patch: ContractPatch }
   | { op: 'observations'; observations: StoredObservation[]; correlationWindowMs: number }
+  /** Claims the next revision of a queue's open flag, if its current revision is `expectedRevision`. */
+  | { op: 'flagClaim'; queue: string; state: FlagState; expectedRevision: number }
+  /** Confirms a claimed revision once its flag is on the topic (no-op if the revision moved on). */
   | { op: 'flagState'; queue: string; state: FlagState }
   | { op: 'flagClose'; queue: string; flagId: string }
   | { op: 'clearedPattern'; pattern: string; untilMs: number };
@@ -148,6 +151,11 @@ export interface FlagState {
   createdAt: number;
   updatedAt: number;
   signals: StoredObservation[];
+  /**
+   * The flag message of a claimed revision not yet confirmed on the topic. Whoever finds it (a
+   * replay after a crash, another instance) sends exactly this message again, then confirms.
+   */
+  pending?: unknown;
 }
 
 export interface CountResult {
@@ -191,6 +199,8 @@ export interface AccountSnapshot {
   clearedPatterns: Map<string, number>;
   /** Kinds whose member cap was reached, with the time it was. */
   capsReached: Map<string, number>;
+  /** One result per compare-and-set op (flag claims and confirmations), 1 = applied. */
+  opResults: number[];
 }
 
 export interface AccountContext {

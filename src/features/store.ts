@@ -266,8 +266,11 @@ function encodeOp(op: AccountOp): unknown[] {
 
         op.correlationWindowMs,
       ];
+    case 'flagClaim':
+      return ['FCLAIM', op.queue, op.state.flagId, JSON.stringify(op.state), op.expectedRevision];
     case 'flagState':
-      return ['FS', op.queue, op.state.flagId, JSON.stringify(op.state)];
+      return ['FS', op.queue, op.state.flagId, JSON.stringify(op.state), op.state.revision];
+
     case 'flagClose':
       return ['FC', op.queue, op.flagId];
     case 'clearedPattern':
@@ -363,7 +366,15 @@ function splitStamped(v: string): [number, string] {
 }
 
 function decodeAccount(accountId: string, queries: AccountQuery[], raw: string): AccountSnapshot {
-  const r = JSON.parse(raw) as { ts: number; late: number; wm: number; ls: unknown; a: unknown; h: unknown };
+  const r = JSON.parse(raw) as {
+    ts: number;
+    late: number;
+    wm: number;
+    ls: unknown;
+    a: unknown;
+    h: unknown;
+    r: unknown;
+  };
   const answers = asArray<unknown>(r.a);
   const results: AccountSnapshot['results'] = new Map();
   queries.forEach((q, i) => {
@@ -418,6 +429,7 @@ function decodeAccount(accountId: string, queries: AccountQuery[], raw: string):
     flagGenerations: new Map(),
     clearedPatterns: new Map(),
     capsReached: new Map(),
+    opResults: asArray<number>(r.r),
   };
   const h = asArray<string>(r.h);
   for (let j = 0; j < h.length; j += 2) readHashField(snapshot, h[j]!, h[j + 1]!);

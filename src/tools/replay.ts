@@ -106,7 +106,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     for (const { flag, decision } of r.emissions) {
       result.flags.push(flag);
       result.finalFlags.set(flag.flagId, flag);
-      for (const id of decidingSignals(decision, policy.config.review)) countInc(result.deciding, id);
+      if (decision)
+        for (const id of decidingSignals(decision, policy.config.review)) countInc(result.deciding, id);
     }
     batch = [];
   };

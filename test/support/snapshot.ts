@@ -458,6 +458,7 @@ export class SnapshotBuilder {
       accountId: this.accountId,
       asOf: this.asOfMs,
       late: false,
+      opResults: [],
       watermark: this.asOfMs,
       lastSeenBefore: lastSeen,
       results: new Map(this.results),
