@@ -44,6 +44,12 @@ export const configSchema = z
       /** At most the partition count; kafkajs processes one batch per partition at a time. */
       partitionsConsumedConcurrently: positiveInt().default(3),
       sessionTimeout: duration().default(30_000),
+      /**
+       * Fetch sizes bound how many messages wait in memory and how big a batch gets (latency): a
+       * backlog is read in steps, not all at once. A single larger message is still fetched whole.
+       */
+      maxBytesPerPartition: positiveInt().default(256 * 1024),
+      maxBytes: positiveInt().default(4 * 1024 * 1024),
     }),
     registry: z.strictObject({
       url: z.url({ error: 'expected an http(s) URL' }),
