@@ -35,12 +35,14 @@ export function networkFacts(
   deviceId: string | null,
   ops: AccountOp[],
   entities: EntityPlan[],
+  /** Record the account on the shared device: for sign-ins and sign-ups, where a device is used
+   *  to enter the account (an IP observation or a payment repeats what the login said). */
+  deviceEntity = false,
 ): void {
   if (geo) {
     // only a personal IP says something about who uses the account (self-dealing compares them);
     // anonymizers, hosting and a mobile carrier's NAT are shared by strangers
     ops.push({ op: 'value', kind: isSharedByNature(geo) ? 'anonymizerIp' : 'personalIp', value: geo.ip });
-
     ops.push({ op: 'value', kind: 'prefix', value: geo.prefix });
     if (geo.asn !== undefined) ops.push({ op: 'value', kind: 'asn', value: String(geo.asn) });
     // a VPN exit or a mobile carrier's NAT links strangers, not accounts of one person
@@ -48,7 +50,7 @@ export function networkFacts(
   }
   if (deviceId) {
     ops.push({ op: 'value', kind: 'device', value: deviceId, noveltyName: 'device' });
-    entities.push({ type: 'device', id: deviceId, addAccount: accountId });
+    if (deviceEntity) entities.push({ type: 'device', id: deviceId, addAccount: accountId });
   }
 }
 

@@ -26,6 +26,6 @@ export const planAccount: FamilyProcessor<'account'> = ({ event: e, geo }) => {
     }
   }
   if (e.accountType !== null) ops.push({ op: 'context', field: 'accountType', value: e.accountType });
-  networkFacts(e.accountId, geo, e.deviceId, ops, entities);
+  networkFacts(e.accountId, geo, e.deviceId, ops, entities, e.action === 'CREATED');
   return { subjects: [{ accountId: e.accountId, role: 'account', ops }], entities };
 };

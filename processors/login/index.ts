@@ -24,7 +24,7 @@ export const planLogin: FamilyProcessor<'login'> = ({ event: e, geo }) => {
         });
       }
     }
-    networkFacts(e.accountId, geo, e.deviceId, ops, entities);
+    networkFacts(e.accountId, geo, e.deviceId, ops, entities, true);
     ops.push({
       op: 'login',
       login: {
