@@ -67,6 +67,12 @@ interface SubjectRun {
 const CONTRACTS: AccountQuery = { q: 'contracts' };
 
 export class Engine {
+  /**
+   * Redis round trips the events waited for: one per event for its feature update (its account
+   * and entity calls go out together), one per remember-and-score, claim and confirm.
+   */
+  roundTrips = 0;
+
   constructor(
     private readonly store: FeatureStore,
     private readonly currentPolicy: () => Policy,
@@ -78,6 +84,7 @@ export class Engine {
     // Round trip 1: every event's feature changes and questions, pipelined in event order, so the
     // store applies one account's events in order and each answer reflects the events before it.
     const runs = await Promise.all(events.map((e) => this.apply(e, planEvent(e), policy)));
+    this.roundTrips += events.length;
 
     const outcomes: EventOutcome[] = [];
     const recent = new Map<string, StoredObservation[]>();
@@ -136,8 +143,9 @@ export class Engine {
       [...byAccount].map(async ([accountId, items]) => {
         const resent = new Set<string>();
         for (const item of items) {
-          const remember = (observations: StoredObservation[]) =>
-            this.store.applyAccount(
+          const remember = (observations: StoredObservation[]) => {
+            this.roundTrips++;
+            return this.store.applyAccount(
               accountId,
               item.at,
               [
@@ -149,6 +157,7 @@ export class Engine {
               ],
               [CONTRACTS, ...queriesFor(item.recheck.signals)],
             );
+          };
           let snap = await remember(item.observations);
           // Another family's event may have been recorded between this event's two round trips;
           // judged again on the fresh read, a pattern spanning two topics cannot fall between them.
@@ -193,6 +202,7 @@ export class Engine {
               });
               if (!update) break;
               const pending: PendingFlag = { flag: update.flag, claimedAt: Date.now() };
+              this.roundTrips++;
               const claim = await this.store.applyAccount(
                 accountId,
                 item.at,
@@ -276,6 +286,7 @@ export class Engine {
 
   /** Round trip 3: the open-flag states, once their flags are on the flag topic. */
   async commit(result: BatchResult): Promise<void> {
+    this.roundTrips += result.stateWrites.length;
     await Promise.all(
       result.stateWrites.map((w) =>
         this.store.applyAccount(w.accountId, w.at, [{ op: 'flagState', queue: w.queue, state: w.state }], []),
