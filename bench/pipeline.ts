@@ -119,7 +119,7 @@ async function sumInfo(nodes: Redis[], section: string, read: (t: string) => num
 async function main(): Promise<void> {
   const started = new Date();
   const commit = git('rev-parse', 'HEAD');
-  const dirty = git('status', '--porcelain', '--', 'src', 'processors', 'config', 'bench').length > 0;
+  const dirty = git('status', '--porcelain', '--', 'src', 'processors', 'config', 'bench/*.ts').length > 0;
   say('local stack: ' + stack('up').trim().split('\n').join('; '));
   let own: { url: string; proc: ChildProcess } | undefined;
   let clusterNodes = '';
