@@ -20,6 +20,7 @@ import type {
   PaymentMethodEvent,
 } from '../../../src/domain/events.js';
 import {
+import { seeded } from '../../../bench/workload.js';
   DAY,
   HOUR,
   MINUTE,
@@ -47,18 +48,6 @@ export interface Workload {
 
 export function allEvents(w: Workload): Planned[] {
   return [...w.before.flat(), ...w.stream, ...w.after.flat()];
-}
-
-/** Small deterministic PRNG (mulberry32), so a failing run can be reproduced from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** IP addresses, each handed out once (shared entities only where a ring shares one on purpose). */
@@ -199,7 +188,8 @@ export function buildWorkload(opts: WorkloadOptions = {}): Workload {
   const partitions = opts.partitions ?? 3;
   const rings = opts.rings ?? 8;
   const scale = opts.streamScale ?? 1;
-  const rnd = prng(seed);
+  // deterministic, so a failing run can be reproduced from its seed
+  const rnd = seeded(seed);
   const pick = <T>(xs: T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
   const now = Date.now();
