@@ -11,6 +11,7 @@
 //   cards, contract pairs): any interleaving of the stream gives the same result. Faults happen
 //   while the stream flows.
 // - Every account's events of one family are in event-time order (no late events).
+import { seeded } from '../../../bench/workload.js';
 import type {
   AccountEvent,
   ActivityEvent,
@@ -20,7 +21,6 @@ import type {
   PaymentMethodEvent,
 } from '../../../src/domain/events.js';
 import {
-import { seeded } from '../../../bench/workload.js';
   DAY,
   HOUR,
   MINUTE,
