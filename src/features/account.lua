@@ -134,7 +134,8 @@ for _, op in ipairs(req.ops or {}) do
     -- a read changes nothing; value ops were applied above
   elseif t == 'E' then
     if not late then
-      redis.call('ZADD', ekey[op[2]], ts, op[3])
+      -- LT: one event id at two times (a producer reusing an id) keeps the earliest, in any order
+      redis.call('ZADD', ekey[op[2]], 'LT', ts, op[3])
       touchedE[op[2]] = true
     end
   elseif t == 'S' then
