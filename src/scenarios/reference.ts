@@ -4,6 +4,7 @@ import type {
   AccountEvent,
   ActivityEvent,
   ContractEvent,
+  IpObservationEvent,
   LoginEvent,
   PaymentMethodEvent,
 } from '../domain/events.js';
@@ -25,7 +26,12 @@ export interface Scenario {
   expected: string;
 }
 
-class Ids {
+/** Where event ids come from: each call gives a new one. */
+export interface IdSource {
+  next(): string;
+}
+
+class Ids implements IdSource {
   private n = 0;
   constructor(private readonly prefix: string) {}
   next(): string {
@@ -33,8 +39,10 @@ class Ids {
   }
 }
 
-const login = (
-  ids: Ids,
+// Event builders with the schemas' defaults (null for absent optional fields), shared by the
+// scenarios and the generated workloads of the tests.
+export const login = (
+  ids: IdSource,
   accountId: string,
   at: number,
   ip: string,
@@ -53,7 +61,12 @@ const login = (
   },
 });
 
-const account = (ids: Ids, accountId: string, at: number, over: Partial<AccountEvent>): ActivityEvent => ({
+export const account = (
+  ids: IdSource,
+  accountId: string,
+  at: number,
+  over: Partial<AccountEvent>,
+): ActivityEvent => ({
   family: 'account',
   event: {
     eventId: ids.next(),
@@ -70,8 +83,8 @@ const account = (ids: Ids, accountId: string, at: number, over: Partial<AccountE
   },
 });
 
-const contract = (
-  ids: Ids,
+export const contract = (
+  ids: IdSource,
   at: number,
   over: Partial<ContractEvent> &
     Pick<ContractEvent, 'accountId' | 'contractId' | 'clientAccountId' | 'freelancerAccountId' | 'action'>,
@@ -90,8 +103,8 @@ const contract = (
   },
 });
 
-const payment = (
-  ids: Ids,
+export const payment = (
+  ids: IdSource,
   accountId: string,
   at: number,
   over: Partial<PaymentMethodEvent>,
@@ -107,6 +120,26 @@ const payment = (
     instrumentFingerprint: 'fp-1',
     ip: null,
     deviceId: null,
+    ...over,
+  },
+});
+
+export const ipObservation = (
+  ids: IdSource,
+  accountId: string,
+  at: number,
+  ip: string,
+  over: Partial<IpObservationEvent> = {},
+): ActivityEvent => ({
+  family: 'ip',
+  event: {
+    eventId: ids.next(),
+    accountId,
+    occurredAt: at,
+    ip,
+    source: 'web',
+    deviceId: null,
+    sessionId: null,
     ...over,
   },
 });

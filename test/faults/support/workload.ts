@@ -12,6 +12,8 @@
 //   while the stream flows.
 // - Every account's events of one family are in event-time order (no late events).
 import { seeded } from '../../../bench/workload.js';
+import * as events from '../../../src/scenarios/reference.js';
+import type { IdSource } from '../../../src/scenarios/reference.js';
 import type {
   AccountEvent,
   ActivityEvent,
@@ -87,90 +89,30 @@ class Builder {
   acct(name: string): string {
     return `acct-${this.runId}-${name}`;
   }
+  private ids(kind: string): IdSource {
+    return { next: () => this.id(kind) };
+  }
   login(accountId: string, at: number, ip: string, over: Partial<LoginEvent> = {}): ActivityEvent {
-    return {
-      family: 'login',
-      event: {
-        eventId: this.id('l'),
-        accountId,
-        occurredAt: at,
-        outcome: 'SUCCESS',
-        ip,
-        deviceId: null,
-        sessionId: null,
-        ...over,
-      },
-    };
+    return events.login(this.ids('l'), accountId, at, ip, over);
   }
   ip(accountId: string, at: number, ip: string, over: Partial<IpObservationEvent> = {}): ActivityEvent {
-    return {
-      family: 'ip',
-      event: {
-        eventId: this.id('i'),
-        accountId,
-        occurredAt: at,
-        ip,
-        source: 'web',
-        deviceId: null,
-        sessionId: null,
-        ...over,
-      },
-    };
+    return events.ipObservation(this.ids('i'), accountId, at, ip, over);
   }
   payment(accountId: string, at: number, over: Partial<PaymentMethodEvent>): ActivityEvent {
-    return {
-      family: 'payment',
-      event: {
-        eventId: this.id('p'),
-        accountId,
-        occurredAt: at,
-        action: 'ADDED',
-        methodId: 'pm-1',
-        methodType: 'CARD',
-        instrumentFingerprint: `fp-${this.runId}-x`,
-        ip: null,
-        deviceId: null,
-        ...over,
-      },
-    };
+    return events.payment(this.ids('p'), accountId, at, {
+      instrumentFingerprint: `fp-${this.runId}-x`,
+      ...over,
+    });
   }
   contract(
     at: number,
     over: Partial<ContractEvent> &
       Pick<ContractEvent, 'accountId' | 'contractId' | 'clientAccountId' | 'freelancerAccountId' | 'action'>,
   ): ActivityEvent {
-    return {
-      family: 'contract',
-      event: {
-        eventId: this.id('c'),
-        occurredAt: at,
-        amount: null,
-        currency: null,
-        rating: null,
-        disputeReason: null,
-        ip: null,
-        deviceId: null,
-        ...over,
-      },
-    };
+    return events.contract(this.ids('c'), at, over);
   }
   account(accountId: string, at: number, over: Partial<AccountEvent>): ActivityEvent {
-    return {
-      family: 'account',
-      event: {
-        eventId: this.id('a'),
-        accountId,
-        occurredAt: at,
-        action: 'CREATED',
-        accountType: null,
-        lifetimeCompletedContracts: null,
-        lifetimePaidHours: null,
-        lifetimeEarnings: null,
-        ip: null,
-        deviceId: null,
-        ...over,
-      },
-    };
+    return events.account(this.ids('a'), accountId, at, over);
   }
 }
 
