@@ -248,6 +248,11 @@ async function main(): Promise<void> {
   // 3. fairflag over the same messages, from a fresh consumer group
   const memBefore = await sumInfo(nodes, 'memory', (x) => infoNumber(x, 'used_memory'));
   const callsBefore = await sumInfo(nodes, 'commandstats', evalCalls);
+  // CPU spent per event by Redis (all nodes) and by this process, to see where the time goes
+  const redisCpu = (x: string) =>
+    Number(/^used_cpu_user:([\d.]+)/m.exec(x)?.[1]) + Number(/^used_cpu_sys:([\d.]+)/m.exec(x)?.[1]);
+  const redisCpuBefore = await sumInfo(nodes, 'cpu', redisCpu);
+  const nodeCpuBefore = process.cpuUsage();
   const timings: { at: number; b: BatchTiming }[] = [];
   let rss = process.memoryUsage().rss;
   const rssTimer = setInterval(() => (rss = Math.max(rss, process.memoryUsage().rss)), 200);
@@ -275,6 +280,8 @@ async function main(): Promise<void> {
   };
   const memAfter = await sumInfo(nodes, 'memory', (x) => infoNumber(x, 'used_memory'));
   const callsAfter = await sumInfo(nodes, 'commandstats', evalCalls);
+  const redisCpuSeconds = (await sumInfo(nodes, 'cpu', redisCpu)) - redisCpuBefore;
+  const nodeCpu = process.cpuUsage(nodeCpuBefore);
   say(
     `fairflag: ${Math.round(ffRate)} events/s (${((ffRate / bareRate) * 100).toFixed(0)}% of the bare consumer)`,
   );
@@ -352,6 +359,11 @@ async function main(): Promise<void> {
       roundTripsPerEvent: Math.round((roundTrips() / (total + offered)) * 100) / 100,
       redisScriptCallsPerEvent: Math.round(((callsAfter - callsBefore) / total) * 100) / 100,
       redisBytesPerActiveAccount: Math.round((memAfter - memBefore) / accounts.size),
+      // includes the wait for the last batch and the bench's own bookkeeping; an upper bound
+      cpuMicrosecondsPerEvent: {
+        redis: Math.round((redisCpuSeconds * 1e6) / total),
+        processor: Math.round((nodeCpu.user + nodeCpu.system) / total),
+      },
       peakRssMiB: Math.round(rss / 1048576),
       latencyAtFullSpeedMs: fullSpeed,
       steady: { offeredEventsPerSecond: Math.round(offeredRate), events: offered, latencyMs: steadyLatency },
@@ -388,6 +400,10 @@ async function main(): Promise<void> {
       `${ms(steadyLatency.flags.p50)} / ${ms(steadyLatency.flags.p95)} / ${ms(steadyLatency.flags.p99)}`,
     ],
     ['Redis memory per active account', `${f.redisBytesPerActiveAccount} bytes`],
+    [
+      'CPU per event at full speed: Redis / processor',
+      `${f.cpuMicrosecondsPerEvent.redis} µs / ${f.cpuMicrosecondsPerEvent.processor} µs`,
+    ],
     ['Redis round trips per event (waits; calls pipelined)', String(f.roundTripsPerEvent)],
     ['Redis script calls per event', String(f.storeCallsPerEvent)],
     ['peak RSS (processor in the bench process)', `${f.peakRssMiB} MiB`],
