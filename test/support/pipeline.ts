@@ -14,15 +14,19 @@ import {
 import type { LoadedConfig } from '../../src/runtime/config-loader.js';
 import { createLogger } from '../../src/runtime/logger.js';
 
+/** A record of the dead-letter topic as decoded (schemas/dead-letter.avsc). */
 export interface DeadLetterRecord {
   reason: string;
   detail: string;
   sourceTopic: string;
   sourcePartition: number;
   sourceOffset: string;
+  sourceTimestamp: string | null;
   key: Buffer | null;
   value: Buffer | null;
   headers: { key: string; value: Buffer | null }[];
+  failedAt: number;
+  processorVersion: string;
 }
 
 export class Harness {

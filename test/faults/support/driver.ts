@@ -10,22 +10,12 @@ import { Processor, kafkaClient } from '../../../src/kafka/processor.js';
 import { endOffsets, readRange, waitForCatchUp } from '../../../src/kafka/topic-tools.js';
 import { loadConfig, type LoadedConfig } from '../../../src/runtime/config-loader.js';
 import { createLogger, type Logger } from '../../../src/runtime/logger.js';
+import { account } from '../../../src/scenarios/reference.js';
 import { replay } from '../../../src/tools/replay.js';
+import type { DeadLetterRecord } from '../../support/pipeline.js';
 import { allEvents, type Planned, type Workload } from './workload.js';
 
-export interface DeadLetterRecord {
-  reason: string;
-  detail: string;
-  sourceTopic: string;
-  sourcePartition: number;
-  sourceOffset: string;
-  sourceTimestamp: string | null;
-  key: Buffer | null;
-  value: Buffer | null;
-  headers: { key: string; value: Buffer | null }[];
-  failedAt: number;
-  processorVersion: string;
-}
+export type { DeadLetterRecord };
 
 /** A bad input message: where it goes, and the dead-letter reason (and detail) it must get. */
 export interface BadMessage {
@@ -507,18 +497,10 @@ export async function streamBadMessages(d: Driver, tag: string): Promise<BadMess
       topic,
       value:
         topic === t.login
-          ? await d.codec.encode('account', {
-              eventId: `bad-${tag}-acct`,
-              accountId: `acct-bad-${tag}`,
-              occurredAt: Date.now() - 60_000,
-              action: 'CREATED',
-              accountType: null,
-              lifetimeCompletedContracts: null,
-              lifetimePaidHours: null,
-              lifetimeEarnings: null,
-              ip: null,
-              deviceId: null,
-            })
+          ? await d.codec.encode(
+              'account',
+              account({ next: () => `bad-${tag}-acct` }, `acct-bad-${tag}`, Date.now() - 60_000, {}).event,
+            )
           : login,
       reason: 'wrong_schema',
     });
