@@ -1,10 +1,19 @@
 // A config for one integration test file: the services from the global setup, and its own topics,
 // consumer group and Redis key prefix, so test files never see each other's data.
 import { loadConfig, type LoadedConfig } from '../../src/runtime/config-loader.js';
-import { endpoints } from './endpoints.js';
+import { endpoints, type Endpoints } from './endpoints.js';
 
-export function isolatedConfig(name: string, extra: Record<string, string> = {}): LoadedConfig {
-  const e = endpoints();
+/**
+ * The FAIRFLAG_* environment of one test's processor: the given services, and topics, a consumer
+ * group and a Redis key prefix of its own (`<tag>-<name>-<unique>`). Also what a child `fairflag
+ * run` gets.
+ */
+export function isolatedEnv(
+  name: string,
+  services: Pick<Endpoints, 'kafkaBrokers' | 'registryUrl' | 'redisUrl'>,
+  tag: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
   const id = `${name}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
   const topics = {
     login: 'activity.login',
@@ -16,15 +25,20 @@ export function isolatedConfig(name: string, extra: Record<string, string> = {})
     flags: 'risk.flags',
     deadLetter: 'risk.dlq',
   };
-  const env: Record<string, string> = {
-    FAIRFLAG_KAFKA_BROKERS: e.kafkaBrokers.join(','),
-    FAIRFLAG_REGISTRY_URL: e.registryUrl,
-    FAIRFLAG_REDIS_URL: e.redisUrl,
+  return {
+    FAIRFLAG_KAFKA_BROKERS: services.kafkaBrokers.join(','),
+    FAIRFLAG_REGISTRY_URL: services.registryUrl,
+    FAIRFLAG_REDIS_URL: services.redisUrl,
     FAIRFLAG_GROUP_ID: `fairflag-${id}`,
-    FAIRFLAG_REDIS_KEY_PREFIX: `t-${id}`,
+    FAIRFLAG_REDIS_KEY_PREFIX: `${tag}-${id}`,
     FAIRFLAG_HTTP_PORT: '0',
-    ...Object.fromEntries(Object.entries(topics).map(([k, t]) => [`FAIRFLAG__topics__${k}`, `t-${id}.${t}`])),
+    ...Object.fromEntries(
+      Object.entries(topics).map(([k, t]) => [`FAIRFLAG__topics__${k}`, `${tag}-${id}.${t}`]),
+    ),
     ...extra,
   };
-  return loadConfig({ env });
+}
+
+export function isolatedConfig(name: string, extra: Record<string, string> = {}): LoadedConfig {
+  return loadConfig({ env: isolatedEnv(name, endpoints(), 't', extra) });
 }
