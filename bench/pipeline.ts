@@ -25,6 +25,7 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '2000' },
     steady: { type: 'string', default: '30' },
     partitions: { type: 'string', default: '3' },
+    concurrency: { type: 'string' },
     instances: { type: 'string', default: '1' },
     'redis-cluster': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
@@ -32,8 +33,10 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   process.stdout.write(`npm run bench -- [--accounts 20000] [--events 200000] [--rate 2000] [--steady 30]
-                     [--partitions 3] [--instances 1] [--redis-cluster]
-Needs the local stack (npm run bench starts it). --redis-cluster uses scripts/stack.sh redis-cluster.\n`);
+                     [--partitions 3] [--concurrency N] [--instances 1] [--redis-cluster]
+Needs the local stack (npm run bench starts it). --redis-cluster uses scripts/stack.sh redis-cluster.
+--concurrency: batches in flight per consumer (kafka.partitionsConsumedConcurrently); the config's
+               value when not given.\n`);
   process.exit(0);
 }
 const num = (name: keyof typeof args) => {
@@ -48,6 +51,7 @@ const P = {
   rate: num('rate'),
   steadySeconds: num('steady'),
   partitions: num('partitions'),
+  concurrency: args.concurrency === undefined ? undefined : num('concurrency'),
   instances: num('instances'),
   redisCluster: args['redis-cluster'],
 };
@@ -152,7 +156,7 @@ async function main(): Promise<void> {
       FAIRFLAG_REDIS_KEY_PREFIX: `bench${id}`,
       FAIRFLAG_HTTP_PORT: '0',
       FAIRFLAG__topics__partitions: String(P.partitions),
-      FAIRFLAG__kafka__partitionsConsumedConcurrently: String(P.partitions),
+      ...(P.concurrency && { FAIRFLAG__kafka__partitionsConsumedConcurrently: String(P.concurrency) }),
       ...Object.fromEntries(topics.map((t) => [`FAIRFLAG__topics__${t}`, `bench-${id}.${t}`])),
     },
   });
@@ -228,7 +232,8 @@ async function main(): Promise<void> {
   let bareEnd = 0;
   const bareDone = new Promise<void>((resolve) => {
     void bare.run({
-      partitionsConsumedConcurrently: P.partitions,
+      // the same batches in flight as fairflag's consumer
+      partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
       eachBatch: async ({ batch }) => {
         if (!bareStart) bareStart = performance.now();
         for (const m of batch.messages) await codec.decodeAs(families[batch.topic]!, m.value!);
@@ -344,7 +349,12 @@ async function main(): Promise<void> {
       loadAverageAtEnd: loadavg(),
     },
     git: { commit, dirty },
-    params: { ...P, config: loaded.version, workload: 'bench/workload.ts seed 1 (bulk) and 2 (steady)' },
+    params: {
+      ...P,
+      concurrency: config.kafka.partitionsConsumedConcurrently,
+      config: loaded.version,
+      workload: 'bench/workload.ts seed 1 (bulk) and 2 (steady)',
+    },
     figures: {
       events: total,
       activeAccounts: accounts.size,
