@@ -1,7 +1,8 @@
 // Pipeline benchmark (`npm run bench`): against the real local stack, measures in one run the limit
-// (a bare kafkajs consumer that only reads and decodes) and fairflag over the same messages: events
-// per second, latency from produce to features written and to flags on the topic (at full speed
-// and at a steady offered rate), Redis memory per active account, Redis calls per event, RSS.
+// (a bare kafkajs consumer that only reads and decodes, then the same with @platformatic/kafka, the
+// alternative client; bench/bare-consumers.ts) and fairflag over the same messages: events per
+// second, latency from produce to features written and to flags on the topic (at full speed and
+// at a steady offered rate), Redis memory per active account, Redis calls per event, RSS.
 // Writes bench/results/pipeline-<ISO time>.json and prints a table. Not a test: figures only.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
@@ -16,6 +17,7 @@ import { Processor, ensureTopics, kafkaClient, type BatchTiming } from '../src/k
 import { loadConfig, type LoadedConfig } from '../src/runtime/config-loader.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { PROJECT_ROOT } from '../src/runtime/project.js';
+import { bareKafkajs, barePlatformaticKafka } from './bare-consumers.js';
 import { workload } from './workload.js';
 
 const { values: args } = parseArgs({
@@ -224,31 +226,22 @@ async function main(): Promise<void> {
     [config.topics.contract]: 'contract',
     [config.topics.account]: 'account',
   };
-  const bare = kafka.consumer({ groupId: `bench-bare-${id}` });
-  await bare.connect();
-  await bare.subscribe({ topics: Object.keys(families), fromBeginning: true });
-  let bareCount = 0;
-  let bareStart = 0;
-  let bareEnd = 0;
-  const bareDone = new Promise<void>((resolve) => {
-    void bare.run({
-      // the same batches in flight as fairflag's consumer
-      partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
-      eachBatch: async ({ batch }) => {
-        if (!bareStart) bareStart = performance.now();
-        for (const m of batch.messages) await codec.decodeAs(families[batch.topic]!, m.value!);
-        bareCount += batch.messages.length;
-        if (bareCount >= total && !bareEnd) {
-          bareEnd = performance.now();
-          resolve();
-        }
-      },
-    });
+  const bareRun = { families, total, codec };
+  const bareRate = await bareKafkajs(kafka, {
+    ...bareRun,
+    groupId: `bench-bare-${id}`,
+    // the same batches in flight as fairflag's consumer
+    partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
   });
-  await bareDone;
-  await bare.disconnect();
-  const bareRate = total / ((bareEnd - bareStart) / 1000);
-  say(`bare consumer: ${Math.round(bareRate)} events/s`);
+  say(`bare kafkajs consumer: ${Math.round(bareRate)} events/s`);
+  // the same with the alternative client (issue 6), right after it over the same messages
+  const barePlatformaticRate = await barePlatformaticKafka({
+    ...bareRun,
+    groupId: `bench-bare-platformatic-${id}`,
+    brokers: config.kafka.brokers,
+    clientId: `${config.kafka.clientId}-bench-platformatic`,
+  });
+  say(`bare @platformatic/kafka consumer: ${Math.round(barePlatformaticRate)} events/s`);
 
   // 3. fairflag over the same messages, from a fresh consumer group
   const memBefore = await sumInfo(nodes, 'memory', (x) => infoNumber(x, 'used_memory'));
@@ -359,7 +352,12 @@ async function main(): Promise<void> {
       events: total,
       activeAccounts: accounts.size,
       produceSeconds,
+      // kafkajs, the client fairflag uses; ratioToBare is relative to it
       bareConsumerEventsPerSecond: Math.round(bareRate),
+      bareConsumerEventsPerSecondByClient: {
+        kafkajs: Math.round(bareRate),
+        platformaticKafka: Math.round(barePlatformaticRate),
+      },
       fairflagEventsPerSecond: Math.round(ffRate),
       ratioToBare: Math.round((ffRate / bareRate) * 1000) / 1000,
       perInstanceProcessed: procs.map((p) => p.counts.processed + p.counts.deadLettered),
@@ -392,6 +390,10 @@ async function main(): Promise<void> {
     ['machine', `${result.machine.cores} cores, ${result.machine.cpu}, ${process.version}`],
     ['events / active accounts', `${f.events} / ${f.activeAccounts}`],
     ['bare kafkajs consumer (read + decode)', `${f.bareConsumerEventsPerSecond} events/s`],
+    [
+      'bare @platformatic/kafka consumer (read + decode)',
+      `${f.bareConsumerEventsPerSecondByClient.platformaticKafka} events/s`,
+    ],
     [
       `fairflag, ${P.instances} instance(s)`,
       `${f.fairflagEventsPerSecond} events/s (${Math.round(f.ratioToBare * 100)}% of bare)`,
