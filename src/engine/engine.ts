@@ -357,15 +357,15 @@ export class Engine {
     const subjectCalls = subjects.map((s) =>
       this.store.applyAccount(s.sp.accountId, at, s.sp.ops, s.queries, false, event.family, s.memory),
     );
-    const entityCalls = plan.entities.map((en) =>
-      this.store.applyEntity(en.type, en.id, at, en.addAccount, {
-        from: -(entityWindow.get(en.type) ?? 0),
-        maxIds: entityWindow.has(en.type) ? 20 : 0,
-      }),
-    );
+    // an entity no triggered signal reads is only recorded (for explain and later events)
+    const entityCalls = plan.entities.map((en) => {
+      const windowMs = entityWindow.get(en.type);
+      const query = windowMs === undefined ? undefined : { from: -windowMs, maxIds: 20 };
+      return this.store.applyEntity(en.type, en.id, at, en.addAccount, query);
+    });
     const [snapshots, entitySnaps] = await Promise.all([Promise.all(subjectCalls), Promise.all(entityCalls)]);
     const entities: Partial<Record<EntityType, EntitySnapshot>> = {};
-    for (const e of entitySnaps) if (entityWindow.has(e.type)) entities[e.type] = e;
+    for (const e of entitySnaps) if (e) entities[e.type] = e;
     return {
       subjects: subjects.map((s, i) => ({ plan: s.sp, signals: s.signals, snapshot: snapshots[i]! })),
       entities,

@@ -3,32 +3,40 @@
 --
 -- KEYS[1] zset: account id scored by last-seen event time
 -- KEYS[2] hash: marks that the member cap was reached (exists only then)
--- ARGV[1] JSON {ts, ttl, ret, cap, add?, from, max, ro}
+-- ARGV    ts, read-only (1/0), retention ms, cap, account to add ('' for none),
+--         window start relative to ts ('' for no answer), how many account ids to send back
+-- Answers {n, capped (1/0), id...}: a flat array, no JSON to build or parse on either side.
 
-local req = cjson.decode(ARGV[1])
-local ts = req.ts
+local ts, readOnly, ret, cap = tonumber(ARGV[1]), ARGV[2] == '1', tonumber(ARGV[3]), tonumber(ARGV[4])
+local add, from, max = ARGV[5], ARGV[6], tonumber(ARGV[7])
 local akey, mkey = KEYS[1], KEYS[2]
 
 local function fmt(n)
   return string.format('%.0f', n)
 end
 
-if req.ro ~= 1 and req.add then
-  redis.call('ZADD', akey, 'GT', ts, req.add)
+if not readOnly and add ~= '' then
+  redis.call('ZADD', akey, 'GT', ts, add)
   local top = redis.call('ZRANGE', akey, -1, -1, 'WITHSCORES')
-  redis.call('ZREMRANGEBYSCORE', akey, '-inf', (tonumber(top[2] or '0') or 0) - req.ret)
+  redis.call('ZREMRANGEBYSCORE', akey, '-inf', (tonumber(top[2] or '0') or 0) - ret)
 
   local card = redis.call('ZCARD', akey)
-  if card > req.cap then
+  if card > cap then
     -- a shared NAT or a card-testing wave: keep the most recent accounts, and say so
-    redis.call('ZREMRANGEBYRANK', akey, 0, card - req.cap - 1)
+    redis.call('ZREMRANGEBYRANK', akey, 0, card - cap - 1)
     redis.call('HSET', mkey, 'capped', fmt(ts))
-    redis.call('PEXPIRE', mkey, req.ttl)
+    redis.call('PEXPIRE', mkey, ret)
   end
-  redis.call('PEXPIRE', akey, req.ttl)
+  redis.call('PEXPIRE', akey, ret)
 end
 
-local lo = '(' .. fmt(ts + req.from)
+if from == '' then return { 0, 0 } end
+local lo = '(' .. fmt(ts + tonumber(from))
 local n = redis.call('ZCOUNT', akey, lo, '+inf')
-local ids = n > 0 and redis.call('ZREVRANGEBYSCORE', akey, '+inf', lo, 'LIMIT', 0, req.max) or {}
-return cjson.encode({ n = n, ids = ids, capped = redis.call('EXISTS', mkey) })
+local reply = { n, redis.call('EXISTS', mkey) }
+if n > 0 and max > 0 then
+  for _, id in ipairs(redis.call('ZREVRANGEBYSCORE', akey, '+inf', lo, 'LIMIT', 0, max)) do
+    table.insert(reply, id)
+  end
+end
+return reply

@@ -31,8 +31,8 @@ const ACCOUNT_LUA = readFileSync(new URL('./account.lua', import.meta.url), 'utf
 const ENTITY_LUA = readFileSync(new URL('./entity.lua', import.meta.url), 'utf8');
 
 const EVENT_KIND_CODES = Object.values(EVENT_KINDS).join('');
-/** h, v, s, c, n and one sorted set per event kind. */
-const ACCOUNT_KEY_COUNT = 5 + EVENT_KIND_CODES.length;
+/** h, v, s, c, n; then the sorted sets of the event kinds a call touches. */
+const ACCOUNT_BASE_KEYS = 5;
 const CODE_TO_EVENT_KIND = new Map<string, EventKind>(
   Object.entries(EVENT_KINDS).map(([k, c]) => [c, k as EventKind]),
 );
@@ -50,7 +50,9 @@ export interface StoreLayout {
 }
 
 type RedisLike = Redis | Cluster;
-type ScriptRunner = (...keysThenArgs: string[]) => Promise<string>;
+type ScriptRunner<T> = (...keysThenArgs: string[]) => Promise<T>;
+/** The account script's answer: [ts, late, watermark, lastSeen, answers, hash fields, op results]. */
+type AccountReply = [number, number, number, [number, number][], unknown[], string[], number[]];
 
 export class FeatureStoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -60,8 +62,9 @@ export class FeatureStoreError extends Error {
 }
 
 export class FeatureStore {
-  private readonly runAccount: ScriptRunner;
-  private readonly runEntity: ScriptRunner;
+  /** By the number of event-kind keys a call declares (the same script: one SHA). */
+  private readonly runAccount: ScriptRunner<AccountReply>[];
+  private readonly runEntity: ScriptRunner<[number, number, ...string[]]>;
   /** Redis commands sent, for the round-trips-per-event figure. */
   commandsSent = 0;
   /** The layout's part of every account request, serialised once (it is most of the bytes). */
@@ -74,14 +77,24 @@ export class FeatureStore {
     this.accountLayoutJson = accountLayoutJson(layout);
     // defineCommand sends EVALSHA and falls back to EVAL once per connection when the script
     // is not cached (after a restart or failover).
-    if (!('fairflagAccount' in redis)) {
-      // A fixed key count makes the first argument a key: ioredis's cluster auto-pipelining
-      // routes a command by its first key, and would route by "13" if the count came first.
-      redis.defineCommand('fairflagAccount', { lua: ACCOUNT_LUA, numberOfKeys: ACCOUNT_KEY_COUNT });
+    // A call declares only the event-kind sets it touches (most touch one or none of eight): fewer
+    // key names to build, send and parse per call. A fixed key count per command makes the first
+    // argument a key: ioredis's cluster auto-pipelining routes a command by its first key, and
+    // would route by "7" if the count came first. So: one command name per count.
+    const kinds = EVENT_KIND_CODES.length;
+    if (!('fairflagAccount0' in redis)) {
+      for (let n = 0; n <= kinds; n++) {
+        redis.defineCommand(`fairflagAccount${n}`, { lua: ACCOUNT_LUA, numberOfKeys: ACCOUNT_BASE_KEYS + n });
+      }
       redis.defineCommand('fairflagEntity', { lua: ENTITY_LUA, numberOfKeys: 2 });
     }
-    const r = redis as unknown as Record<string, ScriptRunner>;
-    this.runAccount = (...a) => r['fairflagAccount']!.call(redis, ...a);
+    const r = redis as unknown as Record<string, (...a: string[]) => Promise<never>>;
+    this.runAccount = Array.from(
+      { length: kinds + 1 },
+      (_, n) =>
+        (...a: string[]) =>
+          r[`fairflagAccount${n}`]!.call(redis, ...a),
+    );
     this.runEntity = (...a) => r['fairflagEntity']!.call(redis, ...a);
   }
 
@@ -90,16 +103,12 @@ export class FeatureStore {
     this.accountLayoutJson = accountLayoutJson(layout);
   }
 
-  accountKeys(accountId: string): string[] {
+  /** All of an account's keys; a call declares the first five and the event kinds it touches. */
+  accountKeys(accountId: string, kindCodes = EVENT_KIND_CODES): string[] {
     const base = `${this.layout.keyPrefix}:{a:${accountId}}`;
-    return [
-      `${base}:h`,
-      `${base}:v`,
-      `${base}:s`,
-      `${base}:c`,
-      `${base}:n`,
-      ...[...EVENT_KIND_CODES].map((c) => `${base}:e:${c}`),
-    ];
+    const keys = [`${base}:h`, `${base}:v`, `${base}:s`, `${base}:c`, `${base}:n`];
+    for (const c of kindCodes) keys.push(`${base}:e:${c}`);
+    return keys;
   }
 
   entityKeys(type: EntityType, id: string): string[] {
@@ -121,25 +130,33 @@ export class FeatureStore {
     /** Which parts of the account's memory to send back; all when not given. */
     memory?: AccountMemory[],
   ): Promise<AccountSnapshot> {
+    let kinds = '';
     for (const q of queries) {
-      if (q.q === 'count' && q.maxIds > 0 && COUNTED_ONLY.has(q.kind)) {
+      if (q.q !== 'count') continue;
+      if (q.maxIds > 0 && COUNTED_ONLY.has(q.kind)) {
         throw new FeatureStoreError(`${q.kind} events are only counted: their ids are not kept`);
       }
+      const code = EVENT_KINDS[q.kind];
+      if (!kinds.includes(code)) kinds += code;
+    }
+    for (const o of ops) {
+      if (o.op === 'event' && !kinds.includes(EVENT_KINDS[o.kind])) kinds += EVENT_KINDS[o.kind];
     }
     const req = JSON.stringify({
       ts: at,
       ro: readOnly ? 1 : 0,
       w: ops.some((o) => o.op === 'event' || o.op === 'value' || o.op === 'sessionStart') ? 1 : 0,
+      ek: kinds,
       ...(family && { wf: `wm:${family}` }),
       ...(memory && { hf: memory.flatMap((m) => ACCOUNT_MEMORY[m]) }),
       ops: ops.map(encodeOp),
       q: queries.map(encodeQuery),
     });
-    const keys = this.accountKeys(accountId);
+    const keys = this.accountKeys(accountId, kinds);
     this.commandsSent++;
-    let raw: string;
+    let raw: AccountReply;
     try {
-      raw = await this.runAccount(...keys, `{${this.accountLayoutJson},${req.slice(1)}`);
+      raw = await this.runAccount[kinds.length]!(...keys, `{${this.accountLayoutJson},${req.slice(1)}`);
     } catch (err) {
       throw new FeatureStoreError(`account script failed for ${accountId}: ${(err as Error).message}`, {
         cause: err,
@@ -191,37 +208,57 @@ export class FeatureStore {
     return keys.length;
   }
 
-  async applyEntity(
+  /**
+   * Records `addAccount` on the entity (unless read-only) and, given a query, answers how many
+   * accounts were seen on it since `at + query.from`; without one it answers nothing (undefined).
+   */
+  applyEntity(
     type: EntityType,
     id: string,
     at: number,
     addAccount: string | undefined,
     query: EntityQuery,
+    readOnly?: boolean,
+  ): Promise<EntitySnapshot>;
+  applyEntity(
+    type: EntityType,
+    id: string,
+    at: number,
+    addAccount: string | undefined,
+    query: EntityQuery | undefined,
+    readOnly?: boolean,
+  ): Promise<EntitySnapshot | undefined>;
+  async applyEntity(
+    type: EntityType,
+    id: string,
+    at: number,
+    addAccount: string | undefined,
+    query: EntityQuery | undefined,
     readOnly = false,
-  ): Promise<EntitySnapshot> {
-    const retention = this.layout.entityRetentionMs[type];
-    const req = {
-      ts: at,
-      ro: readOnly ? 1 : 0,
-      ttl: retention,
-      ret: retention,
-      cap: this.layout.caps.accountsPerEntity,
-      add: addAccount,
-      from: query.from,
-      max: query.maxIds,
-    };
+  ): Promise<EntitySnapshot | undefined> {
     const keys = this.entityKeys(type, id);
     this.commandsSent++;
-    let raw: string;
+    let reply: [number, number, ...string[]];
     try {
-      raw = await this.runEntity(...keys, JSON.stringify(req));
+      // positional: ts, read-only, retention, cap, account to add, window start, ids wanted
+      reply = await this.runEntity(
+        ...keys,
+        String(at),
+        readOnly ? '1' : '0',
+        String(this.layout.entityRetentionMs[type]),
+        String(this.layout.caps.accountsPerEntity),
+        addAccount ?? '',
+        query ? String(query.from) : '',
+        query ? String(query.maxIds) : '0',
+      );
     } catch (err) {
       throw new FeatureStoreError(`entity script failed for ${type} ${id}: ${(err as Error).message}`, {
         cause: err,
       });
     }
-    const r = JSON.parse(raw) as { n: number; ids: string[] | object; capped: number };
-    return { type, id, accounts: { n: r.n, values: asArray<string>(r.ids) }, capped: r.capped === 1 };
+    if (!query) return undefined;
+    const [n, capped, ...ids] = reply;
+    return { type, id, accounts: { n, values: ids }, capped: capped === 1 };
   }
 }
 
@@ -233,14 +270,8 @@ function accountLayoutJson(l: StoreLayout): string {
     ttl: Math.max(...Object.values(ret)),
     ret,
     cap: { e: l.caps.eventsPerKind, v: l.caps.values, s: l.caps.sessions },
-    ek: EVENT_KIND_CODES,
   });
   return json.slice(1, -1);
-}
-
-// cjson encodes an empty Lua table as {}: read it back as an empty list.
-function asArray<T>(v: unknown): T[] {
-  return Array.isArray(v) ? (v as T[]) : [];
 }
 
 function encodeOp(op: AccountOp): unknown[] {
@@ -365,30 +396,20 @@ function splitStamped(v: string): [number, string] {
   return [Number(v.slice(0, i)), v.slice(i + 1)];
 }
 
-function decodeAccount(accountId: string, queries: AccountQuery[], raw: string): AccountSnapshot {
-  const r = JSON.parse(raw) as {
-    ts: number;
-    late: number;
-    wm: number;
-    ls: unknown;
-    a: unknown;
-    h: unknown;
-    r: unknown;
-  };
-  const answers = asArray<unknown>(r.a);
+function decodeAccount(accountId: string, queries: AccountQuery[], reply: AccountReply): AccountSnapshot {
+  const [ts, late, wm, lastSeen, answers, hash, opResults] = reply;
   const results: AccountSnapshot['results'] = new Map();
   queries.forEach((q, i) => {
     const a = answers[i];
     switch (q.q) {
       case 'count':
       case 'distinct': {
-        const [n, items] = a as [number, unknown];
-        const list = asArray<string>(items);
+        const [n, list] = a as [number, string[]];
         results.set(queryKey(q), q.q === 'count' ? { n, ids: list } : { n, values: list });
         break;
       }
       case 'sessions': {
-        const flat = asArray<string>(a);
+        const flat = a as string[];
         const sessions: SessionRecord[] = [];
         for (let j = 0; j < flat.length; j += 2) {
           const [sessionId = '', lat = '0', lon = '0', eventId = ''] = flat[j]!.split('|');
@@ -404,7 +425,7 @@ function decodeAccount(accountId: string, queries: AccountQuery[], raw: string):
         break;
       }
       case 'contracts': {
-        const flat = asArray<string>(a);
+        const flat = a as string[];
         const contracts: ContractRecord[] = [];
         for (let j = 0; j < flat.length; j += 2) contracts.push(decodeContract(flat[j]!, flat[j + 1]!));
         results.set(queryKey(q), contracts);
@@ -415,10 +436,10 @@ function decodeAccount(accountId: string, queries: AccountQuery[], raw: string):
 
   const snapshot: AccountSnapshot = {
     accountId,
-    asOf: r.ts,
-    late: r.late === 1,
-    watermark: r.wm,
-    lastSeenBefore: asArray<[number, number]>(r.ls).map(([last, first]) => ({
+    asOf: ts,
+    late: late === 1,
+    watermark: wm,
+    lastSeenBefore: lastSeen.map(([last, first]) => ({
       ...(last >= 0 && { last }),
       ...(first >= 0 && { first }),
     })),
@@ -429,10 +450,9 @@ function decodeAccount(accountId: string, queries: AccountQuery[], raw: string):
     flagGenerations: new Map(),
     clearedPatterns: new Map(),
     capsReached: new Map(),
-    opResults: asArray<number>(r.r),
+    opResults,
   };
-  const h = asArray<string>(r.h);
-  for (let j = 0; j < h.length; j += 2) readHashField(snapshot, h[j]!, h[j + 1]!);
+  for (let j = 0; j < hash.length; j += 2) readHashField(snapshot, hash[j]!, hash[j + 1]!);
   return snapshot;
 }
 
