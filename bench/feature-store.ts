@@ -684,6 +684,11 @@ function commandCalls(text: string, command: string): number {
   const m = new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm').exec(text);
   return m ? Number(m[1]) : 0;
 }
+/** Microseconds Redis spent executing the command, all calls together. */
+function commandMicroseconds(text: string, command: string): number {
+  const m = new RegExp(`^cmdstat_${command}:calls=\\d+,usec=(\\d+)`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
 
 /** h, v, s, c, n, e:<kind> for accounts; ip/device/instrument accounts and marks for entities. */
 function keyKind(key: string): string {
@@ -748,7 +753,8 @@ async function main(): Promise<void> {
     );
     const profiles = population(params.accounts);
     const contracts = contractsOf(profiles);
-    const before = await redis.info();
+    // 'all': the default sections leave out commandstats (script calls and their time)
+    const before = await redis.info('all');
 
     const perFamily: Record<string, number> = {};
     const active = new Set<string>();
@@ -787,7 +793,7 @@ async function main(): Promise<void> {
     const wallMs = performance.now() - wall;
     const commandsSent = store.commandsSent;
     await new Promise((r) => setTimeout(r, 200));
-    const after = await redis.info();
+    const after = await redis.info('all');
 
     // which keys cost the memory: count every key by kind, MEMORY USAGE of a sample of each
     const sampleRand = seeded(params.seed + 1);
@@ -890,6 +896,10 @@ async function main(): Promise<void> {
       commandCalls(after, 'eval') -
       commandCalls(before, 'evalsha') -
       commandCalls(before, 'eval');
+    const scriptMicroseconds = ['evalsha', 'eval'].reduce(
+      (t, c) => t + commandMicroseconds(after, c) - commandMicroseconds(before, c),
+      0,
+    );
     const figures = {
       events,
       eventsPerFamily: perFamily,
@@ -905,6 +915,9 @@ async function main(): Promise<void> {
       keysPerAccount: Math.round((dbKeys(after) / active.size) * 10) / 10,
       storeCallsPerEvent: Math.round((commandsSent / events) * 100) / 100,
       redisScriptCallsPerEvent: Math.round((scriptCalls / events) * 100) / 100,
+      // time inside the scripts only (no network, no parsing): the figure to compare script changes by
+      redisMicrosecondsPerScriptCall: Math.round((scriptMicroseconds / Math.max(1, scriptCalls)) * 10) / 10,
+      redisScriptMicrosecondsPerEvent: Math.round((scriptMicroseconds / events) * 10) / 10,
       redisCommandsProcessedPerEvent:
         Math.round(
           ((info(after, 'total_commands_processed') - info(before, 'total_commands_processed')) / events) *
@@ -947,7 +960,12 @@ async function main(): Promise<void> {
       ['store calls per event (commandsSent / events)', String(figures.storeCallsPerEvent)],
       ['redis commands processed per event', String(figures.redisCommandsProcessedPerEvent)],
       ['redis CPU seconds per million events', String(figures.redisCpuSecondsPerMillionEvents)],
+      [
+        'redis script calls per event; µs inside each',
+        `${figures.redisScriptCallsPerEvent}; ${figures.redisMicrosecondsPerScriptCall}`,
+      ],
     ];
+
     const w = Math.max(...rows.map(([k]) => k.length));
     console.log('');
     for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);

@@ -40,6 +40,8 @@ export interface ProcessorOptions {
 }
 
 export interface BatchTiming {
+  /** When the batch's processing began (performance.now(); the start of a throughput window). */
+  startedAt: number;
   /** Produce times of the batch's good events. */
   producedAt: number[];
   /** When their features were written. */
@@ -313,6 +315,7 @@ export class Processor {
   }
 
   private async handleBatch(batch: Batch): Promise<void> {
+    const startedAt = performance.now();
     if (batch.topic === this.config.topics.reviewOutcomes) return this.handleOutcomes(batch);
     const family = this.codec.familyOfTopic(batch.topic);
     if (!family) throw new Error(`no family for topic ${batch.topic}`);
@@ -371,6 +374,7 @@ export class Processor {
     if (this.opts.onBatchWritten) {
       const producedAt = new Map(good.map((g) => [g.event.event.eventId, Number(g.message.timestamp)]));
       this.opts.onBatchWritten({
+        startedAt,
         producedAt: [...producedAt.values()],
         featuresWrittenAt: written,
         flags: result.emissions.map(({ flag }) => ({
