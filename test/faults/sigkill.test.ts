@@ -50,9 +50,13 @@ describe('fault: the processor is killed with SIGKILL mid-batch and restarted', 
       gapMs: 1500,
       during: async (stream) => {
         let current = first;
-        for (const share of [0.3, 0.6, 0.85]) {
+        // Each share is reached with chunks still to come (about 2,900 events in chunks of 700):
+        // a processor faster than the stream has committed all that was published by then, and
+        // only a later chunk gives it a batch to be killed in.
+        for (const share of [0.25, 0.5, 0.7]) {
           // a third kill only if neither of the first two landed between a batch's writes and its commit
-          if (share > 0.8 && kills.some((k) => k.writtenNotCommitted > 0)) break;
+          if (share > 0.6 && kills.some((k) => k.writtenNotCommitted > 0)) break;
+
           await stream.reached(share);
           const before = await d.totalCommitted();
           await until(
