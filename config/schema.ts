@@ -51,8 +51,11 @@ export const configSchema = z
       /**
        * Fetch sizes bound how many messages wait in memory and how big a batch gets (latency): a
        * backlog is read in steps, not all at once. A single larger message is still fetched whole.
+       * With a batch per partition in flight, 64 KiB (about 700 events) each: bench peak RSS
+       * 817 MiB instead of 1,739 MiB at 256 KiB, at the same events/s.
        */
-      maxBytesPerPartition: positiveInt().default(256 * 1024),
+      maxBytesPerPartition: positiveInt().default(64 * 1024),
+
       maxBytes: positiveInt().default(4 * 1024 * 1024),
     }),
     registry: z.strictObject({
