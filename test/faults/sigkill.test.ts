@@ -50,7 +50,7 @@ describe('fault: the processor is killed with SIGKILL mid-batch and restarted', 
       gapMs: 1500,
       during: async (stream) => {
         let current = first;
-        // Each share is reached with chunks still to come (about 2,900 events in chunks of 700):
+        // Each share is reached with chunks still to come (about 2,700 events in chunks of 700):
         // a processor faster than the stream has committed all that was published by then, and
         // only a later chunk gives it a batch to be killed in.
         for (const share of [0.25, 0.5, 0.7]) {
@@ -82,8 +82,10 @@ describe('fault: the processor is killed with SIGKILL mid-batch and restarted', 
           });
           current = await startCli(env);
           children.push(current);
-          stream.resume();
+          // resumed only once it is ready: chunks published while it started would be a backlog
+          // it may finish before the next share is reached, leaving no batch to kill
           await current.waitReady();
+          stream.resume();
         }
       },
     });
