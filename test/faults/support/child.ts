@@ -54,15 +54,23 @@ export class RunningCli {
   }
 
   async waitReady(timeoutMs = 120_000): Promise<void> {
-    await until(
-      'the child processor to be ready',
-      async () => {
-        if (!this.running) throw new Error(`fairflag run exited early:\n${this.output.slice(-3000)}`);
-        return this.ready();
-      },
-      timeoutMs,
-      250,
-    );
+    try {
+      await until(
+        'the child processor to be ready',
+        async () => {
+          if (!this.running) throw new Error(`fairflag run exited early:\n${this.output.slice(-3000)}`);
+          return this.ready();
+        },
+        timeoutMs,
+        250,
+      );
+    } catch (err) {
+      // what the child said and which check it fails: a bare timeout tells nothing
+      const readyz = await (await this.get('/readyz'))?.text();
+      throw new Error(
+        `${(err as Error).message}\n/readyz: ${readyz ?? 'no answer'}\nlast output:\n${this.output.slice(-3000)}`,
+      );
+    }
   }
 
   /** A counter from /metrics, summed over its labels that match `filter`. */
