@@ -123,6 +123,9 @@ async function dump(nodes: Redis[], prefix: string): Promise<Dump> {
   return out;
 }
 
+/** Signals whose threshold counts other accounts seen on a shared entity. */
+const CROSS_ACCOUNT = new Set(['ip.shared_by_accounts', 'payment.shared_instrument']);
+
 const verdict = (flags: ReviewFlag[]) => {
   const last = new Map<string, ReviewFlag>();
   for (const f of flags) last.set(`${f.accountId}|${f.reviewQueue}`, f);
@@ -200,7 +203,21 @@ describe('three instances over a Redis Cluster', () => {
       const redis = new Redis(endpoints().redisUrl);
       const masters = cluster.nodes.map((n) => new Redis(Number(n.split(':')[1]), '127.0.0.1'));
       try {
-        expect(verdict(flags)).toEqual(verdict(ref.flags));
+        // Signals that count other accounts on a shared IP or instrument see the accounts consumed
+        // so far; with partitions consumed in parallel a count at the threshold can fall either
+        // side of it (README, "Partitions and instances"). Accounts flagged on them in either run
+        // are left out; every other verdict must equal the single pass exactly.
+        const live = verdict(flags);
+        const single = verdict(ref.flags);
+        const orderDependent = new Set(
+          [...live, ...single]
+            .filter((v) => v.signals.some((id) => CROSS_ACCOUNT.has(id)))
+            .map((v) => v.account),
+        );
+        expect(live.some((v) => orderDependent.has(v.account))).toBe(true);
+        const stable = (vs: typeof live) => vs.filter((v) => !orderDependent.has(v.account));
+        expect(stable(live)).toEqual(stable(single));
+        expect(stable(single).length).toBeGreaterThan(0);
         const got = await dump(masters, loaded.config.redis.keyPrefix);
         const want = await dump([redis], ref.namespace);
         expect(got.size).toBeGreaterThan(500);
