@@ -46,7 +46,6 @@ export const configSchema = z
        * several times, so one per input partition keeps the CPU busy (bench: 15 vs 3 gave +47%).
        */
       partitionsConsumedConcurrently: positiveInt().default(16),
-
       sessionTimeout: duration().default(30_000),
       /**
        * Fetch sizes bound how many messages wait in memory and how big a batch gets (latency): a
@@ -55,7 +54,6 @@ export const configSchema = z
        * 817 MiB instead of 1,739 MiB at 256 KiB, at the same events/s.
        */
       maxBytesPerPartition: positiveInt().default(64 * 1024),
-
       maxBytes: positiveInt().default(4 * 1024 * 1024),
     }),
     registry: z.strictObject({

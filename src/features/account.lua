@@ -427,8 +427,9 @@ else
   hash = redis.call('HGETALL', hkey)
 end
 
--- A nested array, not JSON: Redis writes it in C, where cjson.encode cost as much as a third of
--- the script. Every entry is a whole number, a string or an array; none is nil (that would end it).
+-- A nested array, not JSON: nothing to encode here or parse in Node (the time inside the script
+-- did not measurably change). Every entry is a whole number, a string or an array; none is nil
+-- (that would end it).
 return {
   ts,
   late and 1 or 0,
