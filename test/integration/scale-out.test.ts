@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActivityEvent } from '../../src/domain/events.js';
 import type { ReviewFlag } from '../../src/domain/flags.js';
+import { compilePolicy } from '../../src/engine/policy.js';
 import { Processor } from '../../src/kafka/processor.js';
 import { loadConfig } from '../../src/runtime/config-loader.js';
 import { createLogger } from '../../src/runtime/logger.js';
@@ -123,9 +124,6 @@ async function dump(nodes: Redis[], prefix: string): Promise<Dump> {
   return out;
 }
 
-/** Signals whose threshold counts other accounts seen on a shared entity. */
-const CROSS_ACCOUNT = new Set(['ip.shared_by_accounts', 'payment.shared_instrument']);
-
 const verdict = (flags: ReviewFlag[]) => {
   const last = new Map<string, ReviewFlag>();
   for (const f of flags) last.set(`${f.accountId}|${f.reviewQueue}`, f);
@@ -207,11 +205,17 @@ describe('three instances over a Redis Cluster', () => {
         // so far; with partitions consumed in parallel a count at the threshold can fall either
         // side of it (README, "Partitions and instances"). Accounts flagged on them in either run
         // are left out; every other verdict must equal the single pass exactly.
+        // the signals whose threshold counts other accounts seen on a shared entity
+        const crossAccount = new Set(
+          compilePolicy(loaded)
+            .signals.filter(({ definition, params }) => definition.needs(params).entity)
+            .map(({ definition }) => definition.id),
+        );
         const live = verdict(flags);
         const single = verdict(ref.flags);
         const orderDependent = new Set(
           [...live, ...single]
-            .filter((v) => v.signals.some((id) => CROSS_ACCOUNT.has(id)))
+            .filter((v) => v.signals.some((id) => crossAccount.has(id)))
             .map((v) => v.account),
         );
         expect(live.some((v) => orderDependent.has(v.account))).toBe(true);
