@@ -5,7 +5,7 @@
 // at a steady offered rate), Redis memory per active account, Redis calls per event, RSS.
 // Writes bench/results/pipeline-<ISO time>.json and prints a table. Not a test: figures only.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,7 @@ import { loadConfig, type LoadedConfig } from '../src/runtime/config-loader.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { PROJECT_ROOT } from '../src/runtime/project.js';
 import { bareKafkajs, barePlatformaticKafka } from './bare-consumers.js';
+import { cpuMark, cpuSplit } from './cpu-split.js';
 import { workload } from './workload.js';
 
 const { values: args } = parseArgs({
@@ -120,6 +121,12 @@ async function sumInfo(nodes: Redis[], section: string, read: (t: string) => num
   let total = 0;
   for (const n of nodes) total += read(await n.info(section));
   return total;
+}
+
+/** A service's pid from the local stack's pid file (scripts/stack.sh), if it has one. */
+function stackPid(service: string): number | undefined {
+  const file = join(PROJECT_ROOT, '.stack/run', `${service}.pid`);
+  return existsSync(file) ? Number(readFileSync(file, 'utf8').trim()) || undefined : undefined;
 }
 
 async function main(): Promise<void> {
@@ -251,6 +258,15 @@ async function main(): Promise<void> {
     Number(/^used_cpu_user:([\d.]+)/m.exec(x)?.[1]) + Number(/^used_cpu_sys:([\d.]+)/m.exec(x)?.[1]);
   const redisCpuBefore = await sumInfo(nodes, 'cpu', redisCpu);
   const nodeCpuBefore = process.cpuUsage();
+  // the whole machine too: are both cores full, and who else uses them
+  const pids = {
+    processor: process.pid,
+    redis: own?.proc.pid,
+    'Kafka broker': stackPid('kafka'),
+    registry: stackPid('registry'),
+  };
+  const machineBefore = cpuMark(pids);
+  const machineBeforeAt = performance.now();
   const timings: { at: number; b: BatchTiming }[] = [];
   let rss = process.memoryUsage().rss;
   const rssTimer = setInterval(() => (rss = Math.max(rss, process.memoryUsage().rss)), 200);
@@ -281,6 +297,7 @@ async function main(): Promise<void> {
   const callsAfter = await sumInfo(nodes, 'commandstats', evalCalls);
   const redisCpuSeconds = (await sumInfo(nodes, 'cpu', redisCpu)) - redisCpuBefore;
   const nodeCpu = process.cpuUsage(nodeCpuBefore);
+  const machine = cpuSplit(machineBefore, cpuMark(pids), (performance.now() - machineBeforeAt) / 1000, total);
   say(
     `fairflag: ${Math.round(ffRate)} events/s (${((ffRate / bareRate) * 100).toFixed(0)}% of the bare consumer)`,
   );
@@ -373,6 +390,8 @@ async function main(): Promise<void> {
         redis: Math.round((redisCpuSeconds * 1e6) / total),
         processor: Math.round((nodeCpu.user + nodeCpu.system) / total),
       },
+      // from /proc, over the same phase (start of the processors to the last batch seen done)
+      machineAtFullSpeed: machine ?? null,
       peakRssMiB: Math.round(rss / 1048576),
       latencyAtFullSpeedMs: fullSpeed,
       steady: { offeredEventsPerSecond: Math.round(offeredRate), events: offered, latencyMs: steadyLatency },
@@ -399,7 +418,7 @@ async function main(): Promise<void> {
       `fairflag, ${P.instances} instance(s)`,
       `${f.fairflagEventsPerSecond} events/s (${Math.round(f.ratioToBare * 100)}% of bare)`,
     ],
-    ['per instance', f.perInstanceProcessed.join(', ')],
+    ['events per instance (full speed + steady)', f.perInstanceProcessed.join(', ')],
     [
       'produce -> features written, full speed p50/p95/p99',
       `${ms(fullSpeed.features.p50)} / ${ms(fullSpeed.features.p95)} / ${ms(fullSpeed.features.p99)}`,
@@ -417,6 +436,16 @@ async function main(): Promise<void> {
       'CPU per event at full speed: Redis / processor',
       `${f.cpuMicrosecondsPerEvent.redis} µs / ${f.cpuMicrosecondsPerEvent.processor} µs`,
     ],
+    ...(machine
+      ? ([
+          [
+            `machine at full speed: cores busy of ${result.machine.cores}`,
+            `${machine.coresBusy} (CPU µs/event: ${Object.entries(machine.microsecondsPerEvent)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')})`,
+          ],
+        ] as [string, string][])
+      : []),
     ['Redis round trips per event (waits; calls pipelined)', String(f.roundTripsPerEvent)],
     ['Redis script calls per event', String(f.storeCallsPerEvent)],
     ['peak RSS (processor in the bench process)', `${f.peakRssMiB} MiB`],
