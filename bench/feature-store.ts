@@ -54,8 +54,21 @@ const { values: flags } = parseArgs({
     sample: { type: 'string', default: '1000' },
     /** A redis-server setting for the run, "name value" (repeatable), e.g. "hash-max-listpack-value 256". */
     'redis-config': { type: 'string', multiple: true, default: [] },
+    help: { type: 'boolean', default: false },
   },
 });
+if (flags.help) {
+  process.stdout.write(`npm run bench:features -- [--accounts 100000] [--days 7] [--seed 1] [--batch 500]
+                              [--reads 2000] [--sample 1000] [--redis-config "name value" ...]
+Loads a generated population through planEvent + Engine + FeatureStore into a fresh redis-server of
+its own (needs redis-server on PATH; no Kafka), then writes bench/results/feature-store-<time>.json:
+events/s, memory per active account and by key kind, explain-read latency, Redis script time and
+commands per event, and this process's CPU per event.
+  --batch    events per engine batch        --reads   explain reads to time
+  --sample   keys sampled per kind for MEMORY USAGE
+  --redis-config  a redis-server setting for the run (repeatable)\n`);
+  process.exit(0);
+}
 const positive = (name: string, v: string | undefined): number => {
   const n = Number(v);
   if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got ${v}`);
