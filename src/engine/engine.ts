@@ -348,8 +348,8 @@ export class Engine {
 
   /**
    * What a set of triggered signals asks of the store. An event triggers one of a few sets, so
-   * this is worked out once per set and policy, not per event (about 4% of the processor's time per event).
-   * The answers are shared: nothing downstream may change them.
+   * this is worked out once per set and policy, not per event (per event it was about 2% of the
+   * processor's profile). The answers are shared: nothing downstream may change them.
    */
   private needsOf(policy: Policy, key: string, signals: ActiveSignal[]): SignalSetNeeds {
     let bySet = this.needsCache.get(policy);
