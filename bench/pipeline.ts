@@ -342,6 +342,17 @@ async function main(): Promise<void> {
         b.flags.filter((f) => f.triggeredAt >= steadyFrom).map((f) => f.producedAt - f.triggeredAt),
       ),
     ),
+    // the features latency in two parts: waiting for a batch to begin (in Kafka, or for the fetch
+    // before it to be done: kafkajs fetches again only when every batch of a fetch is), and the
+    // batch's own work up to its features being written
+    waitForBatch: pct(
+      steady.flatMap((b) => b.producedAt.filter((p) => p >= steadyFrom).map((p) => b.begunAt - p)),
+    ),
+    inBatch: pct(
+      steady.flatMap((b) =>
+        b.producedAt.filter((p) => p >= steadyFrom).map(() => b.featuresWrittenAt - b.begunAt),
+      ),
+    ),
   };
   clearInterval(rssTimer);
   for (const p of procs) await p.stop();
@@ -426,6 +437,10 @@ async function main(): Promise<void> {
     [
       `steady ${f.steady.offeredEventsPerSecond} ev/s: produce -> features p50/p95/p99`,
       `${ms(steadyLatency.features.p50)} / ${ms(steadyLatency.features.p95)} / ${ms(steadyLatency.features.p99)}`,
+    ],
+    [
+      'steady: of that, waiting for the batch / in the batch p50/p99',
+      `${ms(steadyLatency.waitForBatch.p50)} / ${ms(steadyLatency.waitForBatch.p99)}, ${ms(steadyLatency.inBatch.p50)} / ${ms(steadyLatency.inBatch.p99)}`,
     ],
     [
       `steady: produce -> flag on topic p50/p95/p99 (${steadyLatency.flags.n} flags)`,

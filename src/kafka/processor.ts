@@ -42,6 +42,8 @@ export interface ProcessorOptions {
 export interface BatchTiming {
   /** When the batch's processing began (performance.now(); the start of a throughput window). */
   startedAt: number;
+  /** The same instant as startedAt in epoch ms, comparable with the produce times. */
+  begunAt: number;
   /** Produce times of the batch's good events. */
   producedAt: number[];
   /** When their features were written. */
@@ -324,6 +326,7 @@ export class Processor {
 
   private async handleBatch(batch: Batch): Promise<void> {
     const startedAt = performance.now();
+    const begunAt = Date.now();
     if (batch.topic === this.config.topics.reviewOutcomes) return this.handleOutcomes(batch);
     const family = this.codec.familyOfTopic(batch.topic);
     if (!family) throw new Error(`no family for topic ${batch.topic}`);
@@ -383,6 +386,7 @@ export class Processor {
       const producedAt = new Map(good.map((g) => [g.event.event.eventId, Number(g.message.timestamp)]));
       this.opts.onBatchWritten({
         startedAt,
+        begunAt,
         producedAt: [...producedAt.values()],
         featuresWrittenAt: written,
         flags: result.emissions.map(({ flag }) => ({
