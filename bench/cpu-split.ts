@@ -5,9 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 export interface CpuMark {
-  /** Machine-wide busy and total CPU seconds (all cores), from /proc/stat. */
+  /** Machine-wide busy CPU seconds (all cores), from /proc/stat. */
   machineBusy: number;
-  machineTotal: number;
   /** CPU seconds each named process has used so far; undefined when it cannot be read. */
   processes: Record<string, number | undefined>;
 }
@@ -50,7 +49,7 @@ export function cpuMark(pids: Record<string, number | undefined>): CpuMark | und
   const idle = t[3]! + t[4]!;
   const processes: Record<string, number | undefined> = {};
   for (const [name, pid] of Object.entries(pids)) processes[name] = processSeconds(pid);
-  return { machineBusy: (total - idle) / clockTicks(), machineTotal: total / clockTicks(), processes };
+  return { machineBusy: (total - idle) / clockTicks(), processes };
 }
 
 export interface CpuSplit {
