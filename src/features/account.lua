@@ -15,6 +15,8 @@
 -- forward in event time, merges that take min/max. Replaying an event changes nothing.
 
 local req = cjson.decode(ARGV[1])
+-- retention by set and caps: store.ts pastes the configuration's values in (accountLayoutLua)
+local layout = LAYOUT_LITERAL
 local readOnly = req.ro == 1
 local hkey, vkey, skey, ckey, nkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 
@@ -54,7 +56,7 @@ local wf = req.wf and (tonumber(head[2] or '0') or 0) or wm
 local latestLogin = head[3]
 -- a read "as of now" measures windows from the account's latest event time
 local ts = (req.ts < 0 and wm > 0) and wm or math.abs(req.ts)
-local late = wf > 0 and ts < wf - req.lat
+local late = wf > 0 and ts < wf - layout.lat
 local anchor = math.max(wm, ts)
 -- An event older than the value retention (measured from the newest value, as trimming is) must
 -- not write values, first sightings or contract records. Arriving first, what it wrote was
@@ -65,7 +67,7 @@ local beyondValueRetention
 local function staleForValues()
   if beyondValueRetention == nil then
     local top = redis.call('ZRANGE', vkey, -1, -1, 'WITHSCORES')
-    beyondValueRetention = top[2] ~= nil and ts <= tonumber(top[2]) - req.ret.v
+    beyondValueRetention = top[2] ~= nil and ts <= tonumber(top[2]) - layout.ret.v
   end
   return beyondValueRetention
 end
@@ -124,7 +126,7 @@ if #seen > 0 then
         table.insert(args, m)
       end
       redis.call('ZADD', nkey, 'LT', unpack(args))
-      redis.call('PEXPIRE', nkey, req.ttl)
+      redis.call('PEXPIRE', nkey, layout.ttl)
     end
   end
 end
@@ -308,34 +310,34 @@ end
 if not readOnly then
   for kind, _ in pairs(touchedE) do
     local key = ekey[kind]
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', newest(key) - req.ret[kind])
-    capSet(key, req.cap.e, 'e:' .. kind, nil)
-    redis.call('PEXPIRE', key, req.ttl)
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', newest(key) - layout.ret[kind])
+    capSet(key, layout.cap.e, 'e:' .. kind, nil)
+    redis.call('PEXPIRE', key, layout.ttl)
   end
   if touchedV then
-    local horizon = newest(vkey) - req.ret.v
+    local horizon = newest(vkey) - layout.ret.v
     local oldest = redis.call('ZRANGE', vkey, 0, 0, 'WITHSCORES')
     if oldest[2] and tonumber(oldest[2]) <= horizon then
       for _, m in ipairs(redis.call('ZRANGEBYSCORE', vkey, '-inf', horizon)) do dropValue(m) end
       redis.call('ZREMRANGEBYSCORE', vkey, '-inf', horizon)
     end
 
-    capSet(vkey, req.cap.v, 'v', dropValue)
-    redis.call('PEXPIRE', vkey, req.ttl)
+    capSet(vkey, layout.cap.v, 'v', dropValue)
+    redis.call('PEXPIRE', vkey, layout.ttl)
   end
   if touchedS then
     -- a session forgotten from s is forgotten from h
     local function dropSession(m)
       if string.sub(m, 1, 1) ~= '!' then redis.call('HDEL', hkey, 's:' .. m) end
     end
-    local horizon = newest(skey) - req.ret.s
+    local horizon = newest(skey) - layout.ret.s
     for _, m in ipairs(redis.call('ZRANGEBYSCORE', skey, '-inf', horizon)) do dropSession(m) end
     redis.call('ZREMRANGEBYSCORE', skey, '-inf', horizon)
-    capSet(skey, req.cap.s, 's', dropSession)
-    redis.call('PEXPIRE', skey, req.ttl)
+    capSet(skey, layout.cap.s, 's', dropSession)
+    redis.call('PEXPIRE', skey, layout.ttl)
   end
-  if touchedC then redis.call('PEXPIRE', ckey, req.ttl) end
-  if touchedH then redis.call('PEXPIRE', hkey, req.ttl) end
+  if touchedC then redis.call('PEXPIRE', ckey, layout.ttl) end
+  if touchedH then redis.call('PEXPIRE', hkey, layout.ttl) end
 end
 
 -- Answer the questions, after the changes, relative to the event's own time. Distinct-value

@@ -63,18 +63,36 @@ export class FeatureStoreError extends Error {
 
 export class FeatureStore {
   /** By the number of event-kind keys a call declares (the same script: one SHA). */
-  private readonly runAccount: ScriptRunner<AccountReply>[];
+  private runAccount!: ScriptRunner<AccountReply>[];
   private readonly runEntity: ScriptRunner<[number, number, ...string[]]>;
   /** Redis commands sent, for the round-trips-per-event figure. */
   commandsSent = 0;
-  /** The layout's part of every account request, serialised once (it is most of the bytes). */
-  private accountLayoutJson: string;
 
   constructor(
     readonly redis: RedisLike,
     private layout: StoreLayout,
   ) {
-    this.accountLayoutJson = accountLayoutJson(layout);
+    this.defineAccountScript();
+    if (!('fairflagEntity' in redis))
+      redis.defineCommand('fairflagEntity', { lua: ENTITY_LUA, numberOfKeys: 2 });
+    const r = redis as unknown as Record<string, (...a: string[]) => Promise<never>>;
+    this.runEntity = (...a) => r['fairflagEntity']!.call(redis, ...a);
+  }
+
+  setLayout(layout: StoreLayout): void {
+    this.layout = layout;
+    this.defineAccountScript();
+  }
+
+  /**
+   * The account script carries the layout (retention, caps) as a table literal: the same for every
+   * call under one configuration, so it is neither sent nor decoded per call (it was a third of
+   * a request's bytes). Another layout is another script, and another command name, so stores with
+   * different layouts can share one client.
+   */
+  private defineAccountScript(): void {
+    const lua = ACCOUNT_LUA.replace('LAYOUT_LITERAL', () => accountLayoutLua(this.layout));
+    const name = `fairflagAccount_${hashOnce('sha1', lua, 'hex').slice(0, 12)}_`;
     // defineCommand sends EVALSHA and falls back to EVAL once per connection when the script
     // is not cached (after a restart or failover).
     // A call declares only the event-kind sets it touches (most touch one or none of eight): fewer
@@ -82,25 +100,18 @@ export class FeatureStore {
     // argument a key: ioredis's cluster auto-pipelining routes a command by its first key, and
     // would route by "7" if the count came first. So: one command name per count.
     const kinds = EVENT_KIND_CODES.length;
-    if (!('fairflagAccount0' in redis)) {
+    if (!(`${name}0` in this.redis)) {
       for (let n = 0; n <= kinds; n++) {
-        redis.defineCommand(`fairflagAccount${n}`, { lua: ACCOUNT_LUA, numberOfKeys: ACCOUNT_BASE_KEYS + n });
+        this.redis.defineCommand(`${name}${n}`, { lua, numberOfKeys: ACCOUNT_BASE_KEYS + n });
       }
-      redis.defineCommand('fairflagEntity', { lua: ENTITY_LUA, numberOfKeys: 2 });
     }
-    const r = redis as unknown as Record<string, (...a: string[]) => Promise<never>>;
+    const r = this.redis as unknown as Record<string, (...a: string[]) => Promise<never>>;
     this.runAccount = Array.from(
       { length: kinds + 1 },
       (_, n) =>
         (...a: string[]) =>
-          r[`fairflagAccount${n}`]!.call(redis, ...a),
+          r[`${name}${n}`]!.call(this.redis, ...a),
     );
-    this.runEntity = (...a) => r['fairflagEntity']!.call(redis, ...a);
-  }
-
-  setLayout(layout: StoreLayout): void {
-    this.layout = layout;
-    this.accountLayoutJson = accountLayoutJson(layout);
   }
 
   /** All of an account's keys; a call declares the first five and the event kinds it touches. */
@@ -156,7 +167,7 @@ export class FeatureStore {
     this.commandsSent++;
     let raw: AccountReply;
     try {
-      raw = await this.runAccount[kinds.length]!(...keys, `{${this.accountLayoutJson},${req.slice(1)}`);
+      raw = await this.runAccount[kinds.length]!(...keys, req);
     } catch (err) {
       throw new FeatureStoreError(`account script failed for ${accountId}: ${(err as Error).message}`, {
         cause: err,
@@ -262,16 +273,18 @@ export class FeatureStore {
   }
 }
 
-function accountLayoutJson(l: StoreLayout): string {
+/** The layout as the account script reads it, a Lua table literal: retention by set, caps. */
+function accountLayoutLua(l: StoreLayout): string {
   const ret: Record<string, number> = { v: l.valueRetentionMs, s: l.sessionRetentionMs };
   for (const [kind, code] of Object.entries(EVENT_KINDS)) ret[code] = l.eventRetentionMs[kind as EventKind];
-  const json = JSON.stringify({
-    lat: l.allowedLatenessMs,
-    ttl: Math.max(...Object.values(ret)),
-    ret,
-    cap: { e: l.caps.eventsPerKind, v: l.caps.values, s: l.caps.sessions },
-  });
-  return json.slice(1, -1);
+  const table = (o: Record<string, number>) =>
+    `{ ${Object.entries(o)
+      .map(([k, v]) => `${k} = ${Math.trunc(v)}`)
+      .join(', ')} }`;
+  return (
+    `{ lat = ${Math.trunc(l.allowedLatenessMs)}, ttl = ${Math.trunc(Math.max(...Object.values(ret)))}, ` +
+    `ret = ${table(ret)}, cap = ${table({ e: l.caps.eventsPerKind, v: l.caps.values, s: l.caps.sessions })} }`
+  );
 }
 
 function encodeOp(op: AccountOp): unknown[] {
