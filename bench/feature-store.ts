@@ -1022,6 +1022,11 @@ async function main(): Promise<void> {
         memoryGiB: Math.round(os.totalmem() / 2 ** 30),
         platform: `${os.platform()} ${os.release()}`,
         node: process.version,
+        // V8 flags (a young generation of another size, say) change the processor's CPU per event
+        nodeFlags: [
+          ...process.execArgv.filter((a) => a.startsWith('--max-')),
+          process.env.NODE_OPTIONS ?? '',
+        ].filter(Boolean),
         redisServer: redisVersion,
         redisSettings,
         // other work on the machine shares its cores: the 1-minute load average at start and end

@@ -368,6 +368,11 @@ async function main(): Promise<void> {
       cores: cpus().length,
       cpu: cpus()[0]?.model,
       node: process.version,
+      // V8 flags (a young generation of another size, say) change the processor's CPU per event
+      nodeFlags: [
+        ...process.execArgv.filter((a) => a.startsWith('--max-')),
+        process.env.NODE_OPTIONS ?? '',
+      ].filter(Boolean),
       loadAverageAtEnd: loadavg(),
     },
     git: { commit, dirty },
