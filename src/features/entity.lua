@@ -16,8 +16,10 @@ local function fmt(n)
 end
 
 if not readOnly and add ~= '' then
-  redis.call('ZADD', akey, 'GT', ts, add)
-  local top = redis.call('ZRANGE', akey, -1, -1, 'WITHSCORES')
+  -- the arguments' own text where a number is only passed on: Redis 7.0 formats number arguments
+  -- with snprintf, a noticeable part of a short script
+  redis.call('ZADD', akey, 'GT', ARGV[1], add)
+  local top = redis.call('ZRANGE', akey, '-1', '-1', 'WITHSCORES')
   redis.call('ZREMRANGEBYSCORE', akey, '-inf', (tonumber(top[2] or '0') or 0) - ret)
 
   local card = redis.call('ZCARD', akey)
@@ -25,9 +27,9 @@ if not readOnly and add ~= '' then
     -- a shared NAT or a card-testing wave: keep the most recent accounts, and say so
     redis.call('ZREMRANGEBYRANK', akey, 0, card - cap - 1)
     redis.call('HSET', mkey, 'capped', fmt(ts))
-    redis.call('PEXPIRE', mkey, ret)
+    redis.call('PEXPIRE', mkey, ARGV[3])
   end
-  redis.call('PEXPIRE', akey, ret)
+  redis.call('PEXPIRE', akey, ARGV[3])
 end
 
 if from == '' then return { 0, 0 } end

@@ -281,9 +281,11 @@ function accountLayoutLua(l: StoreLayout): string {
     `{ ${Object.entries(o)
       .map(([k, v]) => `${k} = ${Math.trunc(v)}`)
       .join(', ')} }`;
+  // ttl and keepE are only ever command arguments: text, so Redis need not format them per call
   return (
-    `{ lat = ${Math.trunc(l.allowedLatenessMs)}, ttl = ${Math.trunc(Math.max(...Object.values(ret)))}, ` +
-    `ret = ${table(ret)}, cap = ${table({ e: l.caps.eventsPerKind, v: l.caps.values, s: l.caps.sessions })} }`
+    `{ lat = ${Math.trunc(l.allowedLatenessMs)}, ttl = '${Math.trunc(Math.max(...Object.values(ret)))}', ` +
+    `ret = ${table(ret)}, cap = ${table({ e: l.caps.eventsPerKind, v: l.caps.values, s: l.caps.sessions })}, ` +
+    `keepE = '${-Math.trunc(l.caps.eventsPerKind) - 1}' }`
   );
 }
 
