@@ -61,6 +61,11 @@ function time(field: string, v: number, limits: Limits, now: number): void {
   if (!Number.isFinite(v) || v < min) {
     throw new InvalidEventError(field, `${show(v)} is before ${limits.minEventTime}`);
   }
+  // Avro longs always are; a JSON file given to replay may not be. The stores keep whole
+  // milliseconds, so a fraction would be rounded in some places and kept in others.
+  if (!Number.isInteger(v)) {
+    throw new InvalidEventError(field, `${show(v)} is not a whole number of milliseconds`);
+  }
   if (v > now + limits.maxFutureSkew) {
     // beyond the last representable date (+275760) toISOString() throws: show the number instead
     const when = Number.isNaN(new Date(v).getTime()) ? show(v) : new Date(v).toISOString();

@@ -250,6 +250,24 @@ describe('event validation', () => {
     );
   });
 
+  it('rejects an event time with a fraction of a millisecond, naming the field', () => {
+    const r = {
+      eventId: 'evt-1',
+      accountId: 'acct-1',
+      occurredAt: NOW - 0.5,
+      ip: '216.160.83.56',
+      outcome: 'SUCCESS',
+      deviceId: null,
+      sessionId: null,
+    };
+    expect(() => validateActivity('login', r, limits, NOW)).toThrow(
+      new InvalidEventError('occurredAt', `${NOW - 0.5} is not a whole number of milliseconds`),
+    );
+    expect(validateActivity('login', { ...r, occurredAt: NOW - 1 }, limits, NOW).event.occurredAt).toBe(
+      NOW - 1,
+    );
+  });
+
   it('names the field it rejects, and accepts what it should', () => {
     fc.assert(
       fc.property(records.contract, (r) => {
@@ -260,6 +278,7 @@ describe('event validation', () => {
           for (const k of ['eventId', 'accountId', 'contractId', 'clientAccountId', 'freelancerAccountId'])
             expect(e[k]).toMatch(/^[A-Za-z0-9._:@/+=-]{1,128}$/);
           expect(e['occurredAt']).toBeGreaterThanOrEqual(Date.parse(limits.minEventTime));
+          expect(Number.isInteger(e['occurredAt'])).toBe(true);
           if (e['rating'] !== null) expect(e['rating']).toBeGreaterThanOrEqual(1);
           if (e['amount'] !== null) expect(Number.isFinite(e['amount'])).toBe(true);
         } catch (err) {
