@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver, constants as perfConstants, monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import type { ActivityEvent, Family } from '../src/domain/events.js';
@@ -19,6 +20,7 @@ import { createLogger } from '../src/runtime/logger.js';
 import { PROJECT_ROOT } from '../src/runtime/project.js';
 import { bareKafkajs, barePlatformaticKafka } from './bare-consumers.js';
 import { cpuMark, cpuSplit } from './cpu-split.js';
+import { PhaseProfile } from './profile.js';
 import { workload } from './workload.js';
 
 const { values: args } = parseArgs({
@@ -31,15 +33,20 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string' },
     instances: { type: 'string', default: '1' },
     'redis-cluster': { type: 'boolean', default: false },
+    profile: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
   process.stdout.write(`npm run bench -- [--accounts 20000] [--events 200000] [--rate 2000] [--steady 30]
-                     [--partitions 3] [--concurrency N] [--instances 1] [--redis-cluster]
+                     [--partitions 3] [--concurrency N] [--instances 1] [--redis-cluster] [--profile full|steady]
 Needs the local stack (npm run bench starts it). --redis-cluster uses scripts/stack.sh redis-cluster.
 --concurrency: batches in flight per consumer (kafka.partitionsConsumedConcurrently); the config's
-               value when not given.\n`);
+               value when not given.
+--profile:     CPU and allocation profiles of one phase (full speed or steady) of this process (the
+               processor), written next to the results file and summed up by package and function.
+               Profiling slows the processor: its figures show where time goes, not how fast it is.
+               FAIRFLAG_PROFILE_SURVIVORS=1: count only allocations that outlive a scavenge.\n`);
   process.exit(0);
 }
 const num = (name: keyof typeof args) => {
@@ -57,7 +64,11 @@ const P = {
   concurrency: args.concurrency === undefined ? undefined : num('concurrency'),
   instances: num('instances'),
   redisCluster: args['redis-cluster'],
+  profile: args.profile,
 };
+if (P.profile !== undefined && P.profile !== 'full' && P.profile !== 'steady') {
+  throw new Error(`--profile: expected full or steady, got ${P.profile}`);
+}
 
 const say = (s: string) => process.stderr.write(`${s}\n`);
 const percentile = (xs: number[], p: number) => {
@@ -157,6 +168,9 @@ async function main(): Promise<void> {
     'flags',
     'deadLetter',
   ];
+  const configOverrides = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => k.startsWith('FAIRFLAG__')),
+  );
   const loaded = loadConfig({
     env: {
       ...stackEnv,
@@ -167,6 +181,8 @@ async function main(): Promise<void> {
       FAIRFLAG__topics__partitions: String(P.partitions),
       ...(P.concurrency && { FAIRFLAG__kafka__partitionsConsumedConcurrently: String(P.concurrency) }),
       ...Object.fromEntries(topics.map((t) => [`FAIRFLAG__topics__${t}`, `bench-${id}.${t}`])),
+      // any other setting to try, e.g. FAIRFLAG__kafka__maxBytesPerPartition=16384 npm run bench
+      ...configOverrides,
     },
   });
   const { config } = loaded;
@@ -270,6 +286,8 @@ async function main(): Promise<void> {
   const timings: { at: number; b: BatchTiming }[] = [];
   let rss = process.memoryUsage().rss;
   const rssTimer = setInterval(() => (rss = Math.max(rss, process.memoryUsage().rss)), 200);
+  const profile = P.profile ? new PhaseProfile() : undefined;
+  if (P.profile === 'full') await profile?.start();
   const procs: Processor[] = [];
   for (let i = 0; i < P.instances; i++) {
     procs.push(
@@ -287,6 +305,13 @@ async function main(): Promise<void> {
   const ffStart = Math.min(...timings.map((x) => x.b.startedAt));
   const ffEnd = timings.at(-1)!.at;
   const ffRate = total / ((ffEnd - ffStart) / 1000);
+  const resultBase = join(
+    PROJECT_ROOT,
+    'bench/results',
+    `pipeline-${started.toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z`,
+  );
+  if (profile) mkdirSync(join(PROJECT_ROOT, 'bench/results'), { recursive: true });
+  let profileSummary = P.profile === 'full' ? await profile?.stop(resultBase, total) : undefined;
   const commandsSent = procs.reduce((n, p) => n + p.store.commandsSent, 0);
   const roundTrips = () => procs.reduce((n, p) => n + p.engine.roundTrips, 0);
   const fullSpeed = {
@@ -313,6 +338,19 @@ async function main(): Promise<void> {
     seed: 2,
   });
   say(`steady: ${P.rate} events/s for ${P.steadySeconds} s...`);
+  // what stalls the one thread while it keeps up: GC pauses and event-loop delay (a p99 latency
+  // is made of such stalls more than of the work per event)
+  const gcPauses = { minor: [] as number[], major: [] as number[] };
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+      (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR ? gcPauses.major : gcPauses.minor).push(e.duration);
+    }
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  if (P.profile === 'steady') await profile?.start();
   const tick = 50;
   const perTick = Math.max(1, Math.round((P.rate * tick) / 1000));
   let offered = 0;
@@ -332,6 +370,20 @@ async function main(): Promise<void> {
   }
   const offeredRate = offered / ((performance.now() - steadyStart) / 1000);
   while (done() < total + offered) await sleep(50);
+  if (P.profile === 'steady') profileSummary = await profile?.stop(resultBase, offered);
+  gcObserver.disconnect();
+  loopDelay.disable();
+  const sum = (xs: number[]) => Math.round(xs.reduce((a, b) => a + b, 0));
+  const mainThread = {
+    gcMinor: { count: gcPauses.minor.length, totalMs: sum(gcPauses.minor), ...pct(gcPauses.minor) },
+    gcMajor: { count: gcPauses.major.length, totalMs: sum(gcPauses.major), ...pct(gcPauses.major) },
+    gcMaxMs: Math.round(Math.max(0, ...gcPauses.minor, ...gcPauses.major)),
+    eventLoopDelayMs: {
+      p50: Math.round(loopDelay.percentile(50) / 1e6),
+      p99: Math.round(loopDelay.percentile(99) / 1e6),
+      max: Math.round(loopDelay.max / 1e6),
+    },
+  };
   const steady = timings.slice(steadyTimings).map((x) => x.b);
   const steadyLatency = {
     features: pct(
@@ -380,6 +432,7 @@ async function main(): Promise<void> {
       ...P,
       concurrency: config.kafka.partitionsConsumedConcurrently,
       config: loaded.version,
+      configOverrides,
       workload: 'bench/workload.ts seed 1 (bulk) and 2 (steady)',
     },
     figures: {
@@ -410,15 +463,16 @@ async function main(): Promise<void> {
       machineAtFullSpeed: machine ?? null,
       peakRssMiB: Math.round(rss / 1048576),
       latencyAtFullSpeedMs: fullSpeed,
-      steady: { offeredEventsPerSecond: Math.round(offeredRate), events: offered, latencyMs: steadyLatency },
+      steady: {
+        offeredEventsPerSecond: Math.round(offeredRate),
+        events: offered,
+        latencyMs: steadyLatency,
+        mainThread,
+      },
     },
   };
   mkdirSync(join(PROJECT_ROOT, 'bench/results'), { recursive: true });
-  const file = join(
-    PROJECT_ROOT,
-    'bench/results',
-    `pipeline-${started.toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z.json`,
-  );
+  const file = `${resultBase}.json`;
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
   const f = result.figures;
   const ms = (x: number | null) => (x === null ? 'n/a' : `${x} ms`);
@@ -451,6 +505,14 @@ async function main(): Promise<void> {
       `steady: produce -> flag on topic p50/p95/p99 (${steadyLatency.flags.n} flags)`,
       `${ms(steadyLatency.flags.p50)} / ${ms(steadyLatency.flags.p95)} / ${ms(steadyLatency.flags.p99)}`,
     ],
+    [
+      'steady: GC pauses minor / major (count, total, max)',
+      `${mainThread.gcMinor.count}, ${mainThread.gcMinor.totalMs} ms / ${mainThread.gcMajor.count}, ${mainThread.gcMajor.totalMs} ms; max ${mainThread.gcMaxMs} ms`,
+    ],
+    [
+      'steady: event-loop delay p50 / p99 / max',
+      `${mainThread.eventLoopDelayMs.p50} / ${mainThread.eventLoopDelayMs.p99} / ${mainThread.eventLoopDelayMs.max} ms`,
+    ],
     ['Redis memory per active account', `${f.redisBytesPerActiveAccount} bytes`],
     [
       'CPU per event at full speed: Redis / processor',
@@ -473,6 +535,7 @@ async function main(): Promise<void> {
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   process.stdout.write(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + `\n\nwritten to ${file}\n`);
+  if (profileSummary) process.stdout.write(`\n${profileSummary.join('\n')}\n`);
   process.exit(0);
 }
 

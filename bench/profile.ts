@@ -45,11 +45,12 @@ export class PhaseProfile {
     await this.session.post('Profiler.enable');
     await this.session.post('Profiler.setSamplingInterval', { interval: 200 });
     await this.session.post('HeapProfiler.enable');
-    // every 4 KiB allocated on average; collected objects count too (what the GC had to do)
+    // every 4 KiB allocated on average; objects collected since count too (what the GC had to do)
     await this.session.post('HeapProfiler.startSampling', {
       samplingInterval: 4096,
       includeObjectsCollectedByMajorGC: true,
-      includeObjectsCollectedByMinorGC: true,
+      // or only what outlives a scavenge: what makes scavenges slow and fills the old generation
+      includeObjectsCollectedByMinorGC: process.env['FAIRFLAG_PROFILE_SURVIVORS'] !== '1',
     });
     await this.session.post('Profiler.start');
   }
@@ -101,7 +102,7 @@ export class PhaseProfile {
       ...top(busy, busyHits, 15, perEvent),
       'busiest functions (self time):',
       ...top(fns, busyHits, 25, perEvent),
-      `allocated (sampled, collected objects included): ${perEventBytes(allBytes)}; by where:`,
+      `allocated (sampled${process.env['FAIRFLAG_PROFILE_SURVIVORS'] === '1' ? ', outliving a scavenge' : ''}): ${perEventBytes(allBytes)}; by where:`,
       ...top(bytes, allBytes, 12, perEventBytes),
       'allocating functions:',
       ...top(allocFns, allBytes, 20, perEventBytes),
