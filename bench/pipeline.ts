@@ -344,7 +344,8 @@ async function main(): Promise<void> {
   const gcObserver = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
-      (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR ? gcPauses.major : gcPauses.minor).push(e.duration);
+      const ms = Math.round(e.duration * 10) / 10;
+      (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR ? gcPauses.major : gcPauses.minor).push(ms);
     }
   });
   gcObserver.observe({ entryTypes: ['gc'] });
