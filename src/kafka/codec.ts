@@ -8,6 +8,7 @@ import type { Config } from '../../config/schema.js';
 import type { Family, ReviewOutcome } from '../domain/events.js';
 import type { ReviewFlag } from '../domain/flags.js';
 import { PROJECT_ROOT } from '../runtime/project.js';
+import { checkAvroBounds, hasCollections } from './avro-bounds.js';
 
 /** Every schema fairflag owns, by the role of its topic. */
 export const SCHEMA_FILES = {
@@ -74,6 +75,8 @@ export class Codec {
   private readonly readers = new Map<SchemaRole, avro.Type>();
   /** How to read a writer's schema id as a role's own schema (or why it cannot be). */
   private readonly resolvers = new Map<string, avro.Resolver | DecodeError>();
+  /** Writer types with an array or map somewhere: their data is walked with bounds first. */
+  private readonly withCollections = new WeakMap<avro.Type, boolean>();
 
   private constructor(
     readonly registry: SchemaRegistry,
@@ -164,8 +167,16 @@ export class Codec {
     // Decoded with the writer's schema alone it reached validation with fields missing, threw a
     // TypeError there instead of a DecodeError, and its batch was retried forever.
     const resolver = this.resolverFor(role, id, type);
+    let collections = this.withCollections.get(type);
+    if (collections === undefined) {
+      collections = hasCollections(type);
+      this.withCollections.set(type, collections);
+    }
+    const payload = buf.subarray(5);
     try {
-      return this.readerOf(role).fromBuffer(buf.subarray(5), resolver);
+      // avsc trusts a collection's item count: bound it by the message first (avro-bounds.ts)
+      if (collections) checkAvroBounds(type, payload);
+      return this.readerOf(role).fromBuffer(payload, resolver);
     } catch (err) {
       throw new DecodeError(
         'undecodable',
