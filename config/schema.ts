@@ -62,6 +62,12 @@ export const configSchema = z
       url: z.url({ error: 'expected an http(s) URL' }),
       /** How long start-up waits for the registry before giving up. */
       startupTimeout: duration().default(120_000),
+      /**
+       * How long one registry request may take. A registry that accepts connections but never
+       * answers (a stalled JVM) would otherwise hold a batch for good; past this the batch is
+       * retried like any registry outage, and nothing is dead-lettered.
+       */
+      requestTimeout: duration().default(5_000),
     }),
     redis: z.strictObject({
       url: text(),

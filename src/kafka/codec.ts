@@ -54,6 +54,19 @@ export class DecodeError extends Error {
   }
 }
 
+type RegistryMiddleware = NonNullable<ConstructorParameters<typeof SchemaRegistry>[0]['middlewares']>[number];
+
+/**
+ * A time limit on every registry request. The client sets none of its own, and its HTTP layer
+ * (mappersmith) takes one per request: without it a registry that accepts connections but never
+ * answers held a batch for good.
+ */
+const requestTimeout =
+  (ms: number): RegistryMiddleware =>
+  () => ({
+    prepareRequest: async (next) => (await next()).enhance({ timeout: ms }),
+  });
+
 /** The registry could not be asked (down, timing out): retry later, never dead-letter. */
 export class RegistryUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -89,7 +102,12 @@ export class Codec {
     log: (msg: string) => void = () => {},
   ): Promise<Codec> {
     const registry = new SchemaRegistry(
-      { host: cfg.registry.url, clientId: 'fairflag', retry: { retries: 1 } },
+      {
+        host: cfg.registry.url,
+        clientId: 'fairflag',
+        retry: { retries: 1 },
+        middlewares: [requestTimeout(cfg.registry.requestTimeout)],
+      },
       { [SchemaType.AVRO]: {} },
     );
     const codec = new Codec(registry, cfg.topics);

@@ -2,19 +2,26 @@
 // waits with a clear line per attempt and proceeds once it answers (or gives up with exit code 3
 // after registry.startupTimeout); while it is down, schema ids the processor already knows
 // decode from its cache, so nothing good is dead-lettered and the result equals the reference.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { Codec, DecodeError, RegistryUnavailableError } from '../../src/kafka/codec.js';
 import type { Processor } from '../../src/kafka/processor.js';
+import { loadConfig } from '../../src/runtime/config-loader.js';
 import { accountTakeover, HOUR } from '../../src/scenarios/reference.js';
 import { runCli, startCli, type RunningCli } from './support/child.js';
 import { Driver, compare, reference, sleep, streamBadMessages, until } from './support/driver.js';
-import { faultEnv, faultStack, service } from './support/stack.js';
+import { FAULT_STATE, faultEnv, faultStack, service } from './support/stack.js';
 import { buildWorkload } from './support/workload.js';
 
 describe('fault: the schema registry is unreachable', () => {
   const children: RunningCli[] = [];
   const drivers: Driver[] = [];
   let proc: Processor | undefined;
+  /** The registry's JVM while it is stopped with SIGSTOP: resumed here if a test ends early. */
+  let stalled: number | undefined;
   afterAll(async () => {
+    if (stalled) process.kill(stalled, 'SIGCONT');
     await service('start', 'registry').catch(() => undefined);
     for (const c of children) c.kill('SIGKILL');
     await proc?.stop();
@@ -133,5 +140,50 @@ describe('fault: the schema registry is unreachable', () => {
         m.name,
       ).toEqual([m.reason]);
     }
+  });
+
+  it('stalled (accepting connections, never answering): a lookup fails within registry.requestTimeout as an outage, not a hang, and works once it answers', async () => {
+    const { config } = loadConfig({
+      env: faultEnv('registry-stall', { FAIRFLAG__registry__requestTimeout: '1s' }),
+    });
+    const codec = await Codec.connect(config);
+    const known = await codec.encode('login', {
+      eventId: 'stall-1',
+      accountId: 'acct-stall',
+      occurredAt: Date.now() - 60_000,
+      outcome: 'SUCCESS',
+      ip: '81.2.69.160',
+      deviceId: 'd',
+      sessionId: null,
+    });
+    const jvm = Number(readFileSync(join(FAULT_STATE, 'run', 'registry.pid'), 'utf8').trim());
+    process.kill(jvm, 'SIGSTOP');
+    stalled = jvm;
+    // an id this codec has not seen: only the registry can say what it is
+    const unseen = Buffer.concat([Buffer.from([0, 0, 0x0f, 0x42, 0x3e]), Buffer.from('??')]);
+    let elapsed: number;
+    try {
+      const t0 = Date.now();
+      const err = await codec.decodeAs('login', unseen).catch((e: unknown) => e);
+      elapsed = Date.now() - t0;
+      expect(err).toBeInstanceOf(RegistryUnavailableError);
+      expect((err as Error).message).toMatch(/^schema registry lookup of id 999998 failed: .*[Tt]imeout/);
+    } finally {
+      process.kill(jvm, 'SIGCONT');
+      stalled = undefined;
+    }
+    // one request of 1 s, and at most one retry of it: not the 5 minutes of the test's own limit
+    expect(elapsed).toBeGreaterThanOrEqual(900);
+    expect(elapsed).toBeLessThan(10_000);
+    // the cache still answers for an id it knows, and the registry does again once resumed
+    await expect(codec.decodeAs('login', known)).resolves.toMatchObject({ eventId: 'stall-1' });
+    await until(
+      'the resumed registry to say the id is unknown',
+      async () => {
+        const e = await codec.decodeAs('login', unseen).catch((x: unknown) => x);
+        return e instanceof DecodeError && e.reason === 'unknown_schema_id';
+      },
+      30_000,
+    );
   });
 });
