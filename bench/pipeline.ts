@@ -21,6 +21,7 @@ import { PROJECT_ROOT } from '../src/runtime/project.js';
 import { bareKafkajs, barePlatformaticKafka } from './bare-consumers.js';
 import { cpuMark, cpuSplit } from './cpu-split.js';
 import { PhaseProfile } from './profile.js';
+import { judgeTargets } from './targets.js';
 import { workload } from './workload.js';
 
 const { values: args } = parseArgs({
@@ -472,10 +473,19 @@ async function main(): Promise<void> {
       },
     },
   };
+  const f = result.figures;
+  const targets = judgeTargets({
+    fairflagEventsPerSecond: f.fairflagEventsPerSecond,
+    ratioToBare: f.ratioToBare,
+    steadyOfferedPerSecond: f.steady.offeredEventsPerSecond,
+    steadyFeaturesP99Ms: steadyLatency.features.p99,
+    steadyFlagsP99Ms: steadyLatency.flags.p99,
+    roundTripsPerEvent: f.roundTripsPerEvent,
+    redisBytesPerActiveAccount: f.redisBytesPerActiveAccount,
+  });
   mkdirSync(join(PROJECT_ROOT, 'bench/results'), { recursive: true });
   const file = `${resultBase}.json`;
-  writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-  const f = result.figures;
+  writeFileSync(file, JSON.stringify({ ...result, targets }, null, 2) + '\n');
   const ms = (x: number | null) => (x === null ? 'n/a' : `${x} ms`);
   const rows: [string, string][] = [
     ['machine', `${result.machine.cores} cores, ${result.machine.cpu}, ${process.version}`],
@@ -535,7 +545,12 @@ async function main(): Promise<void> {
     ['flags emitted / dead-lettered', `${f.flagsEmitted} / ${f.deadLettered}`],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
-  process.stdout.write(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + `\n\nwritten to ${file}\n`);
+  process.stdout.write(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n\ntargets (issue 6):\n');
+  const tw = Math.max(...targets.map((t) => t.target.length));
+  process.stdout.write(
+    targets.map((t) => `${t.met ? 'met   ' : 'missed'}  ${t.target.padEnd(tw)}  ${t.measured}`).join('\n') +
+      `\n\nwritten to ${file}\n`,
+  );
   if (profileSummary) process.stdout.write(`\n${profileSummary.join('\n')}\n`);
   process.exit(0);
 }
