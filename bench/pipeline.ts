@@ -311,7 +311,7 @@ async function main(): Promise<void> {
     'bench/results',
     `pipeline-${started.toISOString().replace(/[:.]/g, '-').slice(0, 19)}Z`,
   );
-  if (profile) mkdirSync(join(PROJECT_ROOT, 'bench/results'), { recursive: true });
+  mkdirSync(join(PROJECT_ROOT, 'bench/results'), { recursive: true });
   let profileSummary = P.profile === 'full' ? await profile?.stop(resultBase, total) : undefined;
   const commandsSent = procs.reduce((n, p) => n + p.store.commandsSent, 0);
   const roundTrips = () => procs.reduce((n, p) => n + p.engine.roundTrips, 0);
@@ -483,7 +483,6 @@ async function main(): Promise<void> {
     roundTripsPerEvent: f.roundTripsPerEvent,
     redisBytesPerActiveAccount: f.redisBytesPerActiveAccount,
   });
-  mkdirSync(join(PROJECT_ROOT, 'bench/results'), { recursive: true });
   const file = `${resultBase}.json`;
   writeFileSync(file, JSON.stringify({ ...result, targets }, null, 2) + '\n');
   const ms = (x: number | null) => (x === null ? 'n/a' : `${x} ms`);

@@ -31,6 +31,10 @@ export function placeOf(f: CallFrame): string {
   return f.url.startsWith(root) ? f.url.slice(root.length) : f.url;
 }
 
+/** A function by name and where it lives, for the per-function sums. */
+const frameKey = (f: CallFrame) => `${f.functionName || '(anonymous)'} ${placeOf(f)}:${f.lineNumber + 1}`;
+const survivorsOnly = () => process.env['FAIRFLAG_PROFILE_SURVIVORS'] === '1';
+
 const top = (m: Map<string, number>, total: number, n: number, unit: (v: number) => string) =>
   [...m]
     .sort((a, b) => b[1] - a[1])
@@ -50,7 +54,7 @@ export class PhaseProfile {
       samplingInterval: 4096,
       includeObjectsCollectedByMajorGC: true,
       // or only what outlives a scavenge: what makes scavenges slow and fills the old generation
-      includeObjectsCollectedByMinorGC: process.env['FAIRFLAG_PROFILE_SURVIVORS'] !== '1',
+      includeObjectsCollectedByMinorGC: !survivorsOnly(),
     });
     await this.session.post('Profiler.start');
   }
@@ -78,7 +82,7 @@ export class PhaseProfile {
       busyHits += hits(n);
       const place = placeOf(n.callFrame);
       busy.set(place, (busy.get(place) ?? 0) + hits(n));
-      const fn = `${n.callFrame.functionName || '(anonymous)'} ${place}:${n.callFrame.lineNumber + 1}`;
+      const fn = frameKey(n.callFrame);
       fns.set(fn, (fns.get(fn) ?? 0) + hits(n));
     }
     const perEvent = (h: number) => `${((h * usPerHit) / events).toFixed(1)} µs/ev`;
@@ -90,7 +94,7 @@ export class PhaseProfile {
       allBytes += n.selfSize;
       const place = placeOf(n.callFrame);
       bytes.set(place, (bytes.get(place) ?? 0) + n.selfSize);
-      const fn = `${n.callFrame.functionName || '(anonymous)'} ${place}:${n.callFrame.lineNumber + 1}`;
+      const fn = frameKey(n.callFrame);
       allocFns.set(fn, (allocFns.get(fn) ?? 0) + n.selfSize);
       n.children.forEach(walk);
     };
@@ -102,7 +106,7 @@ export class PhaseProfile {
       ...top(busy, busyHits, 15, perEvent),
       'busiest functions (self time):',
       ...top(fns, busyHits, 25, perEvent),
-      `allocated (sampled${process.env['FAIRFLAG_PROFILE_SURVIVORS'] === '1' ? ', outliving a scavenge' : ''}): ${perEventBytes(allBytes)}; by where:`,
+      `allocated (sampled${survivorsOnly() ? ', outliving a scavenge' : ''}): ${perEventBytes(allBytes)}; by where:`,
       ...top(bytes, allBytes, 12, perEventBytes),
       'allocating functions:',
       ...top(allocFns, allBytes, 20, perEventBytes),

@@ -86,10 +86,11 @@ export class Codec {
   private readonly unknownIds = new Map<number, number>();
   /** The topic's own schema (schemas/*.avsc) per role: what every decoded record must look like. */
   private readonly readers = new Map<SchemaRole, avro.Type>();
-  /** How to read a writer's schema id as a role's own schema (or why it cannot be). */
-  private readonly resolvers = new Map<string, avro.Resolver | DecodeError>();
-  /** Writer types with an array or map somewhere: their data is walked with bounds first. */
-  private readonly withCollections = new WeakMap<avro.Type, boolean>();
+  /**
+   * How to read a writer's schema id as a role's own schema (or why it cannot be), and whether
+   * the writer has an array or map somewhere: then its data is walked with bounds first.
+   */
+  private readonly resolvers = new Map<string, { resolver: avro.Resolver; bounded: boolean } | DecodeError>();
 
   private constructor(
     readonly registry: SchemaRegistry,
@@ -184,16 +185,11 @@ export class Codec {
     // the right name but another shape (a field missing or of another type) must be refused here.
     // Decoded with the writer's schema alone it reached validation with fields missing, threw a
     // TypeError there instead of a DecodeError, and its batch was retried forever.
-    const resolver = this.resolverFor(role, id, type);
-    let collections = this.withCollections.get(type);
-    if (collections === undefined) {
-      collections = hasCollections(type);
-      this.withCollections.set(type, collections);
-    }
+    const { resolver, bounded } = this.resolverFor(role, id, type);
     const payload = buf.subarray(5);
     try {
       // avsc trusts a collection's item count: bound it by the message first (avro-bounds.ts)
-      if (collections) checkAvroBounds(type, payload);
+      if (bounded) checkAvroBounds(type, payload);
       return this.readerOf(role).fromBuffer(payload, resolver);
     } catch (err) {
       throw new DecodeError(
@@ -212,12 +208,16 @@ export class Codec {
     return reader;
   }
 
-  private resolverFor(role: SchemaRole, id: number, writer: AvroLike): avro.Resolver {
+  private resolverFor(
+    role: SchemaRole,
+    id: number,
+    writer: AvroLike,
+  ): { resolver: avro.Resolver; bounded: boolean } {
     const key = `${role}:${id}`;
     let r = this.resolvers.get(key);
     if (!r) {
       try {
-        r = this.readerOf(role).createResolver(writer);
+        r = { resolver: this.readerOf(role).createResolver(writer), bounded: hasCollections(writer) };
       } catch (err) {
         r = new DecodeError(
           'wrong_schema',
