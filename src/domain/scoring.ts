@@ -46,6 +46,9 @@ export function strengthOf(
   maxStrength: number,
 ): number {
   const ratio = o.threshold > 0 ? o.observed / o.threshold : maxStrength;
+  // an infinite observation over an infinite threshold says nothing about how far past it: the
+  // floor, not NaN (which Math.max passes on and would spread into the score)
+  if (Number.isNaN(ratio)) return 1;
   // round first, then clamp: rounding after the cap could lift it above a maxStrength like 1.9945
   return Math.min(maxStrength, Math.max(1, round(ratio)));
 }

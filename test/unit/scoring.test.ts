@@ -65,6 +65,9 @@ describe('strength', () => {
     expect(strengthOf({ observed: 500, threshold: 10 }, 3)).toBe(3);
     expect(strengthOf({ observed: 500, threshold: 10 }, 1)).toBe(1);
     expect(strengthOf({ observed: 3, threshold: 0 }, 2.5)).toBe(2.5);
+    // found by the property test (seed -1186862183): infinity over infinity was NaN
+    expect(strengthOf({ observed: Infinity, threshold: Infinity }, 3)).toBe(1);
+    expect(strengthOf({ observed: Infinity, threshold: 10 }, 3)).toBe(3);
   });
 
   it('stays within a maxStrength finer than its 3-decimal rounding', () => {
