@@ -91,6 +91,11 @@ export const configSchema = z
       reviewOutcomes: text(),
       flags: text(),
       deadLetter: text(),
+      /**
+       * Internal: the other side of each contract event, keyed by that account, for the instance
+       * that owns it (see docs/feature-state.md). Created with the input topics' partition count.
+       */
+      counterparts: text().default('fairflag.contract-counterparts'),
       partitions: positiveInt().default(3),
       replicationFactor: positiveInt().default(1),
       /** Created topics accept messages up to this size, so an oversized input still fits the DLQ. */
@@ -104,6 +109,16 @@ export const configSchema = z
       minEventTime: z.iso.datetime({ error: 'expected an ISO-8601 UTC time like 2000-01-01T00:00:00Z' }),
       maxIdLength: positiveInt().default(128),
     }),
+    state: z
+      .strictObject({
+        /**
+         * Accounts kept in memory per instance beyond those a batch is using or has not yet
+         * written; the least recently used clean ones are evicted (Redis has them). About a few
+         * KiB each: size it to the instance's memory.
+         */
+        maxAccounts: positiveInt().default(100_000),
+      })
+      .prefault({}),
     features: z.strictObject({
       allowedLateness: duration(),
       /** Values (countries, devices, IPs...) are remembered this long. */

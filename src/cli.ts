@@ -288,37 +288,33 @@ inputOptions(
 program
   .command('explain <accountId>')
   .description(
-    'Explain one account from the live feature store: features by window, every signal against its threshold, mitigations, score, open flags. Read-only.',
+    'Explain one account from the feature state in Redis (as of the last batch its owner wrote): features by window, every signal against its threshold, mitigations, score, open flags. Read-only.',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml')
   .option('--json', 'print JSON')
   .action(async (accountId: string, opts: { config?: string; json?: boolean }) => {
     const loaded = loadOrExit({ file: opts.config });
     const [
-      { explainAccount },
+      { explainStored },
       { formatExplanation },
       { connectRedis },
       { compilePolicy },
-      { FeatureStore },
-      { Engine },
+      { RedisStateBackend },
       { GeoIp },
     ] = await Promise.all([
       import('./tools/explain.js'),
       import('./tools/format.js'),
       import('./kafka/processor.js'),
       import('./engine/policy.js'),
-      import('./features/store.js'),
-      import('./engine/engine.js'),
+      import('./features/state-backend.js'),
       import('./enrich/geoip.js'),
     ]);
     const policy = compilePolicy(loaded);
     const geo = await GeoIp.open(loaded.config.maxmind).catch(fail);
     const redis = connectRedis(loaded.config.redis);
     await redis.connect().catch(fail);
-    const store = new FeatureStore(redis, policy.layout);
-    const e = await explainAccount(accountId, store, new Engine(store, () => policy), policy, geo).catch(
-      fail,
-    );
+    const backend = new RedisStateBackend(redis, loaded.config.redis.keyPrefix);
+    const e = await explainStored(accountId, backend, policy, geo).catch(fail);
     redis.disconnect();
     process.stdout.write(opts.json ? `${JSON.stringify(e)}\n` : `${formatExplanation(e)}\n`);
     process.exit(e.known ? EXIT.ok : EXIT.invalid);
@@ -333,15 +329,14 @@ program
   .option('--json', 'print JSON')
   .action(async (opts: { config?: string; json?: boolean }) => {
     const loaded = loadOrExit({ file: opts.config });
-    const [{ connectRedis }, { compilePolicy }, { FeatureStore }, { SIGNALS }] = await Promise.all([
+    const [{ connectRedis }, { RedisStateBackend }, { SIGNALS }] = await Promise.all([
       import('./kafka/processor.js'),
-      import('./engine/policy.js'),
-      import('./features/store.js'),
+      import('./features/state-backend.js'),
       import('../processors/registry.js'),
     ]);
     const redis = connectRedis(loaded.config.redis);
     await redis.connect().catch(fail);
-    const counts = await new FeatureStore(redis, compilePolicy(loaded).layout).outcomeCounts();
+    const counts = await new RedisStateBackend(redis, loaded.config.redis.keyPrefix).outcomeCounts();
     redis.disconnect();
     const rows = SIGNALS.map((s) => {
       const c = counts.get(s.id) ?? {};

@@ -20,6 +20,7 @@ export const selfDealing = defineSignal({
     threshold: positiveInt().default(1),
     window: duration().default(90 * 86_400_000),
   }),
+  pairwise: true,
   triggeredBy: (e) => e.family === 'contract',
   needs: (p) => ({
     account: SHARED.map(({ kind }) => ({ q: 'distinct' as const, kind, from: -p.window, maxValues: 50 })),

@@ -22,7 +22,7 @@ export const impossibleTravel = defineSignal({
 
   evaluate({ event, subject }, p) {
     if (event.family !== 'login') return { status: 'skipped', reason: 'not a login' };
-    const { lastLogin, previousLogin } = subject.snapshot;
+    const { lastLogin, previousLogin } = subject;
     if (!lastLogin || lastLogin.eventId !== event.event.eventId) {
       return { status: 'skipped', reason: 'a later login was already recorded (event arrived out of order)' };
     }

@@ -19,7 +19,6 @@ export const addedAfterRiskyLogin = defineSignal({
     /** The login history window for "new" device and country. */
     historyWindow: duration().default(90 * 86_400_000),
   }),
-  recheckAfterMemory: true,
   triggeredBy: (e) =>
     (e.family === 'payment' && e.event.action === 'ADDED') ||
     (e.family === 'login' && e.event.outcome === 'SUCCESS'),

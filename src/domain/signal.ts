@@ -56,10 +56,10 @@ export interface SignalDefinition<P extends SignalBaseParams = SignalBaseParams>
   params: z.ZodType<P>;
   triggeredBy(event: EnrichedEvent, role: SubjectRole): boolean;
   /**
-   * Judge again after this event's observations are remembered, on a fresh read: for patterns
-   * that span two topics, whose other half may be recorded between the two round trips.
+   * Compares both sides of a contract (the counterpart view): judged where both are known, at the
+   * owner of the side that did not act (see src/engine/counterparts.ts), for both sides.
    */
-  recheckAfterMemory?: boolean;
+  pairwise?: boolean;
 
   needs(params: P): SignalNeeds;
   evaluate(ctx: SignalContext, params: P): Evaluation;

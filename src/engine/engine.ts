@@ -1,26 +1,52 @@
-// decode -> enrich -> [here] update features -> read snapshot -> signals -> score -> flag.
+// One batch, in the order data flows: plan -> load what is not in memory -> for each input in turn:
+// admit (replay? conflicting duplicate?) -> update state -> signals -> remember -> score -> flag;
+// then snapshot the partition's changed state for the caller to produce, persist and commit.
 // Shared by the live pipeline and replay, so an analyst's replay runs exactly production's code.
+//
+// Every input is judged against the state as of itself, one after the other: the same inputs give
+// the same features, observations and flags however they are split into batches.
+import stringify from 'safe-stable-stringify';
 import { planEvent } from '../../processors/registry.js';
-import type { EventPlan, SubjectPlan } from '../../processors/plan.js';
+import type { EntityPlan, EventPlan, SubjectPlan } from '../../processors/plan.js';
 import type { EnrichedEvent, ReviewOutcome } from '../domain/events.js';
 import { updateFlag, type ReviewFlag } from '../domain/flags.js';
 import { accountMitigations, reviewPattern } from '../domain/mitigations.js';
 import { decide, type QueueDecision } from '../domain/scoring.js';
-import type { Evaluation, SignalContext } from '../domain/signal.js';
+import type { Evaluation, SignalContext, SubjectRole } from '../domain/signal.js';
+import { AccountFeatures, digestOf, type Applied } from '../features/account-features.js';
 import {
   queryKey,
-  type AccountMemory,
   type AccountQuery,
   type AccountSnapshot,
-  type ContractRecord,
   type EntitySnapshot,
   type EntityType,
+  type FeatureLayout,
   type FlagState,
   type StoredObservation,
+  type ValueKind,
 } from '../features/model.js';
-import { noveltyIndex, type FeatureStore } from '../features/store.js';
-import { AccountView, mergeObservations } from '../features/view.js';
+import type { OwnedAccount, OwnedAccounts, AccountSnapshotWrite } from '../features/owned-accounts.js';
+import {
+  EntityOverlay,
+  entityKey,
+  type EntityAccounts,
+  type EntityRef,
+} from '../features/shared-entities.js';
+import type { StateBackend, StateWrite } from '../features/state-backend.js';
+import { AccountView, mergeObservations, noveltyIndex } from '../features/view.js';
+import {
+  COUNTERPART_FORMAT,
+  type CounterpartRecord,
+  type PairRecord,
+  type SideRecord,
+} from './counterparts.js';
 import type { ActiveSignal, Policy } from './policy.js';
+import { WriteOrder, type WriteTurn } from './write-order.js';
+
+export type EngineInput =
+  | { kind: 'event'; event: EnrichedEvent }
+  | { kind: 'outcome'; outcome: ReviewOutcome }
+  | { kind: 'counterpart'; record: CounterpartRecord };
 
 export interface SignalEvaluation {
   signalId: string;
@@ -28,229 +54,476 @@ export interface SignalEvaluation {
   evaluation: Evaluation | { status: 'error'; reason: string };
 }
 
-export interface EventOutcome {
-  event: EnrichedEvent;
-  /** Older than the allowed lateness for a subject: its windowed features ignored it. */
+export interface InputOutcome {
+  /**
+   * applied; replay = the same event again (changes nothing); conflict = the same id with other
+   * content (dead-lettered as conflicting_duplicate); error = handling it threw (dead-lettered as
+   * processing_error: one message never stops its partition).
+   */
+  status: 'applied' | 'replay' | 'conflict' | 'error';
+  /** Why a conflict or an error was refused (the dead letter's detail). */
+  detail?: string;
+  /** Accounts for which the event was older than the allowed lateness. */
   lateFor: string[];
   evaluations: SignalEvaluation[];
 }
 
 export interface FlagEmission {
   flag: ReviewFlag;
-  /** Absent when an unconfirmed claim is sent again: its decision was made by an earlier run. */
-  decision?: QueueDecision;
+  decision: QueueDecision;
 }
 
-/** What a claimed flag revision remembers until it is confirmed on the topic. */
-interface PendingFlag {
-  flag: ReviewFlag;
-  /** Wall-clock time of the claim: past STALE_CLAIM_MS its owner is presumed gone. */
-  claimedAt: number;
+export interface ClosedFlag {
+  accountId: string;
+  queue: string;
+  state: FlagState;
+  outcome: ReviewOutcome['outcome'];
 }
-const STALE_CLAIM_MS = 60_000;
 
 export interface BatchResult {
-  outcomes: EventOutcome[];
-  /** In emission order; produce them before commit(). */
+  /** One per input, in input order. */
+  outcomes: InputOutcome[];
+  /** In emission order; produce them before persisting the state. */
   emissions: FlagEmission[];
-  /** Open-flag states to write once the flags are on the topic (a crash in between re-emits, never loses). */
-  stateWrites: { accountId: string; at: number; queue: string; state: FlagState }[];
+  /** Records for other accounts' owners (the counterpart topic); empty when applied inline. */
+  counterparts: CounterpartRecord[];
+  closed: ClosedFlag[];
+  /** The batch's durable changes: entities, and the partition's accounts changed so far. */
+  write: StateWrite & { accounts: AccountSnapshotWrite[] };
+  /** This batch's place in its partition's write order (see write-order.ts). */
+  turn: WriteTurn;
   policyVersion: string;
 }
 
-interface SubjectRun {
-  plan: SubjectPlan;
-  signals: ActiveSignal[];
-  snapshot: AccountSnapshot;
+export interface EngineOptions {
+  accounts: OwnedAccounts;
+  backend: StateBackend;
+  policy: () => Policy;
+  /**
+   * "emit": the other side of a contract goes to its owner as a record (the live pipeline);
+   * "inline": it is applied at once, as if that record were consumed immediately (replay, tests).
+   */
+  counterparts: 'emit' | 'inline';
+  onSignalError?: (signalId: string, err: unknown) => void;
 }
 
-const CONTRACTS: AccountQuery = { q: 'contracts' };
+/** A digest of an event's content: the same id with another digest is a conflicting duplicate. */
+export function contentDigest(family: string, event: object): string {
+  return digestOf(`${family}\n${stringify(event)}`);
+}
 
-/** The store questions, memory and entity windows of one set of triggered signals. */
-interface SignalSetNeeds {
-  queries: AccountQuery[];
-  memory: AccountMemory[];
-  entityWindows: [EntityType, number][];
+interface Planned {
+  input: EngineInput;
+  /** For events: the processor's plan and the content digest. */
+  plan?: EventPlan;
+  digest?: string;
+  /** Planning threw: the input is refused before it changes anything. */
+  error?: string;
+}
+
+/** What a subject's triggered signals need, worked out once per signal set and policy. */
+interface SignalSet {
+  local: ActiveSignal[];
+  pairwise: ActiveSignal[];
+  entityWindows: Map<EntityType, number>;
+}
+
+interface Run {
+  owned: Map<string, OwnedAccount>;
+  overlay: EntityOverlay;
+  policy: Policy;
+  result: BatchResult;
 }
 
 export class Engine {
-  /**
-   * Redis round trips the events waited for: one per event for its feature update (its account
-   * and entity calls go out together), one per remember-and-score, claim and confirm.
-   */
-  roundTrips = 0;
-  /** By policy (a reload makes a new one), then by the indices of the triggered signals. */
-  private readonly needsCache = new WeakMap<Policy, Map<string, SignalSetNeeds>>();
+  private readonly signalSets = new WeakMap<Policy, Map<string, SignalSet>>();
+  private readonly order = new WriteOrder();
 
-  constructor(
-    private readonly store: FeatureStore,
-    private readonly currentPolicy: () => Policy,
-    private readonly onSignalError: (signalId: string, err: unknown) => void = () => {},
-  ) {}
+  constructor(private readonly opts: EngineOptions) {}
 
-  async process(events: EnrichedEvent[]): Promise<BatchResult> {
-    const policy = this.currentPolicy();
-    // Round trip 1: every event's feature changes and questions, pipelined in event order, so the
-    // store applies one account's events in order and each answer reflects the events before it.
-    const runs = await Promise.all(events.map((e) => this.apply(e, planEvent(e), policy)));
-    this.roundTrips += events.length;
+  private get accounts(): OwnedAccounts {
+    return this.opts.accounts;
+  }
 
-    const outcomes: EventOutcome[] = [];
-    const recent = new Map<string, StoredObservation[]>();
-    const firing: {
-      accountId: string;
-      at: number;
-      eventId: string;
-      observations: StoredObservation[];
-      /** Signals to judge again once the observations are remembered (see recheckAfterMemory). */
-      recheck: { signals: ActiveSignal[]; ctx: SignalContext; run: SubjectRun; outcome: EventOutcome };
-    }[] = [];
-    events.forEach((event, i) => {
-      const { subjects, entities } = runs[i]!;
-      const outcome: EventOutcome = { event, lateFor: [], evaluations: [] };
-      outcomes.push(outcome);
-      subjects.forEach((run, j) => {
-        const accountId = run.plan.accountId;
-        if (run.snapshot.late) {
-          outcome.lateFor.push(accountId);
-          return;
-        }
-        const view = (r: SubjectRun) =>
-          new AccountView(r.snapshot, noveltyIndex(r.plan.ops), recent.get(r.plan.accountId) ?? []);
-        const other = subjects.length > 1 ? subjects[1 - j] : undefined;
-        const ctx: SignalContext = {
-          event,
-          role: run.plan.role,
-          subject: view(run),
-          entities,
-          ...(other && { counterpart: view(other) }),
-        };
-        const observations = this.evaluate(run.signals, ctx, outcome, accountId);
-        if (observations.length) {
-          recent.set(accountId, mergeObservations(recent.get(accountId) ?? [], observations));
-          const fired = new Set(observations.map((o) => o.signalId));
-          const recheck = run.signals.filter(
-            (s) => s.definition.recheckAfterMemory && !fired.has(s.definition.id),
-          );
-          firing.push({
-            accountId,
-            at: event.event.occurredAt,
-            eventId: event.event.eventId,
-            observations,
-            recheck: { signals: recheck, ctx, run, outcome },
-          });
-        }
-      });
-    });
-
-    // Round trip 2, only for accounts where a signal fired: remember the observations and read
-    // back everything remembered, then score. Sequential per account, parallel across accounts.
-    const result: BatchResult = { outcomes, emissions: [], stateWrites: [], policyVersion: policy.version };
-    const byAccount = new Map<string, typeof firing>();
-    for (const f of firing) byAccount.set(f.accountId, [...(byAccount.get(f.accountId) ?? []), f]);
-    await Promise.all(
-      [...byAccount].map(async ([accountId, items]) => {
-        const resent = new Set<string>();
-        for (const item of items) {
-          const remember = (observations: StoredObservation[]) => {
-            this.roundTrips++;
-            return this.store.applyAccount(
-              accountId,
-              item.at,
-              [
-                {
-                  op: 'observations',
-                  observations,
-                  correlationWindowMs: policy.config.features.correlationWindow,
-                },
-              ],
-              [CONTRACTS, ...queriesFor(item.recheck.signals)],
-            );
-          };
-          let snap = await remember(item.observations);
-          // Another family's event may have been recorded between this event's two round trips;
-          // judged again on the fresh read, a pattern spanning two topics cannot fall between them.
-          if (item.recheck.signals.length) {
-            const { ctx, run, outcome } = item.recheck;
-            const fresh = new AccountView(
-              { ...run.snapshot, results: snap.results, observations: snap.observations },
-              noveltyIndex(run.plan.ops),
-            );
-            const more = this.evaluate(item.recheck.signals, { ...ctx, subject: fresh }, outcome, accountId);
-            if (more.length) snap = await remember(more);
-          }
-
-          // A revision claimed but never confirmed: its batch crashed between the claim and the
-          // send (this event is being replayed), or another instance stopped there long ago. Send
-          // exactly that message again; a claim in flight elsewhere is left to its owner.
-          for (const [queue, state] of snap.openFlags) {
-            const p = state.pending as PendingFlag | undefined;
-            if (!p || resent.has(`${p.flag.flagId}#${p.flag.revision}`)) continue;
-            if (p.flag.triggeringEventId !== item.eventId && Date.now() - p.claimedAt < STALE_CLAIM_MS)
-              continue;
-            resent.add(`${p.flag.flagId}#${p.flag.revision}`);
-            const confirmed = { ...state };
-            delete confirmed.pending;
-            result.emissions.push({ flag: p.flag });
-            result.stateWrites.push({ accountId, at: item.at, queue, state: confirmed });
-          }
-          for (const first of this.score(snap, item.at, policy)) {
-            let d: QueueDecision | undefined = first;
-            for (let attempt = 1; d && attempt <= 3; attempt++) {
-              const open: FlagState | undefined = snap.openFlags.get(d.queue);
-              const update = updateFlag({
-                accountId,
-                decision: d,
-                open,
-                generation: snap.flagGenerations.get(d.queue) ?? 0,
-                at: item.at,
-                triggeringEventId: item.eventId,
-                cfg: policy.config,
-                configVersion: policy.version,
-                processorVersion: policy.processorVersion,
-              });
-              if (!update) break;
-              const pending: PendingFlag = { flag: update.flag, claimedAt: Date.now() };
-              this.roundTrips++;
-              const claim = await this.store.applyAccount(
-                accountId,
-                item.at,
-                [
-                  {
-                    op: 'flagClaim',
-                    queue: d.queue,
-                    state: { ...update.state, pending },
-                    expectedRevision: open?.revision ?? 0,
-                  },
-                ],
-                [],
-                false,
-                undefined,
-                [],
-              );
-              if (claim.opResults[0] === 1) {
-                snap.openFlags.set(d.queue, update.state);
-                result.emissions.push({ flag: update.flag, decision: d });
-                result.stateWrites.push({ accountId, at: item.at, queue: d.queue, state: update.state });
-                break;
-              }
-              // another batch (another family, another instance) moved this flag on meanwhile:
-              // read it again and decide on what it holds now
-              snap = await remember([]);
-              const queue: string = d.queue;
-              d = this.score(snap, item.at, policy).find((x) => x.queue === queue);
-            }
-          }
-        }
-      }),
-    );
+  /** Processes one batch of one partition (replay uses partition 0 for everything). */
+  async process(inputs: readonly EngineInput[], partition: number): Promise<BatchResult> {
+    const policy = this.opts.policy();
+    const planned = inputs.map((input) => this.plan(input));
+    const { owned, entities } = await this.load(planned, partition, policy);
+    const result: BatchResult = {
+      outcomes: [],
+      emissions: [],
+      counterparts: [],
+      closed: [],
+      write: { entities: [], accounts: [], outcomeCounts: new Map() },
+      turn: undefined as unknown as WriteTurn,
+      policyVersion: policy.version,
+    };
+    const run: Run = { owned, overlay: new EntityOverlay(entities, policy.layout), policy, result };
+    try {
+      for (const p of planned) result.outcomes.push(this.step(p, run));
+    } finally {
+      this.accounts.release(owned.values());
+    }
+    // synchronously with the last step: the snapshot holds exactly the batches processed so far,
+    // and the write order is the processing order
+    result.write.entities = run.overlay.updates();
+    result.write.accounts = this.accounts.snapshot(partition);
+    result.turn = this.order.take(partition);
     return result;
   }
+
+  /**
+   * Writes a processed batch's state. Call it in the batch's turn (after `turn.ready`) and after
+   * its flags and counterpart records are produced; it may be called again after a failure.
+   */
+  async persist(result: BatchResult): Promise<void> {
+    await this.opts.backend.write(result.write, this.opts.policy().accountTtlMs);
+    this.accounts.persisted(result.write.accounts);
+  }
+
+  /**
+   * Forgets partitions (all when not given): their accounts are dropped from memory and their
+   * write order starts again. After a revoke, or a batch that gave up before persisting.
+   */
+  forget(partitions?: ReadonlySet<number>): number {
+    if (partitions) for (const p of partitions) this.order.reset(p);
+    else this.order.reset();
+    return this.accounts.drop(partitions);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // plan and load
+
+  private plan(input: EngineInput): Planned {
+    if (input.kind !== 'event') return { input };
+    try {
+      return {
+        input,
+        plan: planEvent(input.event),
+        digest: contentDigest(input.event.family, input.event.event),
+      };
+    } catch (err) {
+      return { input, error: describe(err) };
+    }
+  }
+
+  /** Every account the batch changes and every shared entity its signals ask about, in one read each. */
+  private async load(
+    planned: Planned[],
+    partition: number,
+    policy: Policy,
+  ): Promise<{ owned: Map<string, OwnedAccount>; entities: Map<string, EntityAccounts> }> {
+    const wanted = new Map<string, number>();
+    const reads = new Map<string, EntityRef>();
+    for (const p of planned) {
+      const i = p.input;
+      if (p.error) continue;
+      if (i.kind === 'outcome') wanted.set(i.outcome.accountId, partition);
+      else if (i.kind === 'counterpart') wanted.set(i.record.accountId, partition);
+      else {
+        const acting = this.actingSubject(p.plan!, i.event);
+        wanted.set(acting.accountId, partition);
+        if (this.opts.counterparts === 'inline')
+          for (const s of p.plan!.subjects) wanted.set(s.accountId, partition);
+        const set = this.signalSet(policy, i.event, acting.role);
+        for (const en of p.plan!.entities)
+          if (set.entityWindows.has(en.type)) reads.set(entityKey(en), { type: en.type, id: en.id });
+      }
+    }
+    const refs = [...reads.values()];
+    const [owned, read] = await Promise.all([
+      this.accounts.acquire(wanted),
+      refs.length ? this.opts.backend.readEntities(refs) : Promise.resolve([]),
+    ]);
+    return { owned, entities: new Map(refs.map((r, i) => [entityKey(r), read[i]!])) };
+  }
+
+  private actingSubject(plan: EventPlan, event: EnrichedEvent): SubjectPlan {
+    return plan.subjects.find((s) => s.accountId === event.event.accountId) ?? plan.subjects[0]!;
+  }
+
+  private signalSet(policy: Policy, event: EnrichedEvent, role: SubjectRole): SignalSet {
+    let byKey = this.signalSets.get(policy);
+    if (!byKey) this.signalSets.set(policy, (byKey = new Map()));
+    const triggered = policy.signals.filter((s) => s.definition.triggeredBy(event, role));
+    const key = triggered.map((s) => s.definition.id).join(',');
+    let set = byKey.get(key);
+    if (!set) {
+      const entityWindows = new Map<EntityType, number>();
+      for (const { definition, params } of triggered) {
+        const need = definition.needs(params).entity;
+        if (need) entityWindows.set(need.type, Math.max(entityWindows.get(need.type) ?? 0, need.windowMs));
+      }
+      set = {
+        local: triggered.filter((s) => !s.definition.pairwise),
+        pairwise: triggered.filter((s) => s.definition.pairwise),
+        entityWindows,
+      };
+      byKey.set(key, set);
+    }
+    return set;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // one input
+
+  private step(p: Planned, run: Run): InputOutcome {
+    const i = p.input;
+    if (p.error) return { status: 'error', detail: p.error, lateFor: [], evaluations: [] };
+    try {
+      if (i.kind === 'outcome') return this.applyOutcome(i.outcome, run);
+      if (i.kind === 'counterpart')
+        return i.record.kind === 'side' ? this.applySide(i.record, run) : this.applyPair(i.record, run);
+      return this.applyEvent(i.event, p.plan!, p.digest!, run);
+    } catch (err) {
+      // Unexpected: a bug or an input nothing checked for. The input is dead-lettered with the
+      // error and the batch goes on; what it changed before throwing stays (it is logged).
+      return { status: 'error', detail: describe(err), lateFor: [], evaluations: [] };
+    }
+  }
+
+  private applyEvent(event: EnrichedEvent, plan: EventPlan, digest: string, run: Run): InputOutcome {
+    const e = event.event;
+    const acting = this.actingSubject(plan, event);
+    const o = run.owned.get(acting.accountId)!;
+    const admitted = this.admit(o, e.eventId, e.occurredAt, event.family, digest);
+    if (admitted) return admitted;
+    const out: InputOutcome = { status: 'applied', lateFor: [], evaluations: [] };
+    const applied = this.updateState(o, e.occurredAt, acting.ops, event.family);
+    for (const en of plan.entities) if (en.addAccount) run.overlay.see(en, en.addAccount, e.occurredAt);
+    if (applied.late) out.lateFor.push(acting.accountId);
+    else {
+      const set = this.signalSet(run.policy, event, acting.role);
+      const ctx: SignalContext = {
+        event,
+        role: acting.role,
+        subject: this.view(o.features, e.occurredAt, applied, acting.ops, run.policy.layout),
+        entities: this.entityAnswers(plan.entities, set, e.occurredAt, run.overlay),
+      };
+      this.judge(o, set.local, ctx, out, e.eventId, run);
+    }
+    if (event.family === 'contract') {
+      const other = plan.subjects.find((s) => s !== acting);
+      if (other)
+        this.sendSide(event as Extract<EnrichedEvent, { family: 'contract' }>, other, digest, o, run);
+    }
+    return out;
+  }
+
+  /** Recognises a replay (a silent no-op) and a conflicting duplicate; otherwise remembers the id. */
+  private admit(o: OwnedAccount, eventId: string, at: number, family: string, digest: string) {
+    const seen = o.features.recall(eventId, digest);
+    if (seen === 'replay') return { status: 'replay' as const, lateFor: [], evaluations: [] };
+    if (seen === 'conflict') {
+      const before = o.features.seenEvents.get(eventId)!;
+      return {
+        status: 'conflict' as const,
+        detail: `event id ${eventId} was applied for ${o.features.accountId} at ${new Date(before.at).toISOString()} with other content (digest ${before.digest}, this one ${digest}); the first one counts`,
+        lateFor: [],
+        evaluations: [],
+      };
+    }
+    o.features.remember(eventId, at, family, digest);
+    this.accounts.changed(o);
+    return undefined;
+  }
+
+  private updateState(o: OwnedAccount, at: number, ops: SubjectPlan['ops'], family: string): Applied {
+    const applied = o.features.apply(at, ops, family);
+    this.accounts.changed(o);
+    return applied;
+  }
+
+  private entityAnswers(
+    entities: EntityPlan[],
+    set: SignalSet,
+    at: number,
+    overlay: EntityOverlay,
+  ): Partial<Record<EntityType, EntitySnapshot>> {
+    const out: Partial<Record<EntityType, EntitySnapshot>> = {};
+    for (const en of entities) {
+      const windowMs = set.entityWindows.get(en.type);
+      if (windowMs !== undefined) out[en.type] = overlay.accountsOn(en, at - windowMs, 20);
+    }
+    return out;
+  }
+
+  /** Evaluates signals, remembers what fired, and scores the account if anything did. */
+  private judge(
+    o: OwnedAccount,
+    signals: ActiveSignal[],
+    ctx: SignalContext,
+    out: InputOutcome,
+    eventId: string,
+    run: Run,
+  ): void {
+    const observations = this.evaluate(signals, ctx, out, o.features.accountId);
+    if (observations.length) this.rememberAndScore(o, ctx.event.event.occurredAt, eventId, observations, run);
+  }
+
+  private rememberAndScore(
+    o: OwnedAccount,
+    at: number,
+    eventId: string,
+    observations: StoredObservation[],
+    run: Run,
+  ): void {
+    o.features.rememberObservations(at, observations, run.policy.config.features.correlationWindow);
+    this.accounts.changed(o);
+    for (const d of this.score(o.features, at, run.policy)) {
+      const update = updateFlag({
+        accountId: o.features.accountId,
+        decision: d,
+        open: o.features.openFlags.get(d.queue),
+        generation: o.features.flagGenerations.get(d.queue) ?? 0,
+        at,
+        triggeringEventId: eventId,
+        cfg: run.policy.config,
+        configVersion: run.policy.version,
+        processorVersion: run.policy.processorVersion,
+      });
+      if (!update) continue;
+      o.features.openFlags.set(d.queue, update.state);
+      run.result.emissions.push({ flag: update.flag, decision: d });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // the other side of a contract
+
+  private sendSide(
+    event: Extract<EnrichedEvent, { family: 'contract' }>,
+    other: SubjectPlan,
+    digest: string,
+    o: OwnedAccount,
+    run: Run,
+  ): void {
+    const set = this.signalSet(run.policy, event, other.role);
+    const kinds = new Map<ValueKind, number>();
+    for (const { definition, params } of set.pairwise)
+      for (const q of definition.needs(params).account)
+        if (q.q === 'distinct') kinds.set(q.kind, Math.max(kinds.get(q.kind) ?? 0, -q.from));
+    const at = event.event.occurredAt;
+    const record: SideRecord = {
+      v: COUNTERPART_FORMAT,
+      kind: 'side',
+      accountId: other.accountId,
+      event: event.event,
+      digest,
+      actingValues: [...kinds].map(([kind, windowMs]) => ({
+        kind,
+        values: valuesSince(o.features, kind, at - windowMs),
+      })),
+    };
+    this.route(record, run);
+  }
+
+  private route(record: CounterpartRecord, run: Run): void {
+    if (this.opts.counterparts === 'emit') run.result.counterparts.push(record);
+    else if (record.kind === 'side') this.applySide(record, run);
+    else this.applyPair(record, run);
+  }
+
+  private applySide(r: SideRecord, run: Run): InputOutcome {
+    const e = r.event;
+    const o = run.owned.get(r.accountId)!;
+    const admitted = this.admit(o, e.eventId, e.occurredAt, 'contract', r.digest);
+    if (admitted) return admitted;
+    const out: InputOutcome = { status: 'applied', lateFor: [], evaluations: [] };
+    // the other side's ops never include the acting account's network facts: no geo needed
+    const event: EnrichedEvent = { family: 'contract', event: e, geo: null };
+    const plan = planEvent(event);
+    const side = plan.subjects.find((s) => s.accountId === r.accountId);
+    const acting = plan.subjects.find((s) => s.accountId !== r.accountId);
+    if (!side || !acting) return out;
+    const applied = this.updateState(o, e.occurredAt, side.ops, 'contract');
+    if (applied.late) {
+      out.lateFor.push(r.accountId);
+      return out;
+    }
+    const set = this.signalSet(run.policy, event, side.role);
+    const subject = this.view(o.features, e.occurredAt, applied, side.ops, run.policy.layout);
+    const actingFeatures = AccountFeatures.withValues(acting.accountId, run.policy.layout, r.actingValues);
+    const actingView = this.view(
+      actingFeatures,
+      e.occurredAt,
+      { late: false, lastSeenBefore: [] },
+      [],
+      run.policy.layout,
+    );
+    const ctx: SignalContext = { event, role: side.role, subject, counterpart: actingView, entities: {} };
+    const observations = this.evaluate(set.local, ctx, out, r.accountId);
+    observations.push(...this.evaluate(set.pairwise, ctx, out, r.accountId));
+    if (observations.length) this.rememberAndScore(o, e.occurredAt, e.eventId, observations, run);
+    // the pair, judged for the acting account too: both sets of values are known only here
+    const actingSet = this.signalSet(run.policy, event, acting.role);
+    const theirs = this.evaluate(
+      actingSet.pairwise,
+      { event, role: acting.role, subject: actingView, counterpart: subject, entities: {} },
+      out,
+      acting.accountId,
+    );
+    if (theirs.length)
+      this.route(
+        {
+          v: COUNTERPART_FORMAT,
+          kind: 'pair',
+          accountId: acting.accountId,
+          eventId: e.eventId,
+          at: e.occurredAt,
+          observations: theirs,
+        },
+        run,
+      );
+    return out;
+  }
+
+  private applyPair(r: PairRecord, run: Run): InputOutcome {
+    const o = run.owned.get(r.accountId)!;
+    this.rememberAndScore(o, r.at, r.eventId, r.observations, run);
+    return { status: 'applied', lateFor: [], evaluations: [] };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // review outcomes
+
+  /**
+   * A reviewer's decision closes the open flag. A cleared one remembers the pattern (queue and
+   * signal families) so the same pattern is mitigated for the cooldown (principle 5).
+   */
+  private applyOutcome(r: ReviewOutcome, run: Run): InputOutcome {
+    const out: InputOutcome = { status: 'applied', lateFor: [], evaluations: [] };
+    if (r.outcome === 'NEEDS_MORE_INFO') return out;
+    const o = run.owned.get(r.accountId)!;
+    const open = [...o.features.openFlags].find(([, s]) => s.flagId === r.flagId);
+    if (!open) return out;
+    const [queue] = open;
+    const state = o.features.closeFlag(queue, r.flagId)!;
+    if (r.outcome === 'CLEARED') {
+      const pattern = reviewPattern(
+        queue,
+        state.signals.map((s) => s.family),
+      );
+      o.features.clearPattern(pattern, r.decidedAt + run.policy.config.mitigations.cleared_review.cooldown);
+    }
+    this.accounts.changed(o);
+    const counts = run.result.write.outcomeCounts;
+    for (const s of state.signals) {
+      const field = `${s.signalId}|${r.outcome}`;
+      counts.set(field, (counts.get(field) ?? 0) + 1);
+    }
+    run.result.closed.push({ accountId: r.accountId, queue, state, outcome: r.outcome });
+    return out;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // signals and scores
 
   private evaluate(
     signals: ActiveSignal[],
     ctx: SignalContext,
-    outcome: EventOutcome,
+    out: InputOutcome,
     accountId: string,
   ): StoredObservation[] {
     const observations: StoredObservation[] = [];
@@ -259,10 +532,10 @@ export class Engine {
       try {
         evaluation = definition.evaluate(ctx, params);
       } catch (err) {
-        this.onSignalError(definition.id, err);
+        this.opts.onSignalError?.(definition.id, err);
         evaluation = { status: 'error', reason: (err as Error).message };
       }
-      outcome.evaluations.push({ signalId: definition.id, accountId, evaluation });
+      out.evaluations.push({ signalId: definition.id, accountId, evaluation });
       if (evaluation.status === 'fired') {
         observations.push({
           signalId: definition.id,
@@ -280,152 +553,110 @@ export class Engine {
     return observations;
   }
 
-  /** Scores what an account remembers: recent observations plus the signals of its open flags. */
-
-  score(snap: AccountSnapshot, asOf: number, policy: Policy): QueueDecision[] {
-    const flagged = [...snap.openFlags.values()].flatMap((f) => f.signals);
-    const observations = mergeObservations(flagged, snap.observations);
-    const contracts = (snap.results.get(queryKey(CONTRACTS)) as ContractRecord[] | undefined) ?? [];
-    const mitigations = accountMitigations(
-      { asOf, context: snap.context, contracts },
-      policy.config.mitigations,
-    );
-    return decide(observations, policy.settings, mitigations, snap.clearedPatterns, asOf, policy.config);
+  score(f: AccountFeatures, asOf: number, policy: Policy): QueueDecision[] {
+    return scoreAccount(f, asOf, policy);
   }
 
-  /** Round trip 3: the open-flag states, once their flags are on the flag topic. */
-  async commit(result: BatchResult): Promise<void> {
-    this.roundTrips += result.stateWrites.length;
-    await Promise.all(
-      result.stateWrites.map((w) =>
-        this.store.applyAccount(w.accountId, w.at, [{ op: 'flagState', queue: w.queue, state: w.state }], []),
-      ),
-    );
-  }
-
-  /**
-   * A reviewer's decision closes the open flag. A cleared one remembers the pattern (queue and
-   * signal families) so the same pattern is mitigated for the cooldown (principle 5).
-   * Returns the closed flag's state, or undefined if that flag is not open (already handled).
-   */
-  async applyOutcome(o: ReviewOutcome): Promise<{ queue: string; state: FlagState } | undefined> {
-    if (o.outcome === 'NEEDS_MORE_INFO') return undefined;
-    const policy = this.currentPolicy();
-    const snap = await this.store.applyAccount(o.accountId, -o.decidedAt, [], [], true);
-    const open = [...snap.openFlags].find(([, s]) => s.flagId === o.flagId);
-    if (!open) return undefined;
-    const [queue, state] = open;
-    const pattern = reviewPattern(
-      queue,
-      state.signals.map((s) => s.family),
-    );
-    if (o.outcome === 'CLEARED' || o.outcome === 'CONFIRMED') {
-      await this.store.countOutcome(
-        state.signals.map((s) => s.signalId),
-        o.outcome,
-      );
+  /** process, then (in the batch's turn) persist: for tools with nothing to produce (replay). */
+  async run(inputs: readonly EngineInput[], partition: number): Promise<BatchResult> {
+    const result = await this.process(inputs, partition);
+    try {
+      await result.turn.ready;
+      await this.persist(result);
+      result.turn.done();
+    } catch (err) {
+      result.turn.fail(err);
+      this.forget(new Set([partition]));
+      throw err;
     }
-    await this.store.applyAccount(
-      o.accountId,
-      o.decidedAt,
-      [
-        { op: 'flagClose', queue, flagId: o.flagId },
-
-        ...(o.outcome === 'CLEARED'
-          ? [
-              {
-                op: 'clearedPattern' as const,
-                pattern,
-                untilMs: o.decidedAt + policy.config.mitigations.cleared_review.cooldown,
-              },
-            ]
-          : []),
-      ],
-      [],
-    );
-    return { queue, state };
+    return result;
   }
 
-  /**
-   * What a set of triggered signals asks of the store. An event triggers one of a few sets, so
-   * this is worked out once per set and policy, not per event (per event it was about 2% of the
-   * processor's profile). The answers are shared: nothing downstream may change them.
-   */
-  private needsOf(policy: Policy, key: string, signals: ActiveSignal[]): SignalSetNeeds {
-    let bySet = this.needsCache.get(policy);
-    if (!bySet) this.needsCache.set(policy, (bySet = new Map()));
-    let needs = bySet.get(key);
-    if (!needs) {
-      const entityWindows: [EntityType, number][] = [];
-      for (const { definition, params } of signals) {
-        const need = definition.needs(params).entity;
-        if (need) entityWindows.push([need.type, need.windowMs]);
-      }
-      needs = { queries: queriesFor(signals), memory: memoryFor(signals), entityWindows };
-      bySet.set(key, needs);
-    }
-    return needs;
-  }
-
-  private async apply(
-    event: EnrichedEvent,
-    plan: EventPlan,
-    policy: Policy,
-  ): Promise<{ subjects: SubjectRun[]; entities: Partial<Record<EntityType, EntitySnapshot>> }> {
-    const at = event.event.occurredAt;
-    const subjects = plan.subjects.map((sp) => {
-      const signals: ActiveSignal[] = [];
-      let key = '';
-      policy.signals.forEach((s, i) => {
-        if (!s.definition.triggeredBy(event, sp.role)) return;
-        signals.push(s);
-        key += `${i},`;
-      });
-      return { sp, signals, ...this.needsOf(policy, key, signals) };
-    });
-    const entityWindow = new Map<EntityType, number>();
-    for (const s of subjects) {
-      for (const [type, windowMs] of s.entityWindows) {
-        entityWindow.set(type, Math.max(entityWindow.get(type) ?? 0, windowMs));
-      }
-    }
-    const subjectCalls = subjects.map((s) =>
-      this.store.applyAccount(s.sp.accountId, at, s.sp.ops, s.queries, false, event.family, s.memory),
-    );
-    // an entity no triggered signal reads is only recorded (for explain and later events)
-    const entityCalls = plan.entities.map((en) => {
-      const windowMs = entityWindow.get(en.type);
-      const query = windowMs === undefined ? undefined : { from: -windowMs, maxIds: 20 };
-      return this.store.applyEntity(en.type, en.id, at, en.addAccount, query);
-    });
-    const [snapshots, entitySnaps] = await Promise.all([Promise.all(subjectCalls), Promise.all(entityCalls)]);
-    const entities: Partial<Record<EntityType, EntitySnapshot>> = {};
-    for (const e of entitySnaps) if (e) entities[e.type] = e;
-    return {
-      subjects: subjects.map((s, i) => ({ plan: s.sp, signals: s.signals, snapshot: snapshots[i]! })),
-      entities,
-    };
+  /** What a signal sees of an account as of `at`. */
+  view(
+    f: AccountFeatures,
+    at: number,
+    applied: Applied,
+    ops: SubjectPlan['ops'],
+    layout: FeatureLayout,
+  ): AccountView {
+    return new AccountView(snapshotOf(f, at, applied, layout), noveltyIndex(ops));
   }
 }
 
-/** What of the account's memory the triggered signals read. */
-export function memoryFor(signals: ActiveSignal[]): AccountMemory[] {
-  return [...new Set(signals.flatMap(({ definition, params }) => definition.needs(params).reads ?? []))];
+/** Scores what an account remembers: recent observations plus the signals of its open flags. */
+export function scoreAccount(f: AccountFeatures, asOf: number, policy: Policy): QueueDecision[] {
+  const flagged = [...f.openFlags.values()].flatMap((s) => s.signals);
+  const observations = mergeObservations(flagged, [...f.observations.values()]);
+  const mitigations = accountMitigations(
+    { asOf, context: f.context, contracts: f.contractList() },
+    policy.config.mitigations,
+  );
+  return decide(observations, policy.settings, mitigations, f.clearedPatterns, asOf, policy.config);
 }
 
-/** The union of the triggered signals' questions, asked once each (with the most ids wanted). */
-
+/** The union of the signals' questions, asked once each (with the most ids wanted). */
 export function queriesFor(signals: ActiveSignal[]): AccountQuery[] {
   const byKey = new Map<string, AccountQuery>();
   for (const { definition, params } of signals) {
     for (const q of definition.needs(params).account) {
       const key = queryKey(q);
       const cur = byKey.get(key);
-      if (!cur) byKey.set(key, q);
+      if (!cur) byKey.set(key, { ...q });
       else if (cur.q === 'count' && q.q === 'count') cur.maxIds = Math.max(cur.maxIds, q.maxIds);
       else if (cur.q === 'distinct' && q.q === 'distinct')
         cur.maxValues = Math.max(cur.maxValues, q.maxValues);
     }
   }
   return [...byKey.values()];
+}
+
+/** The account as of `at`, answering only windows its retention covers (see MissingFeatureError). */
+export function snapshotOf(
+  f: AccountFeatures,
+  at: number,
+  applied: Applied,
+  layout: FeatureLayout,
+): AccountSnapshot {
+  return {
+    accountId: f.accountId,
+    asOf: at,
+    late: applied.late,
+    lastSeenBefore: applied.lastSeenBefore,
+    answer: (q: AccountQuery) => (retained(q, layout) ? f.answer(q, at) : undefined),
+    context: f.context,
+    ...(f.lastLogin && { lastLogin: f.lastLogin }),
+    ...(f.previousLogin && { previousLogin: f.previousLogin }),
+    get observations() {
+      return [...f.observations.values()];
+    },
+    openFlags: f.openFlags,
+    clearedPatterns: f.clearedPatterns,
+  };
+}
+
+/** Whether the layout keeps data long enough to answer the question exactly. */
+function retained(q: AccountQuery, l: FeatureLayout): boolean {
+  switch (q.q) {
+    case 'count':
+      return Math.max(-q.from, q.to) + l.allowedLatenessMs <= l.eventRetentionMs[q.kind];
+    case 'distinct':
+      return -q.from <= l.valueRetentionMs;
+    case 'sessions':
+      return -q.from + l.allowedLatenessMs <= l.sessionRetentionMs;
+    case 'contracts':
+      return true;
+  }
+}
+
+function valuesSince(f: AccountFeatures, kind: ValueKind, since: number): [string, number][] {
+  const out: [string, number][] = [];
+  for (const [v, t] of f.values.get(kind) ?? []) if (t > since) out.push([v, t]);
+  return out.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+}
+
+/** An error as a dead letter's detail: its class and message. */
+function describe(err: unknown): string {
+  const e = err as Error;
+  return `${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`;
 }

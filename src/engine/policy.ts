@@ -5,8 +5,7 @@ import type { Config } from '../../config/schema.js';
 import type { SignalBaseParams } from '../../config/params.js';
 import type { AnySignal } from '../domain/signal.js';
 import type { SignalSettings } from '../domain/scoring.js';
-import { EVENT_KINDS, type EntityType, type EventKind } from '../features/model.js';
-import type { StoreLayout } from '../features/store.js';
+import { EVENT_KINDS, type EntityType, type EventKind, type FeatureLayout } from '../features/model.js';
 import type { LoadedConfig } from '../runtime/config-loader.js';
 import { PROCESSOR_VERSION } from '../runtime/project.js';
 
@@ -21,7 +20,9 @@ export interface Policy {
   processorVersion: string;
   signals: ActiveSignal[];
   settings: Map<string, SignalSettings>;
-  layout: StoreLayout;
+  layout: FeatureLayout;
+  /** How long Redis keeps an account's features after their last write: the longest retention. */
+  accountTtlMs: number;
 }
 
 export function paramsOf(config: Config, signal: AnySignal): ActiveSignal['params'] {
@@ -49,18 +50,24 @@ export function compilePolicy(loaded: LoadedConfig): Policy {
       },
     ]),
   );
+  const layout = layoutFor(config, signals);
   return {
     config,
     version: loaded.version,
     processorVersion: PROCESSOR_VERSION,
     signals,
     settings,
-    layout: layoutFor(config, signals),
+    layout,
+    accountTtlMs: Math.max(
+      layout.valueRetentionMs,
+      layout.sessionRetentionMs,
+      ...Object.values(layout.eventRetentionMs),
+    ),
   };
 }
 
 /** Keep each kind of data exactly as long as the longest window that reads it, plus lateness. */
-function layoutFor(config: Config, signals: ActiveSignal[]): StoreLayout {
+function layoutFor(config: Config, signals: ActiveSignal[]): FeatureLayout {
   const late = config.features.allowedLateness;
   const events = Object.fromEntries(Object.keys(EVENT_KINDS).map((k) => [k, late])) as Record<
     EventKind,

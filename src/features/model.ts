@@ -1,5 +1,6 @@
 // The feature model: what fairflag remembers per account and per shared entity, and the
-// questions signals can ask of it. Storage details (Redis keys, Lua) live in ./store.ts.
+// questions signals can ask of it. The semantics live in ./account-features.ts (per account) and
+// ./shared-entities.ts (across accounts); how they are kept in Redis, in ./persisted.ts.
 
 /** Timestamped events kept one sorted set per kind (member = event id, score = event time). */
 export const EVENT_KINDS = {
@@ -80,14 +81,7 @@ export type AccountOp =
   /** Account context, last write by event time wins. */
   | { op: 'context'; field: ContextField; value: string }
   | { op: 'login'; login: LoginRecord }
-  | { op: 'contract'; contractId: string; patch: ContractPatch }
-  | { op: 'observations'; observations: StoredObservation[]; correlationWindowMs: number }
-  /** Claims the next revision of a queue's open flag, if its current revision is `expectedRevision`. */
-  | { op: 'flagClaim'; queue: string; state: FlagState; expectedRevision: number }
-  /** Confirms a claimed revision once its flag is on the topic (no-op if the revision moved on). */
-  | { op: 'flagState'; queue: string; state: FlagState }
-  | { op: 'flagClose'; queue: string; flagId: string }
-  | { op: 'clearedPattern'; pattern: string; untilMs: number };
+  | { op: 'contract'; contractId: string; patch: ContractPatch };
 
 export const CONTEXT_FIELDS = {
   createdAt: 'ct',
@@ -151,11 +145,6 @@ export interface FlagState {
   createdAt: number;
   updatedAt: number;
   signals: StoredObservation[];
-  /**
-   * The flag message of a claimed revision not yet confirmed on the topic. Whoever finds it (a
-   * replay after a crash, another instance) sends exactly this message again, then confirms.
-   */
-  pending?: unknown;
 }
 
 export interface CountResult {
@@ -176,31 +165,40 @@ export interface SessionRecord {
   startedAt: number;
 }
 
-/** Everything one store call returns about an account. */
+export type QueryResult = CountResult | DistinctResult | SessionRecord[] | ContractRecord[];
+
+/** What a signal sees of one account, as of the event being scored. */
 export interface AccountSnapshot {
   accountId: string;
-  /** The time windows are measured from (the event's time, or the read time for explain). */
+  /** The time windows are measured from: the event's own time. */
   asOf: number;
   /** The event was older than the allowed lateness: windowed features ignored it. */
   late: boolean;
-  watermark: number;
   /**
    * For each value op in order, as stored before this event: when the value was last seen, and
    * (for values whose novelty matters) first seen. Absent = never.
    */
   lastSeenBefore: { last?: number; first?: number }[];
-  results: Map<string, CountResult | DistinctResult | SessionRecord[] | ContractRecord[]>;
+  /** Answers a question relative to asOf; undefined if it may not be asked (see AccountView). */
+  answer(q: AccountQuery): QueryResult | undefined;
   context: AccountContext;
   lastLogin?: LoginRecord;
   previousLogin?: LoginRecord;
   observations: StoredObservation[];
-  openFlags: Map<string, FlagState>;
-  flagGenerations: Map<string, number>;
-  clearedPatterns: Map<string, number>;
-  /** Kinds whose member cap was reached, with the time it was. */
-  capsReached: Map<string, number>;
-  /** One result per compare-and-set op (flag claims and confirmations), 1 = applied. */
-  opResults: number[];
+  openFlags: ReadonlyMap<string, FlagState>;
+  clearedPatterns: ReadonlyMap<string, number>;
+}
+
+/** Retention and caps, derived from the config's windows (see policy.ts). */
+export interface FeatureLayout {
+  keyPrefix: string;
+  allowedLatenessMs: number;
+  /** How long each event kind is kept: its longest window plus lateness. */
+  eventRetentionMs: Record<EventKind, number>;
+  valueRetentionMs: number;
+  sessionRetentionMs: number;
+  entityRetentionMs: Record<EntityType, number>;
+  caps: { eventsPerKind: number; values: number; sessions: number; accountsPerEntity: number };
 }
 
 export interface AccountContext {

@@ -1,6 +1,7 @@
 // Read-only views over a snapshot, in the terms signals think in.
 import {
   queryKey,
+  type AccountOp,
   type AccountQuery,
   type AccountSnapshot,
   type ContractRecord,
@@ -29,6 +30,10 @@ export function mergeObservations(
   return [...bySignal.values()];
 }
 
+/**
+ * A signal asked a question its needs() do not declare. Retention is derived from the declared
+ * windows, so an undeclared one could be answered from data already trimmed: refused instead.
+ */
 export class MissingFeatureError extends Error {
   constructor(key: string) {
     super(`feature "${key}" was not requested for this event; add it to the signal's needs()`);
@@ -40,14 +45,18 @@ export class AccountView {
   constructor(
     readonly snapshot: AccountSnapshot,
     private readonly noveltyIndex: ReadonlyMap<string, number> = new Map(),
-    /** Observations made earlier in the same batch, not yet in the snapshot. */
-    private readonly recent: readonly StoredObservation[] = [],
   ) {}
 
   /** Remembered signal observations (one per signal, the newest), for corroboration. */
   get observations(): StoredObservation[] {
-    if (!this.recent.length) return this.snapshot.observations;
-    return mergeObservations(this.snapshot.observations, this.recent);
+    return this.snapshot.observations;
+  }
+
+  get lastLogin() {
+    return this.snapshot.lastLogin;
+  }
+  get previousLogin() {
+    return this.snapshot.previousLogin;
   }
 
   get accountId(): string {
@@ -61,9 +70,8 @@ export class AccountView {
   }
 
   private get<T>(q: AccountQuery): T {
-    const key = queryKey(q);
-    const r = this.snapshot.results.get(key);
-    if (r === undefined) throw new MissingFeatureError(key);
+    const r = this.snapshot.answer(q);
+    if (r === undefined) throw new MissingFeatureError(queryKey(q));
     return r as T;
   }
 
@@ -98,4 +106,16 @@ export class AccountView {
     if (i === undefined) return { recorded: false };
     return { recorded: true, ...this.snapshot.lastSeenBefore[i] };
   }
+}
+
+/** Maps each novelty name to its position among the op list's value ops (Applied.lastSeenBefore). */
+export function noveltyIndex(ops: readonly AccountOp[]): Map<string, number> {
+  const index = new Map<string, number>();
+  let i = 0;
+  for (const op of ops) {
+    if (op.op !== 'value') continue;
+    if (op.noveltyName) index.set(op.noveltyName, i);
+    i++;
+  }
+  return index;
 }

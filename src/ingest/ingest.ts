@@ -6,7 +6,18 @@ import type { GeoIp } from '../enrich/geoip.js';
 import { InvalidEventError, validateActivity } from './validate.js';
 
 export type DeadLetterReason =
-  'oversized' | 'not_wire_format' | 'unknown_schema_id' | 'wrong_schema' | 'undecodable' | 'invalid_field';
+  | 'oversized'
+  | 'not_wire_format'
+  | 'unknown_schema_id'
+  | 'wrong_schema'
+  | 'undecodable'
+  | 'invalid_field'
+  /** Keyed so that it lands on another partition than its account's (see docs/feature-state.md). */
+  | 'wrong_partition'
+  /** An event id applied before with other content: the first one counts. */
+  | 'conflicting_duplicate'
+  /** Handling this one message threw something unexpected; the batch went on without it. */
+  | 'processing_error';
 
 export type Ingested =
   { ok: true; event: EnrichedEvent } | { ok: false; reason: DeadLetterReason; detail: string };

@@ -3,22 +3,28 @@
 // write flag states, and only then commit the batch's offsets.
 import type { Server } from 'node:http';
 import { Cluster, Redis } from 'ioredis';
+import { backOff } from 'exponential-backoff';
 import {
   Kafka,
+  Partitioners,
   logLevel,
   type Admin,
   type Batch,
   type Consumer,
+  type EachBatchPayload,
   type IHeaders,
   type KafkaMessage,
   type Producer,
 } from 'kafkajs';
 import type { Config } from '../../config/schema.js';
-import type { EnrichedEvent } from '../domain/events.js';
+import type { Family } from '../domain/events.js';
 import { GeoIp } from '../enrich/geoip.js';
-import { Engine } from '../engine/engine.js';
+import { CounterpartFormatError, decodeCounterpart, encodeCounterpart } from '../engine/counterparts.js';
+import { Engine, type BatchResult, type EngineInput } from '../engine/engine.js';
 import { compilePolicy, type Policy } from '../engine/policy.js';
-import { FeatureStore } from '../features/store.js';
+import type { AccountFeatures } from '../features/account-features.js';
+import { OwnedAccounts, readStoredAccount } from '../features/owned-accounts.js';
+import { RedisStateBackend } from '../features/state-backend.js';
 import { ingest, type DeadLetterReason } from '../ingest/ingest.js';
 import { validateOutcome, InvalidEventError } from '../ingest/validate.js';
 import { loadConfig, type LoadedConfig, type LoadOptions } from '../runtime/config-loader.js';
@@ -26,7 +32,8 @@ import { startHealthServer, readiness, type ReadinessCheck } from '../runtime/he
 import type { Logger } from '../runtime/logger.js';
 import { createMetrics, type Metrics } from '../runtime/metrics.js';
 import { PROCESSOR_VERSION } from '../runtime/project.js';
-import { Codec, DecodeError, type SchemaRole } from './codec.js';
+import { Codec, DecodeError, RegistryUnavailableError, type SchemaRole } from './codec.js';
+import { coPartitionedAssigner, commonPartitionCount } from './co-partitioned-assigner.js';
 
 export interface ProcessorOptions {
   loaded: LoadedConfig;
@@ -115,44 +122,80 @@ export function kafkaClient(cfg: Config['kafka'], log: Logger, clientSuffix = ''
   });
 }
 
-/** Creates the topics fairflag reads and writes, if missing. */
-export async function ensureTopics(kafka: Kafka, topics: Config['topics']): Promise<void> {
+/** The topics a processor consumes: partition p of each is owned by one member (co-partitioned). */
+export function consumedTopics(t: Config['topics']): string[] {
+  return [t.login, t.ip, t.paymentMethod, t.contract, t.account, t.reviewOutcomes, t.counterparts];
+}
+
+/**
+ * Creates the topics fairflag reads and writes, if missing, and returns the partition count they
+ * share. Refuses (PartitionCountMismatchError) consumed topics whose partition counts differ: an
+ * account's events must all reach the one member that owns it.
+ */
+export async function ensureTopics(kafka: Kafka, topics: Config['topics']): Promise<number> {
   const admin = kafka.admin();
   await admin.connect();
   try {
     const existing = new Set(await admin.listTopics());
-    const names = [
-      topics.login,
-      topics.ip,
-      topics.paymentMethod,
-      topics.contract,
-      topics.account,
-      topics.reviewOutcomes,
-      topics.flags,
-      topics.deadLetter,
-    ];
+    const consumed = consumedTopics(topics);
+    const names = [...consumed, topics.flags, topics.deadLetter];
     const missing = names.filter((t) => !existing.has(t));
     if (missing.length) {
+      // new topics get the partition count the existing consumed topics share, if any
+      const have = consumed.filter((t) => existing.has(t));
+      const counts = have.length ? await partitionCounts(admin, have) : new Map<string, number>();
+      const partitions = counts.size ? Math.max(...counts.values()) : topics.partitions;
       await admin.createTopics({
         waitForLeaders: true,
         topics: missing.map((topic) => ({
           topic,
-          numPartitions: topics.partitions,
+          numPartitions: partitions,
           replicationFactor: topics.replicationFactor,
           // an oversized input must still fit, with its reason, into the dead-letter topic
           configEntries: [{ name: 'max.message.bytes', value: String(topics.maxMessageBytes) }],
         })),
       });
     }
+    return commonPartitionCount(await partitionCounts(admin, consumed));
   } finally {
     await admin.disconnect();
   }
 }
 
+async function partitionCounts(admin: Admin, topics: string[]): Promise<Map<string, number>> {
+  const { topics: meta } = await admin.fetchTopicMetadata({ topics });
+  return new Map(meta.map((m) => [m.name, m.partitions.length]));
+}
+
+/** The partition the default (murmur2) partitioner of kafkajs and the Java client gives a key. */
+export function partitionOfKey(key: string, partitions: number): number {
+  return DEFAULT_PARTITIONER({
+    topic: '',
+    partitionMetadata: Array.from({ length: partitions }, (_, partitionId) => ({
+      partitionId,
+      leader: 0,
+      replicas: [0],
+      isr: [0],
+      partitionErrorCode: 0,
+    })),
+    message: { key, value: null },
+  });
+}
+const DEFAULT_PARTITIONER = Partitioners.DefaultPartitioner();
+
 export class Processor {
   readonly metrics: Metrics;
   readonly engine: Engine;
-  readonly counts = { processed: 0, deadLettered: 0, late: 0, flagsEmitted: 0, outcomes: 0 };
+  readonly accounts: OwnedAccounts;
+  readonly counts = {
+    processed: 0,
+    deadLettered: 0,
+    late: 0,
+    flagsEmitted: 0,
+    outcomes: 0,
+    counterparts: 0,
+    replays: 0,
+  };
   private policy: Policy;
   private pendingPolicy: Policy | undefined;
   private consumer!: Consumer;
@@ -162,27 +205,44 @@ export class Processor {
   private healthy = true;
   private stopping = false;
   private readonly checks: ReadinessCheck[];
+  /** Partition numbers this member owns (of every consumed topic), from the last assignment. */
+  private owned = new Set<number>();
 
   private constructor(
     private loaded: LoadedConfig,
     private readonly opts: ProcessorOptions,
     private readonly kafka: Kafka,
     readonly redis: Redis | Cluster,
-    readonly store: FeatureStore,
+    readonly backend: RedisStateBackend,
     readonly codec: Codec,
     private readonly geo: GeoIp,
     private readonly log: Logger,
+    /** The partition count every consumed topic shares. */
+    readonly partitions: number,
   ) {
     this.metrics = createMetrics();
     this.policy = compilePolicy(loaded);
-    this.engine = new Engine(
-      store,
-      () => this.policy,
-      (signal, err) => {
+    this.accounts = new OwnedAccounts({
+      backend,
+      layout: () => this.policy.layout,
+      ttlMs: () => this.policy.accountTtlMs,
+      maxAccounts: loaded.config.state.maxAccounts,
+      onUnreadable: (accountId, err) =>
+        log.error(
+          { accountId, err },
+          'stored features unreadable; the account starts again from its next events',
+        ),
+    });
+    this.engine = new Engine({
+      accounts: this.accounts,
+      backend,
+      policy: () => this.policy,
+      counterparts: 'emit',
+      onSignalError: (signal, err) => {
         this.metrics.signalErrors.inc({ signal });
         log.error({ signal, err }, 'signal threw; event processed without it');
       },
-    );
+    });
     this.checks = [
       { name: 'redis', check: async () => (await this.redis.ping()) === 'PONG' },
       {
@@ -207,6 +267,10 @@ export class Processor {
   get activePolicy(): Policy {
     return this.policy;
   }
+  /** Partition numbers owned now. */
+  get ownedPartitions(): number[] {
+    return [...this.owned].sort((a, b) => a - b);
+  }
 
   static async start(opts: ProcessorOptions): Promise<Processor> {
     const { config } = opts.loaded;
@@ -224,9 +288,9 @@ export class Processor {
     });
     const codec = await Codec.connect(config, (m) => log.warn(m));
     const kafka = kafkaClient(config.kafka, log);
-    await ensureTopics(kafka, config.topics);
-    const store = new FeatureStore(redis, compilePolicy(opts.loaded).layout);
-    const proc = new Processor(opts.loaded, opts, kafka, redis, store, codec, geo, log);
+    const partitions = await ensureTopics(kafka, config.topics);
+    const backend = new RedisStateBackend(redis, config.redis.keyPrefix);
+    const proc = new Processor(opts.loaded, opts, kafka, redis, backend, codec, geo, log, partitions);
     await proc.run();
     return proc;
   }
@@ -242,70 +306,30 @@ export class Processor {
       sessionTimeout: config.kafka.sessionTimeout,
       maxBytesPerPartition: config.kafka.maxBytesPerPartition,
       maxBytes: config.kafka.maxBytes,
-
       allowAutoTopicCreation: false,
+      partitionAssigners: [coPartitionedAssigner(() => this.ownedPartitions)],
     });
     this.consumer.on(this.consumer.events.GROUP_JOIN, (e) => {
       this.joined = true;
-      this.log.info(
-        { memberId: e.payload.memberId, assignment: e.payload.memberAssignment },
-        'joined consumer group',
-      );
+      this.onAssignment(e.payload.memberAssignment, e.payload.memberId);
     });
     this.consumer.on(this.consumer.events.CRASH, (e) => {
       this.joined = false;
+      // whatever it held may have moved on elsewhere meanwhile
+      this.engine.forget();
       this.log.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
     });
     this.consumer.on(this.consumer.events.DISCONNECT, () => (this.joined = false));
     await this.consumer.connect();
-    const t = config.topics;
-    await this.consumer.subscribe({
-      topics: [t.login, t.ip, t.paymentMethod, t.contract, t.account, t.reviewOutcomes],
-      fromBeginning: true,
-    });
+    await this.consumer.subscribe({ topics: consumedTopics(config.topics), fromBeginning: true });
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
-      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-        if (!batch.messages.length) return;
+      eachBatch: async (payload) => {
+        if (!payload.batch.messages.length) return;
         this.applyPendingPolicy();
-        for (let attempt = 1; ; attempt++) {
-          try {
-            await this.handleBatch(batch);
-            this.healthy = true;
-            break;
-          } catch (err) {
-            // Redis, the registry or a produce failed: nothing of this batch is committed, and
-            // replaying it is harmless (idempotent features, deterministic flag ids).
-            this.healthy = false;
-            this.metrics.retries.inc({ cause: (err as Error).name || 'Error' });
-            if (!isRunning() || isStale() || this.stopping) throw err;
-            const wait = Math.min(5000, 200 * 2 ** Math.min(attempt, 5));
-            this.log.warn(
-              {
-                err: (err as Error).message,
-                topic: batch.topic,
-                partition: batch.partition,
-                attempt,
-                retryInMs: wait,
-              },
-              'batch failed; retrying',
-            );
-            await new Promise((r) => setTimeout(r, wait));
-            await heartbeat();
-          }
-        }
-        const last = batch.messages[batch.messages.length - 1]!.offset;
-        resolveOffset(last);
-        await this.consumer.commitOffsets([
-          { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
-        ]);
-        this.metrics.lag.set(
-          { topic: batch.topic, partition: String(batch.partition) },
-          Number(batch.offsetLag()),
-        );
-        await heartbeat();
+        await this.handleBatch(payload);
       },
     });
     if (this.opts.http !== false) {
@@ -314,26 +338,95 @@ export class Processor {
     }
   }
 
-  /** A broker answers a metadata request now (no retries: readiness must not wait). */
-  private async kafkaAnswers(): Promise<boolean> {
-    if (!this.admin) return false;
-    return (await this.admin.describeCluster()).brokers.length > 0;
+  /**
+   * A new assignment: partitions no longer owned are forgotten (their next owner loads them from
+   * Redis); partitions kept keep their accounts in memory. Runs inside kafkajs's join, before any
+   * batch of the new generation.
+   */
+  private onAssignment(assignment: Record<string, number[]>, memberId: string): void {
+    const now = new Set(Object.values(assignment).flat());
+    const revoked = new Set([...this.owned].filter((p) => !now.has(p)));
+    const dropped = revoked.size ? this.engine.forget(revoked) : 0;
+    this.owned = now;
+    this.log.info(
+      { memberId, partitions: this.ownedPartitions, revoked: [...revoked], accountsDropped: dropped },
+      'joined consumer group',
+    );
   }
 
-  async ready(): Promise<boolean> {
-    return (await readiness(this.checks)).ready;
+  /** Retries `f` while the batch is still ours: transient failures (Redis, Kafka, registry) only. */
+  private async whileOurs<T>(what: string, b: EachBatchPayload, f: () => Promise<T>): Promise<T> {
+    return backOff(f, {
+      numOfAttempts: Number.MAX_SAFE_INTEGER,
+      startingDelay: 200,
+      maxDelay: 5_000,
+      jitter: 'full',
+      retry: async (err: Error, attempt) => {
+        this.healthy = false;
+        this.metrics.retries.inc({ cause: err.name || 'Error' });
+        if (!b.isRunning() || b.isStale() || this.stopping) return false;
+        this.log.warn(
+          { err: err.message, topic: b.batch.topic, partition: b.batch.partition, attempt, step: what },
+          'batch step failed; retrying',
+        );
+        await b.heartbeat().catch(() => undefined);
+        return true;
+      },
+    });
   }
 
-  private async handleBatch(batch: Batch): Promise<void> {
+  private async handleBatch(b: EachBatchPayload): Promise<void> {
+    const { batch } = b;
     const startedAt = performance.now();
     const begunAt = Date.now();
-    if (batch.topic === this.config.topics.reviewOutcomes) return this.handleOutcomes(batch);
-    const family = this.codec.familyOfTopic(batch.topic);
-    if (!family) throw new Error(`no family for topic ${batch.topic}`);
+    // decode -> validate -> enrich -> state -> signals -> score -> flag: nothing durable yet, so a
+    // failure here (registry, Redis) retries from the start
+    const { prepared, result } = await this.whileOurs('process', b, async () => {
+      const prepared = await this.prepare(batch);
+      const result = await this.engine.process(
+        prepared.items.map((i) => i.input),
+        batch.partition,
+      );
+      return { prepared, result };
+    });
+    const written = Date.now();
+    // produce -> persist, in this partition's write order; then commit
+    try {
+      await result.turn.ready;
+      const dead = this.deadLetters(batch, prepared, result);
+      await this.whileOurs('produce', b, () => this.produce(result, dead));
+      const flagsOnTopic = Date.now();
+      await this.whileOurs('persist', b, () => this.engine.persist(result));
+      result.turn.done();
+      this.healthy = true;
+      const last = batch.messages[batch.messages.length - 1]!.offset;
+      b.resolveOffset(last);
+      await this.consumer.commitOffsets([
+        { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
+      ]);
+      this.account(batch, prepared, result, dead, { startedAt, begunAt, written, flagsOnTopic });
+    } catch (err) {
+      // Given up before the commit (the partition moved, the processor stops, the group changed):
+      // memory may hold changes Redis lacks, so the partition is forgotten; its next owner replays.
+      result.turn.fail(err);
+      this.engine.forget(new Set([batch.partition]));
+      throw err;
+    }
+    this.metrics.lag.set(
+      { topic: batch.topic, partition: String(batch.partition) },
+      Number(batch.offsetLag()),
+    );
+    await b.heartbeat();
+  }
+
+  /** Decodes, validates and enriches a batch's messages; the unusable ones become dead letters. */
+  private async prepare(batch: Batch): Promise<{ items: Prepared[]; dead: DeadLetter[] }> {
+    const t = this.config.topics;
     const limits = this.config.validation;
-    const good: { event: EnrichedEvent; message: KafkaMessage }[] = [];
+    const items: Prepared[] = [];
     const dead: DeadLetter[] = [];
     const now = Date.now();
+    const family = this.codec.familyOfTopic(batch.topic);
     for (const message of batch.messages) {
       const fail = (reason: DeadLetterReason, detail: string) =>
         dead.push({ reason, detail, message, topic: batch.topic, partition: batch.partition });
@@ -349,24 +442,80 @@ export class Processor {
         );
         continue;
       }
-      let record: unknown;
       try {
-        record = await this.codec.decodeAs(family as SchemaRole, value);
-      } catch (err) {
-        if (err instanceof DecodeError) {
-          fail(err.reason, err.message);
+        const input = await this.inputOf(batch.topic, family, value, now);
+        if ('reason' in input) {
+          fail(input.reason, input.detail);
           continue;
         }
-        throw err;
+        const accountId = accountOf(input);
+        const home = partitionOfKey(accountId, this.partitions);
+        if (home !== batch.partition) {
+          fail(
+            'wrong_partition',
+            `${accountId} belongs on partition ${home} of ${this.partitions}, this message is on ${batch.partition}: every input topic must be keyed by account id with the default (murmur2) partitioner`,
+          );
+          continue;
+        }
+        items.push({ input, message });
+      } catch (err) {
+        // the registry or anything else outside the message: retry the batch
+        if (err instanceof RegistryUnavailableError) throw err;
+        fail('processing_error', `${(err as Error).name}: ${(err as Error).message}`);
       }
-      const r = ingest(family, record, limits, this.geo, now);
-      if (r.ok) good.push({ event: r.event, message });
-      else fail(r.reason, r.detail);
     }
+    void t;
+    return { items, dead };
+  }
 
-    const result = await this.engine.process(good.map((g) => g.event));
-    const written = Date.now();
-    const flagsTopic = this.config.topics.flags;
+  private async inputOf(
+    topic: string,
+    family: Family | undefined,
+    value: Buffer,
+    now: number,
+  ): Promise<EngineInput | { reason: DeadLetterReason; detail: string }> {
+    const t = this.config.topics;
+    const limits = this.config.validation;
+    try {
+      if (topic === t.counterparts) return { kind: 'counterpart', record: decodeCounterpart(value) };
+      if (topic === t.reviewOutcomes) {
+        const outcome = validateOutcome(await this.codec.decodeAs('reviewOutcome', value), limits, now);
+        return { kind: 'outcome', outcome };
+      }
+      if (!family) throw new Error(`no family for topic ${topic}`);
+      const r = ingest(family, await this.codec.decodeAs(family as SchemaRole, value), limits, this.geo, now);
+      return r.ok ? { kind: 'event', event: r.event } : { reason: r.reason, detail: r.detail };
+    } catch (err) {
+      if (err instanceof DecodeError) return { reason: err.reason, detail: err.message };
+      if (err instanceof InvalidEventError) return { reason: 'invalid_field', detail: err.message };
+      if (err instanceof CounterpartFormatError) return { reason: 'undecodable', detail: err.message };
+      throw err;
+    }
+  }
+
+  /** The batch's dead letters: what could not be used, and what the engine refused. */
+  private deadLetters(
+    batch: Batch,
+    prepared: { items: Prepared[]; dead: DeadLetter[] },
+    result: BatchResult,
+  ) {
+    const dead = [...prepared.dead];
+    result.outcomes.forEach((o, i) => {
+      if (o.status !== 'conflict' && o.status !== 'error') return;
+      dead.push({
+        reason: o.status === 'conflict' ? 'conflicting_duplicate' : 'processing_error',
+        detail: o.detail ?? o.status,
+        message: prepared.items[i]!.message,
+        topic: batch.topic,
+        partition: batch.partition,
+      });
+    });
+    return dead;
+  }
+
+  /** Flags, counterpart records and dead letters, in one produce (acks from all replicas). */
+  private async produce(result: BatchResult, dead: DeadLetter[]): Promise<void> {
+    const t = this.config.topics;
     const flagMessages = await Promise.all(
       result.emissions.map(async ({ flag }) => ({
         key: flag.accountId,
@@ -374,46 +523,77 @@ export class Processor {
         headers: { 'fairflag-flag-id': flag.flagId, 'fairflag-revision': String(flag.revision) },
       })),
     );
+    const counterpartMessages = result.counterparts.map((r) => ({
+      key: r.accountId,
+      value: encodeCounterpart(r),
+    }));
     const deadMessages = await Promise.all(dead.map((d) => this.deadLetterMessage(d)));
     const topicMessages = [
-      ...(flagMessages.length ? [{ topic: flagsTopic, messages: flagMessages }] : []),
-      ...(deadMessages.length ? [{ topic: this.config.topics.deadLetter, messages: deadMessages }] : []),
+      ...(flagMessages.length ? [{ topic: t.flags, messages: flagMessages }] : []),
+      ...(counterpartMessages.length ? [{ topic: t.counterparts, messages: counterpartMessages }] : []),
+      ...(deadMessages.length ? [{ topic: t.deadLetter, messages: deadMessages }] : []),
     ];
     if (topicMessages.length) await this.producer.sendBatch({ topicMessages, acks: -1 });
-    const flagsOnTopic = Date.now();
-    await this.engine.commit(result);
+  }
+
+  /** Metrics, counts and logs, once the batch is committed. */
+  private account(
+    batch: Batch,
+    prepared: { items: Prepared[] },
+    result: BatchResult,
+    dead: DeadLetter[],
+    times: { startedAt: number; begunAt: number; written: number; flagsOnTopic: number },
+  ): void {
+    const topic = batch.topic;
+    let processed = 0;
+    let late = 0;
+    let replays = 0;
+    result.outcomes.forEach((o, i) => {
+      const kind = prepared.items[i]!.input.kind;
+      if (o.status === 'replay') replays++;
+      if (o.status !== 'applied' && o.status !== 'replay') return;
+      if (o.lateFor.length) late++;
+      else processed++;
+      if (kind === 'outcome') this.counts.outcomes++;
+      if (kind === 'counterpart') this.counts.counterparts++;
+      for (const e of o.evaluations)
+        if (e.evaluation.status === 'fired') this.metrics.signalFired.inc({ signal: e.signalId });
+    });
     if (this.opts.onBatchWritten) {
-      const producedAt = new Map(good.map((g) => [g.event.event.eventId, Number(g.message.timestamp)]));
+      const producedAt = new Map<string, number>();
+      for (const it of prepared.items)
+        if (it.input.kind === 'event')
+          producedAt.set(it.input.event.event.eventId, Number(it.message.timestamp));
       this.opts.onBatchWritten({
-        startedAt,
-        begunAt,
+        startedAt: times.startedAt,
+        begunAt: times.begunAt,
         producedAt: [...producedAt.values()],
-        featuresWrittenAt: written,
+        featuresWrittenAt: times.written,
         flags: result.emissions.map(({ flag }) => ({
-          triggeredAt: producedAt.get(flag.triggeringEventId) ?? flagsOnTopic,
-          producedAt: flagsOnTopic,
+          triggeredAt: producedAt.get(flag.triggeringEventId) ?? times.flagsOnTopic,
+          producedAt: times.flagsOnTopic,
         })),
       });
     }
-
-    // counted once the batch's effects are all written
-    let late = 0;
-    for (const o of result.outcomes) {
-      if (o.lateFor.length) late++;
-      for (const e of o.evaluations)
-        if (e.evaluation.status === 'fired') this.metrics.signalFired.inc({ signal: e.signalId });
+    const now = Date.now();
+    for (const it of prepared.items) {
+      const age = now - Number(it.message.timestamp);
+      // a producer's clock far off (a CreateTime of 1 ms) would poison the histogram's sum
+      if (age >= 0 && age < 86_400_000) this.metrics.latency.observe(age / 1000);
     }
-    for (const g of good)
-      this.metrics.latency.observe(Math.max(0, written - Number(g.message.timestamp)) / 1000);
     for (const d of dead) this.metrics.deadLetters.inc({ reason: d.reason });
     for (const { flag } of result.emissions)
       this.metrics.flags.inc({ queue: flag.reviewQueue, severity: flag.severity });
-    this.metrics.events.inc({ topic: batch.topic, outcome: 'processed' }, good.length - late);
-    this.metrics.events.inc({ topic: batch.topic, outcome: 'late' }, late);
-    this.metrics.events.inc({ topic: batch.topic, outcome: 'dead_lettered' }, dead.length);
+    for (const c of result.closed)
+      for (const s of c.state.signals)
+        this.metrics.reviewOutcomes.inc({ signal: s.signalId, outcome: c.outcome });
+    this.metrics.events.inc({ topic, outcome: 'processed' }, processed);
+    this.metrics.events.inc({ topic, outcome: 'late' }, late);
+    this.metrics.events.inc({ topic, outcome: 'dead_lettered' }, dead.length);
     this.metrics.lateEvents.inc(late);
-    this.counts.processed += good.length;
+    this.counts.processed += processed + late;
     this.counts.late += late;
+    this.counts.replays += replays;
     this.counts.deadLettered += dead.length;
     this.counts.flagsEmitted += result.emissions.length;
     for (const { flag } of result.emissions) {
@@ -430,58 +610,23 @@ export class Processor {
         'review flag emitted',
       );
     }
+    for (const c of result.closed)
+      this.log.info({ flagId: c.state.flagId, outcome: c.outcome, queue: c.queue }, 'flag closed by review');
   }
 
-  private async handleOutcomes(batch: Batch): Promise<void> {
-    const dead: DeadLetter[] = [];
-    for (const message of batch.messages) {
-      const fail = (reason: DeadLetterReason, detail: string) =>
-        dead.push({ reason, detail, message, topic: batch.topic, partition: batch.partition });
-      if (!message.value?.length) {
-        fail('not_wire_format', 'empty message value');
-        continue;
-      }
-      // the same size limit as activity input (it was not applied here: a 1 MB outcome was decoded)
-      const limit = this.config.validation.maxPayloadBytes;
-      if (message.value.length > limit) {
-        fail(
-          'oversized',
-          `payload of ${message.value.length} bytes exceeds validation.maxPayloadBytes (${limit})`,
-        );
-        continue;
-      }
-      let outcome;
-      try {
-        outcome = validateOutcome(
-          await this.codec.decodeAs('reviewOutcome', message.value),
-          this.config.validation,
-        );
-      } catch (err) {
-        if (err instanceof DecodeError) fail(err.reason, err.message);
-        else if (err instanceof InvalidEventError) fail('invalid_field', err.message);
-        else throw err;
-        continue;
-      }
-      const closed = await this.engine.applyOutcome(outcome);
-      if (closed) {
-        for (const s of closed.state.signals)
-          this.metrics.reviewOutcomes.inc({ signal: s.signalId, outcome: outcome.outcome });
-        this.log.info(
-          { flagId: outcome.flagId, outcome: outcome.outcome, queue: closed.queue },
-          'flag closed by review',
-        );
-      }
-      this.counts.outcomes++;
-    }
-    if (dead.length) {
-      await this.producer.send({
-        topic: this.config.topics.deadLetter,
-        acks: -1,
-        messages: await Promise.all(dead.map((d) => this.deadLetterMessage(d))),
-      });
-      for (const d of dead) this.metrics.deadLetters.inc({ reason: d.reason });
-      this.counts.deadLettered += dead.length;
-    }
+  /** An account's features as Redis has them: as of the last batch written (tests, demo). */
+  storedAccount(accountId: string): Promise<AccountFeatures> {
+    return readStoredAccount(this.backend, accountId, this.policy.layout);
+  }
+
+  /** A broker answers a metadata request now (no retries: readiness must not wait). */
+  private async kafkaAnswers(): Promise<boolean> {
+    if (!this.admin) return false;
+    return (await this.admin.describeCluster()).brokers.length > 0;
+  }
+
+  async ready(): Promise<boolean> {
+    return (await readiness(this.checks)).ready;
   }
 
   private async deadLetterMessage(d: DeadLetter) {
@@ -551,7 +696,7 @@ export class Processor {
     if (!this.pendingPolicy) return;
     this.policy = this.pendingPolicy;
     this.pendingPolicy = undefined;
-    this.store.setLayout(this.policy.layout);
+    this.accounts.setLayout(this.policy.layout);
   }
 
   /** Finishes the in-flight batches, commits, disconnects. */
@@ -565,5 +710,21 @@ export class Processor {
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.redis.disconnect();
     this.log.info(this.counts, 'stopped');
+  }
+}
+
+interface Prepared {
+  input: EngineInput;
+  message: KafkaMessage;
+}
+
+function accountOf(input: EngineInput): string {
+  switch (input.kind) {
+    case 'event':
+      return input.event.event.accountId;
+    case 'outcome':
+      return input.outcome.accountId;
+    case 'counterpart':
+      return input.record.accountId;
   }
 }

@@ -2,6 +2,7 @@
 // scenarios (and a few bad messages), wait until everything is consumed, print what happened.
 import type { Config } from '../../config/schema.js';
 import type { ReviewFlag } from '../domain/flags.js';
+import { scoreAccount } from '../engine/engine.js';
 import { Processor, kafkaClient } from '../kafka/processor.js';
 import { endOffsets, publishActivity, readRange, waitForCatchUp } from '../kafka/topic-tools.js';
 import type { LoadedConfig } from '../runtime/config-loader.js';
@@ -104,8 +105,8 @@ export async function runDemo(given: LoadedConfig, log: Logger, out: (s: string)
       else
         out(`  result:   ${mine.length} flag message(s)\n${mine.map((f) => formatFlag(f, '  ')).join('\n')}`);
       // what an analyst's explain would show: remembered observations, mitigations, the score
-      const snap = await proc.store.applyAccount(s.accountId, -Date.now(), [], [{ q: 'contracts' }], true);
-      const decisions = proc.engine.score(snap, snap.asOf, proc.activePolicy);
+      const stored = await proc.storedAccount(s.accountId);
+      const decisions = scoreAccount(stored, stored.watermark, proc.activePolicy);
       out(`  score now, from what the account remembers:`);
       out(
         decisions.length

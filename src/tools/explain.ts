@@ -7,11 +7,12 @@ import { accountMitigations, type AppliedMitigation } from '../domain/mitigation
 import type { QueueDecision } from '../domain/scoring.js';
 import type { Evaluation } from '../domain/signal.js';
 import type { GeoIp } from '../enrich/geoip.js';
-import type { Engine } from '../engine/engine.js';
-import { queriesFor } from '../engine/engine.js';
+import { queriesFor, scoreAccount, snapshotOf } from '../engine/engine.js';
 import type { Policy } from '../engine/policy.js';
+import type { AccountFeatures } from '../features/account-features.js';
+import { readStoredAccount } from '../features/owned-accounts.js';
+import type { StateBackend } from '../features/state-backend.js';
 import {
-  queryKey,
   type AccountContext,
   type AccountQuery,
   type ContractRecord,
@@ -20,8 +21,7 @@ import {
   type FlagState,
   type SessionRecord,
 } from '../features/model.js';
-import { noveltyIndex, type FeatureStore } from '../features/store.js';
-import { AccountView } from '../features/view.js';
+import { AccountView, noveltyIndex } from '../features/view.js';
 
 export interface FeatureValue {
   feature: string;
@@ -79,21 +79,30 @@ const VALUE_LABELS: Record<string, string> = {
   instrument: 'payment instruments',
 };
 
-export async function explainAccount(
+/**
+ * Explains an account as stored in Redis: the state as of the last batch its owner wrote (an
+ * instance writes each batch's changes before committing it). Read-only.
+ */
+export async function explainStored(
   accountId: string,
-  store: FeatureStore,
-  engine: Engine,
+  backend: StateBackend,
   policy: Policy,
   geo: GeoIp,
 ): Promise<Explanation> {
-  // one read: every windowed question any enabled signal asks, as of the account's latest event
+  return explainAccount(await readStoredAccount(backend, accountId, policy.layout), policy, geo);
+}
+
+export function explainAccount(f: AccountFeatures, policy: Policy, geo: GeoIp): Explanation {
+  const accountId = f.accountId;
+  const known = f.watermark > 0;
+  // windows measured from the account's latest event
+  const asOf = known ? f.watermark : Date.now();
+  // every windowed question any enabled signal asks
   const queries: AccountQuery[] = queriesFor(policy.signals).filter((q) => !(q.q === 'count' && q.to > 0));
   if (!queries.some((q) => q.q === 'contracts')) queries.push({ q: 'contracts' });
-  const snap = await store.applyAccount(accountId, -Date.now(), [], queries, true);
-  const known = snap.watermark > 0;
   const features: FeatureValue[] = [];
   for (const q of queries) {
-    const r = snap.results.get(queryKey(q));
+    const r = f.answer(q, asOf);
     if (q.q === 'count') {
       const c = r as CountResult;
       features.push({ feature: EVENT_LABELS[q.kind] ?? q.kind, window: formatDuration(-q.from), value: c.n });
@@ -126,7 +135,7 @@ export async function explainAccount(
 
   // the latest login judged again, as of its own time, for the signals a login triggers
   const judged = new Map<string, Evaluation | { status: 'error'; reason: string }>();
-  const last = snap.lastLogin;
+  const last = f.lastLogin;
   if (last) {
     const event: EnrichedEvent = {
       family: 'login',
@@ -149,8 +158,10 @@ export async function explainAccount(
     const ops = planLogin(event as Extract<EnrichedEvent, { family: 'login' }>).subjects[0]!.ops.filter(
       (o) => o.op === 'value',
     );
-    const atLogin = await store.applyAccount(accountId, last.at, ops, queriesFor(triggered), true);
-    const view = new AccountView(atLogin, noveltyIndex(ops));
+    const view = new AccountView(
+      snapshotOf(f, last.at, { late: false, lastSeenBefore: f.lastSeen(ops) }, policy.layout),
+      noveltyIndex(ops),
+    );
     for (const { definition, params } of triggered) {
       try {
         judged.set(
@@ -163,9 +174,9 @@ export async function explainAccount(
     }
   }
 
-  const remembered = new Map(snap.observations.map((o) => [o.signalId, o]));
-  for (const f of snap.openFlags.values())
-    for (const o of f.signals) if (!remembered.has(o.signalId)) remembered.set(o.signalId, o);
+  const remembered = new Map(f.observations);
+  for (const flag of f.openFlags.values())
+    for (const o of flag.signals) if (!remembered.has(o.signalId)) remembered.set(o.signalId, o);
   const signals: SignalExplanation[] = policy.signals.map(({ definition }) => {
     const base = { id: definition.id, family: definition.family, weak: definition.weak };
     const o = remembered.get(definition.id);
@@ -206,21 +217,20 @@ export async function explainAccount(
     };
   });
 
-  const contracts = (snap.results.get('contracts') as ContractRecord[] | undefined) ?? [];
   return {
     accountId,
     known,
-    asOf: snap.asOf,
-    context: snap.context,
+    asOf,
+    context: f.context,
     mitigations: accountMitigations(
-      { asOf: snap.asOf, context: snap.context, contracts },
+      { asOf, context: f.context, contracts: f.contractList() },
       policy.config.mitigations,
     ),
     features,
     signals,
-    decisions: engine.score(snap, snap.asOf, policy),
-    openFlags: [...snap.openFlags.values()],
-    clearedPatterns: [...snap.clearedPatterns].map(([pattern, until]) => ({ pattern, until })),
-    capsReached: [...snap.capsReached].map(([what, at]) => ({ what, at })),
+    decisions: scoreAccount(f, asOf, policy),
+    openFlags: [...f.openFlags.values()],
+    clearedPatterns: [...f.clearedPatterns].map(([pattern, until]) => ({ pattern, until })),
+    capsReached: [...f.capsReached].map(([what, at]) => ({ what, at })),
   };
 }

@@ -8,9 +8,10 @@ import { FAMILIES, type EnrichedEvent, type Family } from '../domain/events.js';
 import type { ReviewFlag } from '../domain/flags.js';
 import { decidingSignals } from '../domain/scoring.js';
 import { GeoIp } from '../enrich/geoip.js';
-import { Engine } from '../engine/engine.js';
+import { Engine, type EngineInput } from '../engine/engine.js';
 import { compilePolicy } from '../engine/policy.js';
-import { FeatureStore } from '../features/store.js';
+import { OwnedAccounts } from '../features/owned-accounts.js';
+import { RedisStateBackend } from '../features/state-backend.js';
 import { ingest, type DeadLetterReason } from '../ingest/ingest.js';
 import { Codec, DecodeError, readSchema, topicOf } from '../kafka/codec.js';
 import { connectRedis } from '../kafka/processor.js';
@@ -72,8 +73,15 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const geo = await GeoIp.open(loaded.config.maxmind);
   const redis = connectRedis(loaded.config.redis);
   await redis.connect();
-  const store = new FeatureStore(redis, policy.layout);
-  const engine = new Engine(store, () => policy);
+  const backend = new RedisStateBackend(redis, namespace);
+  const accounts = new OwnedAccounts({
+    backend,
+    layout: () => policy.layout,
+    ttlMs: () => policy.accountTtlMs,
+    maxAccounts: loaded.config.state.maxAccounts,
+  });
+  // the other side of a contract is applied at once, as the live pipeline's counterpart topic would
+  const engine = new Engine({ accounts, backend, policy: () => policy, counterparts: 'inline' });
   const result: ReplayResult = {
     configVersion: policy.version,
     namespace,
@@ -89,11 +97,23 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     firedByAccount: new Map(),
   };
   const batchSize = opts.batchSize ?? 500;
-  let batch: EnrichedEvent[] = [];
+  let batch: { event: EnrichedEvent; where: string }[] = [];
   const flush = async () => {
     if (!batch.length) return;
-    const r = await engine.process(batch);
-    await engine.commit(r);
+    const r = await engine.run(
+      batch.map(({ event }): EngineInput => ({ kind: 'event', event })),
+      0,
+    );
+    r.outcomes.forEach((o, i) => {
+      if (o.status === 'conflict' || o.status === 'error') {
+        result.accepted--;
+        result.rejected.push({
+          where: batch[i]!.where,
+          reason: o.status === 'conflict' ? 'conflicting_duplicate' : 'processing_error',
+          detail: o.detail ?? o.status,
+        });
+      }
+    });
     for (const o of r.outcomes) {
       if (o.lateFor.length) result.late++;
       for (const e of o.evaluations) {
@@ -106,8 +126,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     for (const { flag, decision } of r.emissions) {
       result.flags.push(flag);
       result.finalFlags.set(flag.flagId, flag);
-      if (decision)
-        for (const id of decidingSignals(decision, policy.config.review)) countInc(result.deciding, id);
+      for (const id of decidingSignals(decision, policy.config.review)) countInc(result.deciding, id);
     }
     batch = [];
   };
@@ -120,7 +139,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       } else {
         const r = ingest(item.family, item.record, loaded.config.validation, geo);
         if (r.ok) {
-          batch.push(r.event);
+          batch.push({ event: r.event, where: item.where });
           result.accepted++;
         } else result.rejected.push({ where: item.where, reason: r.reason, detail: r.detail });
       }
@@ -130,7 +149,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     await flush();
   } finally {
     if (!opts.keep) {
-      await store.dropNamespace();
+      await backend.dropNamespace();
       result.namespaceRemoved = true;
     }
     redis.disconnect();

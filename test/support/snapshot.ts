@@ -31,8 +31,7 @@ import {
   type StoredObservation,
   type ValueKind,
 } from '../../src/features/model.js';
-import { noveltyIndex } from '../../src/features/store.js';
-import { AccountView } from '../../src/features/view.js';
+import { AccountView, mergeObservations, noveltyIndex } from '../../src/features/view.js';
 import { loadConfig, type LoadedConfig } from '../../src/runtime/config-loader.js';
 
 export const MINUTE = 60_000;
@@ -454,22 +453,19 @@ export class SnapshotBuilder {
       index = new Map([...this.seen.keys()].map((name, i) => [name, i]));
       lastSeen = [...this.seen.values()].map((s) => ({ ...s }));
     }
+    const results = new Map(this.results);
     const snapshot: AccountSnapshot = {
       accountId: this.accountId,
       asOf: this.asOfMs,
       late: false,
-      opResults: [],
-      watermark: this.asOfMs,
       lastSeenBefore: lastSeen,
-      results: new Map(this.results),
+      answer: (q) => results.get(queryKey(q)),
       context: { ...this.ctx },
       ...(this.last && { lastLogin: this.last }),
       ...(this.previous && { previousLogin: this.previous }),
       observations: [...this.obs],
       openFlags: new Map(this.flags),
-      flagGenerations: new Map(),
       clearedPatterns: new Map(this.cleared),
-      capsReached: new Map(),
     };
     return { snapshot, index };
   }
@@ -478,9 +474,11 @@ export class SnapshotBuilder {
     return this.build(event).snapshot;
   }
 
+  /** `recent`: observations remembered after the snapshot was built (before this event). */
   view(event?: EnrichedEvent, recent: StoredObservation[] = []): AccountView {
     const { snapshot, index } = this.build(event);
-    return new AccountView(snapshot, index, recent);
+    if (recent.length) snapshot.observations = mergeObservations(snapshot.observations, recent);
+    return new AccountView(snapshot, index);
   }
 }
 

@@ -1,0 +1,516 @@
+// One account's features, held in the memory of the instance that owns the account's partition.
+// This is the only implementation of the feature semantics: windows over event time, lateness per
+// family, idempotent merges, retention and caps. Redis keeps an encoded copy (./persisted.ts).
+//
+// Every merge is order-independent: sets keyed by event id or value, last-seen times that only move
+// forward and first-seen times that only move back, context where the latest event time wins,
+// trimming measured from each set's own newest member. So the same events give the same features
+// whatever order they arrive in (within the allowed lateness) and however often.
+import { hash } from 'node:crypto';
+import {
+  COUNTED_ONLY,
+  type AccountContext,
+  type AccountOp,
+  type AccountQuery,
+  type ContextField,
+  type ContractPatch,
+  type ContractRecord,
+  type CountResult,
+  type DistinctResult,
+  type EventKind,
+  type FeatureLayout,
+  type FlagState,
+  type LoginRecord,
+  type QueryResult,
+  type SessionRecord,
+  type StoredObservation,
+  type ValueKind,
+} from './model.js';
+
+/** A timestamped member, as ordered for "newest first": time, then member, both descending. */
+const newestFirst = (a: [string, number], b: [string, number]) =>
+  b[1] - a[1] || (a[0] < b[0] ? 1 : a[0] > b[0] ? -1 : 0);
+
+/** Where contract records take part in the value set's retention and cap, as "k:<id>" once did. */
+const CONTRACT_VALUES = 'contract';
+type ValueSetName = ValueKind | typeof CONTRACT_VALUES;
+
+export interface OpenSession {
+  startedAt: number;
+  latitude: number;
+  longitude: number;
+  eventId: string;
+}
+
+/** What applying one event's ops to an account says back. */
+export interface Applied {
+  /** Older than the allowed lateness for its family: windowed features ignored it. */
+  late: boolean;
+  /** For each value op in order: when the value was last (and first) seen before this event. */
+  lastSeenBefore: { last?: number; first?: number }[];
+}
+
+/** Remembered about an event id, to recognise a replay and a conflicting reuse of the id. */
+export interface SeenEvent {
+  at: number;
+  family: string;
+  /** A digest of the event's content. */
+  digest: string;
+}
+
+/** 64 bits of SHA-1 in base64url: how counted-only kinds keep an event id, and content digests. */
+export function digestOf(text: string): string {
+  return hash('sha1', text, 'base64url').slice(0, 11);
+}
+
+export class AccountFeatures {
+  /** Newest event time of any windowed change, and per family (lateness is judged per family). */
+  watermark = 0;
+  readonly familyWatermarks = new Map<string, number>();
+  readonly events = new Map<EventKind, Map<string, number>>();
+  readonly values = new Map<ValueSetName, Map<string, number>>();
+  /** First-seen times of the values whose novelty matters, keyed "<kind>:<value>". */
+  readonly firstSeen = new Map<string, number>();
+  readonly sessions = new Map<string, OpenSession>();
+  readonly logouts = new Map<string, number>();
+  readonly contextStamps = new Map<ContextField, number>();
+  context: AccountContext = {};
+  lastLogin: LoginRecord | undefined;
+  previousLogin: LoginRecord | undefined;
+  readonly contracts = new Map<string, ContractRecord>();
+  readonly observations = new Map<string, StoredObservation>();
+  readonly openFlags = new Map<string, FlagState>();
+  readonly flagGenerations = new Map<string, number>();
+  readonly clearedPatterns = new Map<string, number>();
+  /** Sets whose member cap was reached, with the time it was. */
+  readonly capsReached = new Map<string, number>();
+  /** Event ids recently applied, per family within the allowed lateness of its newest event. */
+  readonly seenEvents = new Map<string, SeenEvent>();
+  /** Newest event time seen per family (windowed or not): the horizon of seenEvents. */
+  readonly familySeen = new Map<string, number>();
+
+  constructor(
+    readonly accountId: string,
+    private layout: FeatureLayout,
+  ) {}
+
+  /** An account known only by some of its values (the acting side of a contract, as shipped). */
+  static withValues(
+    accountId: string,
+    layout: FeatureLayout,
+    values: readonly { kind: ValueKind; values: readonly [string, number][] }[],
+  ): AccountFeatures {
+    const a = new AccountFeatures(accountId, layout);
+    for (const { kind, values: vs } of values) for (const [v, at] of vs) a.seeValue(kind, v, at);
+    return a;
+  }
+
+  setLayout(layout: FeatureLayout): void {
+    this.layout = layout;
+  }
+
+  get isEmpty(): boolean {
+    return this.watermark === 0 && this.seenEvents.size === 0 && this.contextStamps.size === 0;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Recognising events seen before
+
+  /**
+   * Whether an event id was applied before, with the same content or another. Ids are remembered
+   * for as long as an event of their family could still be applied (its allowed lateness); an
+   * older replay is late, and late events change no windowed feature.
+   */
+  recall(eventId: string, digest: string): 'new' | 'replay' | 'conflict' {
+    const seen = this.seenEvents.get(eventId);
+    if (!seen) return 'new';
+    return seen.digest === digest ? 'replay' : 'conflict';
+  }
+
+  remember(eventId: string, at: number, family: string, digest: string): void {
+    this.seenEvents.set(eventId, { at, family, digest });
+    const newest = Math.max(this.familySeen.get(family) ?? 0, at);
+    this.familySeen.set(family, newest);
+    const horizon = newest - this.layout.allowedLatenessMs;
+    for (const [id, s] of this.seenEvents)
+      if (s.family === family && s.at < horizon) this.seenEvents.delete(id);
+  }
+
+  /** When the ops' values were last (and first) seen, without changing anything (explain). */
+  lastSeen(ops: readonly AccountOp[]): Applied['lastSeenBefore'] {
+    const out: Applied['lastSeenBefore'] = [];
+    for (const o of ops) {
+      if (o.op !== 'value') continue;
+      const last = this.values.get(o.kind)?.get(o.value);
+      const first = o.noveltyName ? this.firstSeen.get(`${o.kind}:${o.value}`) : undefined;
+      out.push({ ...(last !== undefined && { last }), ...(first !== undefined && { first }) });
+    }
+    return out;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Applying one event's changes
+
+  /** Applies one event's ops at event time `at`; `family` is the event's (lateness is per family). */
+  apply(at: number, ops: readonly AccountOp[], family: string | undefined): Applied {
+    const lat = this.layout.allowedLatenessMs;
+    const wf = family ? (this.familyWatermarks.get(family) ?? 0) : this.watermark;
+    const late = wf > 0 && at < wf - lat;
+    const anchor = Math.max(this.watermark, at);
+    const windowed = ops.some((o) => o.op === 'event' || o.op === 'value' || o.op === 'sessionStart');
+    if (windowed && !late) {
+      if (at > this.watermark) this.watermark = at;
+      if (family && at > wf) this.familyWatermarks.set(family, at);
+    }
+    // An event older than the value retention (measured from the newest value, as trimming is)
+    // writes no values, first sightings or contract records: arriving first, they would be trimmed
+    // at once; arriving after a newer sighting, they would merge into it. Either way the result
+    // would depend on arrival order.
+    const staleForValues = at <= this.newestValue() - this.layout.valueRetentionMs;
+
+    // value ops: reads before writes, so two ops of one event do not see each other
+    const lastSeenBefore = this.lastSeen(ops);
+    const valueOps = ops.filter((o): o is Extract<AccountOp, { op: 'value' }> => o.op === 'value');
+    const touched = new Set<EventKind | 'values' | 'sessions'>();
+    if (valueOps.length && !late && !staleForValues) {
+      for (const o of valueOps) {
+        this.seeValue(o.kind, o.value, at);
+        if (o.noveltyName) {
+          const key = `${o.kind}:${o.value}`;
+          const first = this.firstSeen.get(key);
+          if (first === undefined || at < first) this.firstSeen.set(key, at);
+        }
+      }
+      touched.add('values');
+    }
+
+    for (const o of ops) {
+      switch (o.op) {
+        case 'value':
+          break;
+        case 'event': {
+          if (late) break;
+          let set = this.events.get(o.kind);
+          if (!set) this.events.set(o.kind, (set = new Map()));
+          const id = COUNTED_ONLY.has(o.kind) ? digestOf(o.eventId) : o.eventId;
+          // one event id at two times (a producer reusing an id) keeps the earliest, in any order
+          const cur = set.get(id);
+          if (cur === undefined || at < cur) set.set(id, at);
+          touched.add(o.kind);
+          break;
+        }
+        case 'sessionStart': {
+          // A logout leaves its time behind: a start at or before it is over, whether it arrives
+          // before the logout, after it, or again. The latest start of a session id wins.
+          const started = this.sessions.get(o.sessionId)?.startedAt;
+          const ended = this.logouts.get(o.sessionId);
+          if (late || (ended !== undefined && ended >= at) || (started !== undefined && started > at)) break;
+          this.sessions.set(o.sessionId, {
+            startedAt: at,
+            latitude: o.latitude,
+            longitude: o.longitude,
+            eventId: o.eventId,
+          });
+          touched.add('sessions');
+          break;
+        }
+        case 'sessionEnd': {
+          const started = this.sessions.get(o.sessionId)?.startedAt;
+          if (started !== undefined && started <= at) this.sessions.delete(o.sessionId);
+          if (!late) {
+            const cur = this.logouts.get(o.sessionId);
+            if (cur === undefined || at > cur) this.logouts.set(o.sessionId, at);
+            touched.add('sessions');
+          }
+          break;
+        }
+        case 'context':
+          // accepted whatever its age: the value with the latest event time wins
+          if (at >= (this.contextStamps.get(o.field) ?? -1)) this.setContext(o.field, o.value, at);
+          break;
+        case 'login':
+          // the latest successful login and the one before it (impossible travel compares them)
+          if (at > (this.lastLogin?.at ?? -1)) {
+            this.previousLogin = this.lastLogin;
+            this.lastLogin = { ...o.login, at };
+          }
+          break;
+        case 'contract':
+          if (staleForValues) break;
+          this.contracts.set(
+            o.contractId,
+            mergeContract(this.contracts.get(o.contractId), o.contractId, o.patch),
+          );
+          this.seeValue(CONTRACT_VALUES, o.contractId, at);
+          touched.add('values');
+          break;
+      }
+    }
+    this.bound(touched, anchor);
+    return { late, lastSeenBefore };
+  }
+
+  private seeValue(set: ValueSetName, value: string, at: number): void {
+    let m = this.values.get(set);
+    if (!m) this.values.set(set, (m = new Map()));
+    const cur = m.get(value);
+    if (cur === undefined || at > cur) m.set(value, at);
+  }
+
+  private newestValue(): number {
+    let newest = -Infinity;
+    for (const m of this.values.values()) for (const t of m.values()) if (t > newest) newest = t;
+    return newest;
+  }
+
+  /** Sets a context field as of `at` (also how a stored copy is read back). */
+  setContext(field: ContextField, value: string, at: number): void {
+    this.contextStamps.set(field, at);
+    const c = this.context;
+    switch (field) {
+      case 'createdAt':
+        c.createdAt = Number(value);
+        break;
+      case 'accountType':
+        c.accountType = value;
+        break;
+      case 'identity':
+        c.identityVerified = value === '1';
+        c.identityChangedAt = at;
+        break;
+      case 'stats': {
+        // "contracts|hours|earnings", an empty part when the platform did not say
+        const [contracts, hours, earnings] = value.split('|').map((p) => (p === '' ? undefined : Number(p)));
+        delete c.lifetimeCompletedContracts;
+        delete c.lifetimePaidHours;
+        delete c.lifetimeEarnings;
+        if (contracts !== undefined) c.lifetimeCompletedContracts = contracts;
+        if (hours !== undefined) c.lifetimePaidHours = hours;
+        if (earnings !== undefined) c.lifetimeEarnings = earnings;
+        break;
+      }
+    }
+  }
+
+  /** The raw context values, as the ops wrote them (for persistence). */
+  contextValue(field: ContextField): string | undefined {
+    const c = this.context;
+    switch (field) {
+      case 'createdAt':
+        return c.createdAt === undefined ? undefined : String(c.createdAt);
+      case 'accountType':
+        return c.accountType;
+      case 'identity':
+        return c.identityVerified === undefined ? undefined : c.identityVerified ? '1' : '0';
+      case 'stats':
+        if (!this.contextStamps.has('stats')) return undefined;
+        return [c.lifetimeCompletedContracts, c.lifetimePaidHours, c.lifetimeEarnings]
+          .map((v) => (v === undefined ? '' : String(v)))
+          .join('|');
+    }
+  }
+
+  /** Drops what no window can see and caps what could grow without bound. */
+  private bound(touched: Set<EventKind | 'values' | 'sessions'>, anchor: number): void {
+    const { caps } = this.layout;
+    for (const t of touched) {
+      if (t === 'values') this.boundValues(anchor);
+      else if (t === 'sessions') this.boundSessions(anchor);
+      else {
+        const set = this.events.get(t)!;
+        const horizon = maxOf(set.values()) - this.layout.eventRetentionMs[t];
+        for (const [id, at] of set) if (at <= horizon) set.delete(id);
+        if (set.size > caps.eventsPerKind) {
+          for (const [id] of oldestFirst(set).slice(0, set.size - caps.eventsPerKind)) set.delete(id);
+          this.capsReached.set(`e:${t}`, anchor);
+        }
+        if (!set.size) this.events.delete(t);
+      }
+    }
+  }
+
+  private boundValues(anchor: number): void {
+    const horizon = this.newestValue() - this.layout.valueRetentionMs;
+    const all: [string, number][] = [];
+    for (const [set, m] of this.values) {
+      for (const [v, at] of m) {
+        if (at <= horizon) this.forgetValue(set, v);
+        else all.push([`${set}\u0000${v}`, at]);
+      }
+    }
+    const cap = this.layout.caps.values;
+    if (all.length > cap) {
+      all.sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      for (const [key] of all.slice(0, all.length - cap)) {
+        const i = key.indexOf('\u0000');
+        this.forgetValue(key.slice(0, i) as ValueSetName, key.slice(i + 1));
+      }
+      this.capsReached.set('v', anchor);
+    }
+  }
+
+  /** A value forgotten is forgotten everywhere: its first sighting, its contract record. */
+  private forgetValue(set: ValueSetName, value: string): void {
+    const m = this.values.get(set)!;
+    m.delete(value);
+    if (!m.size) this.values.delete(set);
+    if (set === CONTRACT_VALUES) this.contracts.delete(value);
+    else this.firstSeen.delete(`${set}:${value}`);
+  }
+
+  private boundSessions(anchor: number): void {
+    const all: [string, number][] = [
+      ...[...this.sessions].map(([id, s]): [string, number] => [id, s.startedAt]),
+      ...[...this.logouts].map(([id, at]): [string, number] => [`!${id}`, at]),
+    ];
+    const horizon = maxOf(all.map(([, at]) => at)) - this.layout.sessionRetentionMs;
+    const drop = (member: string) =>
+      member.startsWith('!') ? this.logouts.delete(member.slice(1)) : this.sessions.delete(member);
+    const kept = all.filter(([m, at]) => (at <= horizon ? (drop(m), false) : true));
+    const cap = this.layout.caps.sessions;
+    if (kept.length > cap) {
+      kept.sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      for (const [m] of kept.slice(0, kept.length - cap)) drop(m);
+      this.capsReached.set('s', anchor);
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Signal memory, flags, reviews
+
+  /**
+   * Remembers a signal's observations, one per signal: a new one replaces the stored one only if
+   * it brings evidence the stored one lacks, so the same events seen again change nothing. Then
+   * forgets observations older than the correlation window, measured from the account's newest
+   * event as of this event.
+   */
+  rememberObservations(at: number, observations: readonly StoredObservation[], correlationWindowMs: number) {
+    for (const o of observations) {
+      const cur = this.observations.get(o.signalId);
+      if (!cur || o.evidenceEventIds.some((id) => !cur.evidenceEventIds.includes(id)))
+        this.observations.set(o.signalId, o);
+    }
+    const horizon = Math.max(this.watermark, at) - correlationWindowMs;
+    for (const [id, o] of this.observations) if (o.observedAt <= horizon) this.observations.delete(id);
+  }
+
+  /** Closes the open flag of a queue if it is the one named; returns its state, or undefined. */
+  closeFlag(queue: string, flagId: string): FlagState | undefined {
+    const open = this.openFlags.get(queue);
+    if (open?.flagId !== flagId) return undefined;
+    this.openFlags.delete(queue);
+    this.flagGenerations.set(queue, (this.flagGenerations.get(queue) ?? 0) + 1);
+    return open;
+  }
+
+  clearPattern(pattern: string, untilMs: number): void {
+    if (untilMs > (this.clearedPatterns.get(pattern) ?? 0)) this.clearedPatterns.set(pattern, untilMs);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Questions, relative to an event's time `t`
+
+  answer(q: AccountQuery, t: number): QueryResult {
+    switch (q.q) {
+      case 'count':
+        return this.count(q.kind, t + q.from, t + q.to, q.maxIds);
+      case 'distinct':
+        return this.distinct(q.kind, t + q.from, q.maxValues);
+      case 'sessions':
+        return this.openSessions(t + q.from);
+      case 'contracts':
+        return this.contractList();
+    }
+  }
+
+  /** Events of a kind with time in (lo, hi]; ids newest first, at most maxIds. */
+  count(kind: EventKind, lo: number, hi: number, maxIds: number): CountResult {
+    const set = this.events.get(kind);
+    if (!set) return { n: 0, ids: [] };
+    const hits: [string, number][] = [];
+    for (const e of set) if (e[1] > lo && e[1] <= hi) hits.push(e);
+    if (maxIds <= 0 || !hits.length) return { n: hits.length, ids: [] };
+    return {
+      n: hits.length,
+      ids: hits
+        .sort(newestFirst)
+        .slice(0, maxIds)
+        .map(([id]) => id),
+    };
+  }
+
+  /** Distinct values of a kind last seen after `since`, newest first. */
+  distinct(kind: ValueKind, since: number, maxValues: number): DistinctResult {
+    const m = this.values.get(kind);
+    if (!m) return { n: 0, values: [] };
+    const hits: [string, number][] = [];
+    for (const e of m) if (e[1] > since) hits.push(e);
+    if (maxValues <= 0 || !hits.length) return { n: hits.length, values: [] };
+    return {
+      n: hits.length,
+      values: hits
+        .sort(newestFirst)
+        .slice(0, maxValues)
+        .map(([v]) => v),
+    };
+  }
+
+  /** Sessions started after `since` and not logged out, newest first. */
+  openSessions(since: number): SessionRecord[] {
+    const out: SessionRecord[] = [];
+    for (const [sessionId, s] of this.sessions) if (s.startedAt > since) out.push({ sessionId, ...s });
+    return out.sort((a, b) => newestFirst([a.sessionId, a.startedAt], [b.sessionId, b.startedAt]));
+  }
+
+  contractList(): ContractRecord[] {
+    return [...this.contracts.values()].sort((a, b) => (a.contractId < b.contractId ? -1 : 1));
+  }
+}
+
+function maxOf(times: Iterable<number>): number {
+  let max = -Infinity;
+  for (const t of times) if (t > max) max = t;
+  return max;
+}
+
+function oldestFirst(set: Map<string, number>): [string, number][] {
+  return [...set].sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+}
+
+/**
+ * Merges a contract event's fields into the record: start and first payment the earliest, last
+ * payment, dispute and end the latest. The end's event id and rating are those of the latest end
+ * (then the greater id and rating), not of whichever ENDED event arrived last: both sides may end
+ * a contract, and a replay must not bring back the other one.
+ */
+export function mergeContract(
+  cur: ContractRecord | undefined,
+  contractId: string,
+  patch: ContractPatch,
+): ContractRecord {
+  const rec: ContractRecord = { ...cur, contractId };
+  if (patch.endEventId !== undefined || patch.rating !== undefined || patch.endedAt !== undefined) {
+    const later =
+      (patch.endedAt ?? -1) !== (rec.endedAt ?? -1)
+        ? (patch.endedAt ?? -1) > (rec.endedAt ?? -1)
+        : (patch.endEventId ?? '') !== (rec.endEventId ?? '')
+          ? (patch.endEventId ?? '') > (rec.endEventId ?? '')
+          : (patch.rating ?? -1) > (rec.rating ?? -1);
+    if (later) {
+      delete rec.endEventId;
+      delete rec.rating;
+      if (patch.endEventId !== undefined) rec.endEventId = patch.endEventId;
+      if (patch.rating !== undefined) rec.rating = patch.rating;
+    }
+  }
+  const min = (a: number | undefined, b: number) => (a === undefined ? b : Math.min(a, b));
+  const max = (a: number | undefined, b: number) => (a === undefined ? b : Math.max(a, b));
+  if (patch.startedAt !== undefined) rec.startedAt = min(rec.startedAt, patch.startedAt);
+  if (patch.firstPaidAt !== undefined) rec.firstPaidAt = min(rec.firstPaidAt, patch.firstPaidAt);
+  if (patch.lastPaidAt !== undefined) rec.lastPaidAt = max(rec.lastPaidAt, patch.lastPaidAt);
+  if (patch.disputedAt !== undefined) rec.disputedAt = max(rec.disputedAt, patch.disputedAt);
+  if (patch.endedAt !== undefined) rec.endedAt = max(rec.endedAt, patch.endedAt);
+  if (patch.role !== undefined) rec.role = patch.role;
+  if (patch.counterpart !== undefined) rec.counterpart = patch.counterpart;
+  return rec;
+}
