@@ -39,7 +39,11 @@ export async function endOffsets(admin: Admin, topic: string): Promise<Offsets> 
   }
 }
 
-/** Waits until the group has committed every partition of the topics up to their current end. */
+/**
+ * Waits until the group has committed every partition of the topics up to their end. Caught up
+ * with the ends it read first, it reads them again: consuming one topic may have produced to
+ * another (the other side of a contract), and that must be consumed too.
+ */
 export async function waitForCatchUp(
   admin: Admin,
   groupId: string,
@@ -48,7 +52,17 @@ export async function waitForCatchUp(
   onProgress?: (behind: number) => void,
 ): Promise<void> {
   const targets = new Map<string, Offsets>();
-  for (const t of topics) targets.set(t, await endOffsets(admin, t));
+  const readEnds = async () => {
+    let moved = false;
+    for (const t of topics) {
+      const ends = await endOffsets(admin, t);
+      const before = targets.get(t);
+      if (!before || [...ends].some(([p, end]) => before.get(p) !== end)) moved = true;
+      targets.set(t, ends);
+    }
+    return moved;
+  };
+  await readEnds();
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const committed = await admin.fetchOffsets({ groupId, topics });
@@ -62,7 +76,7 @@ export async function waitForCatchUp(
       }
     }
     onProgress?.(Number(behind));
-    if (behind === 0n) return;
+    if (behind === 0n && !(await readEnds())) return;
     if (Date.now() > deadline)
       throw new Error(`group ${groupId} still ${behind} message(s) behind after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 200));

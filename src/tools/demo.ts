@@ -3,14 +3,13 @@
 import type { Config } from '../../config/schema.js';
 import type { ReviewFlag } from '../domain/flags.js';
 import { scoreAccount } from '../engine/engine.js';
-import { Processor, kafkaClient } from '../kafka/processor.js';
+import { Processor, consumedTopics, kafkaClient } from '../kafka/processor.js';
 import { endOffsets, publishActivity, readRange, waitForCatchUp } from '../kafka/topic-tools.js';
 import type { LoadedConfig } from '../runtime/config-loader.js';
 import type { Logger } from '../runtime/logger.js';
 import { HOUR, DAY, accountTakeover, travellingFreelancer, type Scenario } from '../scenarios/reference.js';
 import { formatDecision, formatFlag } from './format.js';
 
-const inputTopics = (t: Config['topics']) => [t.login, t.ip, t.paymentMethod, t.contract, t.account];
 
 export async function runDemo(given: LoadedConfig, log: Logger, out: (s: string) => void): Promise<number> {
   const runId = Date.now().toString(36);
@@ -43,7 +42,7 @@ export async function runDemo(given: LoadedConfig, log: Logger, out: (s: string)
     const flagsFrom = await endOffsets(admin, config.topics.flags);
     const dlqFrom = await endOffsets(admin, config.topics.deadLetter);
     const before = { ...proc.counts };
-    const topics = [...inputTopics(config.topics)];
+    const topics = consumedTopics(config.topics);
     const phases = Math.max(...scenarios.map((s) => s.phases.length));
     for (let i = 0; i < phases; i++) {
       const events = scenarios.flatMap((s) => s.phases[i] ?? []);

@@ -15,7 +15,7 @@ import { loadConfig } from '../../src/runtime/config-loader.js';
 import { PROJECT_ROOT } from '../../src/runtime/project.js';
 import { DAY, HOUR, MINUTE, accountTakeover, travellingFreelancer } from '../../src/scenarios/reference.js';
 import { diffConfigs } from '../../src/tools/diff.js';
-import { explainAccount } from '../../src/tools/explain.js';
+import { explainStored } from '../../src/tools/explain.js';
 import { readNdjson, replay, type ReplayItem } from '../../src/tools/replay.js';
 import { isolatedConfig } from '../support/config.js';
 import { Harness } from '../support/pipeline.js';
@@ -186,8 +186,8 @@ describe('replay, diff and explain', () => {
       expect(created.length).toBeGreaterThan(20);
       expect(created.filter((k) => !k.startsWith(`${kept.namespace}:`))).toEqual([]);
       expect(kept.namespace.startsWith(`${policy.layout.keyPrefix}-replay-`)).toBe(true);
-      const { FeatureStore } = await import('../../src/features/store.js');
-      await new FeatureStore(redis, { ...policy.layout, keyPrefix: kept.namespace }).dropNamespace();
+      const { RedisStateBackend } = await import('../../src/features/state-backend.js');
+      await new RedisStateBackend(redis, kept.namespace).dropNamespace();
       const cleaned = await replay({ loaded, items: toItems(events) });
       expect(cleaned.namespaceRemoved).toBe(true);
       expect(await allKeys()).toEqual(before);
@@ -266,13 +266,13 @@ describe('review outcomes close the loop', () => {
 
     // explain shows the cleared pattern and its mitigation; the signals report counts both reviews
     const geo = await GeoIp.open(h.config.maxmind);
-    const e = await explainAccount('acct-oc-4', h.proc.store, h.proc.engine, h.proc.activePolicy, geo);
+    const e = await explainStored('acct-oc-4', h.proc.backend, h.proc.activePolicy, geo);
     expect(e.clearedPatterns.map((p) => p.pattern)).toEqual(['identity:ip+payment']);
     const identity = e.decisions.find((d) => d.queue === 'identity')!;
     expect(identity.mitigations.map((m) => m.id)).toContain('cleared_review');
     expect(identity.severity).toBeUndefined();
 
-    const counts = await h.proc.store.outcomeCounts();
+    const counts = await h.proc.backend.outcomeCounts();
     expect(counts.get('ip.shared_by_accounts')).toEqual({ CLEARED: 1, CONFIRMED: 1 });
     expect(counts.get('payment.shared_instrument')).toEqual({ CLEARED: 1, CONFIRMED: 1 });
     const metrics = await h.proc.metrics.registry.getSingleMetricAsString('fairflag_review_outcomes_total');

@@ -1,6 +1,7 @@
 // The reference scenarios of shared/scenarios.md through Kafka, asserting exactly what that file
 // expects: no flag for the travelling freelancer, one high account-security flag for the takeover.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { scoreAccount } from '../../src/engine/engine.js';
 import { DAY, HOUR, accountTakeover, travellingFreelancer } from '../../src/scenarios/reference.js';
 import { isolatedConfig } from '../support/config.js';
 import { Harness } from '../support/pipeline.js';
@@ -25,8 +26,8 @@ describe('reference scenarios through the live pipeline', () => {
   it('A. the travelling freelancer: no flag, weak signals seen, mitigations apply, score under the threshold', async () => {
     const flags = (await h.flags()).filter((f) => f.accountId === a.accountId);
     expect(flags).toEqual([]);
-    const snap = await h.proc.store.applyAccount(a.accountId, -Date.now(), [], [{ q: 'contracts' }], true);
-    const [decision, ...others] = h.proc.engine.score(snap, snap.asOf, h.proc.activePolicy);
+    const stored = await h.proc.storedAccount(a.accountId);
+    const [decision, ...others] = scoreAccount(stored, stored.watermark, h.proc.activePolicy);
     expect(others).toEqual([]);
     expect(decision!.queue).toBe('account_security');
     const seen = decision!.signals.map((s) => s.observation.signalId);

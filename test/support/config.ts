@@ -1,5 +1,6 @@
 // A config for one integration test file: the services from the global setup, and its own topics,
 // consumer group and Redis key prefix, so test files never see each other's data.
+import { partitionOfKey } from '../../src/kafka/processor.js';
 import { loadConfig, type LoadedConfig } from '../../src/runtime/config-loader.js';
 import { endpoints, type Endpoints } from './endpoints.js';
 
@@ -24,6 +25,7 @@ export function isolatedEnv(
     reviewOutcomes: 'risk.review-outcomes',
     flags: 'risk.flags',
     deadLetter: 'risk.dlq',
+    counterparts: 'fairflag.contract-counterparts',
   };
   return {
     FAIRFLAG_KAFKA_BROKERS: services.kafkaBrokers.join(','),
@@ -41,4 +43,14 @@ export function isolatedEnv(
 
 export function isolatedConfig(name: string, extra: Record<string, string> = {}): LoadedConfig {
   return loadConfig({ env: isolatedEnv(name, endpoints(), 't', extra) });
+}
+
+/** `n` account ids with a prefix that the default partitioner puts on `partition` (of 3). */
+export function accountsOn(partition: number, n: number, prefix: string, partitions = 3): string[] {
+  const out: string[] = [];
+  for (let i = 0; out.length < n; i++) {
+    const id = `${prefix}-${i}`;
+    if (partitionOfKey(id, partitions) === partition) out.push(id);
+  }
+  return out;
 }

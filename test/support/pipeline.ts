@@ -52,7 +52,7 @@ export class Harness {
   }
   get inputTopics(): string[] {
     const t = this.topics;
-    return [t.login, t.ip, t.paymentMethod, t.contract, t.account, t.reviewOutcomes];
+    return [t.login, t.ip, t.paymentMethod, t.contract, t.account, t.reviewOutcomes, t.counterparts];
   }
 
   async start(): Promise<this> {
@@ -116,9 +116,8 @@ export class Harness {
   }
 
   /**
-   * Every feature key under this test's prefix with its contents, for before/after comparisons.
-   * Signal memory (the "o:" observation fields) is left out: it is derived from the features and
-   * may hold a different but equivalent observation when the same events arrive in another order.
+   * Every state key under this test's prefix with its contents (an account's encoded features as
+   * base64, an entity's members with their scores), for before/after comparisons.
    */
   async dumpKeys(): Promise<Record<string, unknown>> {
     const redis = this.proc.redis;
@@ -137,10 +136,8 @@ export class Harness {
         type === 'zset'
           ? await redis.zrange(key, 0, -1, 'WITHSCORES')
           : type === 'hash'
-            ? Object.fromEntries(
-                Object.entries(await redis.hgetall(key)).filter(([f]) => !f.startsWith('o:')),
-              )
-            : await redis.get(key);
+            ? await redis.hgetall(key)
+            : (await redis.getBuffer(key))?.toString('base64');
     }
     return out;
   }

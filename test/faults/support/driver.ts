@@ -6,7 +6,7 @@ import type { Admin, Kafka, Message, Producer } from 'kafkajs';
 import type { ReviewFlag } from '../../../src/domain/flags.js';
 import { COUNTED_ONLY, EVENT_KINDS, type EventKind } from '../../../src/features/model.js';
 import { Codec, topicOf } from '../../../src/kafka/codec.js';
-import { Processor, kafkaClient } from '../../../src/kafka/processor.js';
+import { Processor, consumedTopics, kafkaClient } from '../../../src/kafka/processor.js';
 import { endOffsets, readRange, waitForCatchUp } from '../../../src/kafka/topic-tools.js';
 import { loadConfig, type LoadedConfig } from '../../../src/runtime/config-loader.js';
 import { createLogger, type Logger } from '../../../src/runtime/logger.js';
@@ -82,8 +82,7 @@ export class Driver {
     return this.config.topics;
   }
   get inputTopics(): string[] {
-    const t = this.topics;
-    return [t.login, t.ip, t.paymentMethod, t.contract, t.account, t.reviewOutcomes];
+    return consumedTopics(this.topics);
   }
 
   /** Connects, registers the schemas and creates the topics (as the processor would). */

@@ -118,7 +118,6 @@ describe('payment.added_after_risky_login', () => {
         observed: 1,
         evidenceEventIds: ['login-cn', 'card-3', 'card-2', 'card-1'],
       });
-      expect(addedAfterRiskyLogin.recheckAfterMemory).toBe(true);
     });
 
     it('does not fire without a card added after, or when the country or device was known', () => {
