@@ -339,6 +339,11 @@ interface Decoded {
   familySeen: Stamp[];
 }
 
+/** The stored record as plain data (times relative to its watermark), for diffs and debugging. */
+export function describeAccount(bytes: Buffer): Record<string, unknown> {
+  return TYPE.fromBuffer(bytes) as Record<string, unknown>;
+}
+
 /** Decodes what encodeAccount wrote; the result answers every question exactly as the original. */
 export function decodeAccount(accountId: string, bytes: Buffer, layout: FeatureLayout): AccountFeatures {
   let d: Decoded;

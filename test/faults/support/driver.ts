@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import type { Admin, Kafka, Message, Producer } from 'kafkajs';
 import type { ReviewFlag } from '../../../src/domain/flags.js';
 import { COUNTED_ONLY, EVENT_KINDS, type EventKind } from '../../../src/features/model.js';
+import { describeAccount } from '../../../src/features/persisted.js';
 import { Codec, topicOf } from '../../../src/kafka/codec.js';
 import { Processor, consumedTopics, kafkaClient } from '../../../src/kafka/processor.js';
 import { endOffsets, readRange, waitForCatchUp } from '../../../src/kafka/topic-tools.js';
@@ -280,39 +281,45 @@ export async function dumpNamespace(redis: Redis, prefix: string, raw = false): 
     const type = await redis.type(key);
     const name = key.slice(prefix.length + 1);
     if (type === 'zset') out[name] = await redis.zrange(key, 0, -1, 'WITHSCORES');
-    else if (type === 'hash') {
-      const h = await redis.hgetall(key);
-      out[name] = raw
-        ? Object.fromEntries(Object.entries(h).sort(([a], [b]) => (a < b ? -1 : 1)))
-        : normalizeHash(h);
-    } else out[name] = await redis.get(key);
+    else if (type === 'hash') out[name] = await redis.hgetall(key);
+    else {
+      const record = describeAccount((await redis.getBuffer(key))!);
+      out[name] = raw ? record : normalizeAccount(record);
+    }
   }
   return out;
 }
 
 /**
- * Signal memory (the "o:" fields) is left out: it is derived from the features and may hold a
- * different but equivalent observation when the same events arrive in another batch order. An
- * open flag ("f:<queue>") is compared by what a reviewer sees of it: id, severity and signals.
+ * Signal memory (observations) is left out: it is derived from the features and may hold a
+ * different but equivalent observation when the same events arrive in another order. An open
+ * flag is compared by what a reviewer sees of it: id, severity and signals.
  */
-function normalizeHash(h: Record<string, string>): Record<string, string> {
-  // field order is insertion order, which differs with arrival order: compare sorted
-  const out: Record<string, string> = {};
-  for (const [field, value] of Object.entries(h).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    if (field.startsWith('o:')) continue;
-    if (field.startsWith('f:')) {
-      const state = JSON.parse(value.slice(value.indexOf('|') + 1)) as {
-        flagId: string;
-        severity: string;
-        signals: { signalId: string }[];
-      };
-      out[field] = `${state.flagId} ${state.severity} ${state.signals
-        .map((s) => s.signalId)
-        .sort()
-        .join(',')}`;
-    } else out[field] = value;
-  }
-  return out;
+function normalizeAccount(record: Record<string, unknown>): Record<string, unknown> {
+  const flags = record['openFlags'] as {
+    queue: string;
+    flagId: string;
+    severity: string;
+    signals: { signalId: string }[];
+  }[];
+  return {
+    ...record,
+    observations: undefined,
+    openFlags: flags.map(
+      (f) =>
+        `${f.queue} ${f.flagId} ${f.severity} ${f.signals
+          .map((s) => s.signalId)
+          .sort()
+          .join(',')}`,
+    ),
+  };
+}
+
+/** Whether a dumped account (see dumpNamespace) holds an event id in a kind's set. */
+function holdsEvent(entry: unknown, kind: EventKind, id: string): boolean {
+  const events =
+    (entry as { events?: { kind: string; items: { key: string }[] }[] } | undefined)?.events ?? [];
+  return events.some((e) => e.kind === EVENT_KINDS[kind] && e.items.some((i) => i.key === id));
 }
 
 /** What two dumps disagree on, key by key (at most `max` lines). */
@@ -508,17 +515,17 @@ export async function streamBadMessages(d: Driver, tag: string): Promise<BadMess
 }
 
 /**
- * For an input message, the feature it must have left if it was processed: the key (without the
- * prefix) and the member recorded under its event id. Undefined for events recorded otherwise,
- * and for kinds the store only counts (it keeps a digest of their ids, see COUNTED_ONLY).
+ * For an input message, the feature it must have left if it was processed: the account (its key
+ * without the prefix) and the event id in one of its event sets. Undefined for events recorded
+ * otherwise, and for kinds the state only counts (it keeps a digest of their ids, see COUNTED_ONLY).
  */
 export function traceOf(
   family: string,
   record: Record<string, unknown>,
-): { key: string; member: string } | undefined {
+): { key: string; kind: EventKind; member: string } | undefined {
   const id = String(record['eventId']);
   const at = (a: unknown, kind: EventKind) =>
-    COUNTED_ONLY.has(kind) ? undefined : { key: `{a:${String(a)}}:e:${EVENT_KINDS[kind]}`, member: id };
+    COUNTED_ONLY.has(kind) ? undefined : { key: `{a:${String(a)}}`, kind, member: id };
   const { outcome, action, accountId, freelancerAccountId } = record;
   if (family === 'login')
     return outcome === 'FAILURE'
@@ -545,7 +552,7 @@ export function traceOf(
 /**
  * Input messages with offsets in [from, to) per partition ("topic/partition" keys, as committed()
  * gives them) whose trace (see traceOf) is in the reference's final features: how many of them
- * left it in the live store now, and which did not.
+ * left it in the live state now, and which did not.
  */
 export async function traces(
   d: Driver,
@@ -562,7 +569,7 @@ export async function traces(
   let checked = 0;
   let written = 0;
   const missing: string[] = [];
-  const prefix = d.config.redis.keyPrefix;
+  const live = await d.dump();
   const forTopic = (m: Map<string, bigint>, topic: string) => {
     const out = new Map<number, bigint>();
     for (const [tp, off] of m) {
@@ -580,11 +587,10 @@ export async function traces(
         continue; // a bad message: dead-lettered, not a feature
       }
       const trace = traceOf(family, record);
-      const inRef = trace && (ref[trace.key] as string[] | undefined)?.includes(trace.member);
-      if (!trace || !inRef) continue;
+      if (!trace || !holdsEvent(ref[trace.key], trace.kind, trace.member)) continue;
       checked++;
-      if ((await d.redis.zscore(`${prefix}:${trace.key}`, trace.member)) === null)
-        missing.push(`${topic}/${m.partition}@${m.offset} ${trace.key} ${trace.member}`);
+      if (!holdsEvent(live[trace.key], trace.kind, trace.member))
+        missing.push(`${topic}/${m.partition}@${m.offset} ${trace.key} ${trace.kind} ${trace.member}`);
       else written++;
     }
   }
