@@ -1,7 +1,8 @@
 // Feature-store benchmark: loads a realistic marketplace population through the real code path
-// (planEvent + Engine + FeatureStore, the default config's signals and layout) into a fresh
-// redis-server, then reports write throughput, memory per active account (and which keys cost
-// it), explain-read latency and Redis commands per event. Not a test: a measurement.
+// (Engine.run over OwnedAccounts and a RedisStateBackend, the default config's signals and layout)
+// into a fresh redis-server, then reports write throughput, memory per active account (and which
+// keys cost it), explain-read latency, and Redis commands, bytes and CPU per event. Not a test: a
+// measurement.
 //
 //   npm run bench:features                       # 100,000 accounts over 7 days of event time
 //   npm run bench:features -- --accounts 5000 --days 2 --seed 7
@@ -14,7 +15,8 @@ import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
+import avro from 'avsc';
+import type { Redis } from 'ioredis';
 import type {
   AccountEvent,
   ActivityEvent,
@@ -25,12 +27,15 @@ import type {
   LoginEvent,
   PaymentMethodEvent,
 } from '../src/domain/events.js';
-import { Engine, queriesFor } from '../src/engine/engine.js';
+import { Engine, type EngineInput } from '../src/engine/engine.js';
 import { compilePolicy } from '../src/engine/policy.js';
 import { GeoIp } from '../src/enrich/geoip.js';
-import type { AccountQuery } from '../src/features/model.js';
-import { FeatureStore } from '../src/features/store.js';
+import { OwnedAccounts, readStoredAccount } from '../src/features/owned-accounts.js';
+import { ACCOUNT_STATE_SCHEMA } from '../src/features/persisted.js';
+import { RedisStateBackend } from '../src/features/state-backend.js';
+import { connectRedis } from '../src/kafka/processor.js';
 import { loadConfig } from '../src/runtime/config-loader.js';
+import { explainAccount } from '../src/tools/explain.js';
 import { seeded } from './workload.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -39,6 +44,8 @@ const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 /** Event time starts here (a fixed instant, so runs are reproducible). */
 const START = Date.UTC(2026, 2, 2);
+/** The stored account's schema, to size its sections. */
+const ACCOUNT_TYPE = avro.Type.forSchema(ACCOUNT_STATE_SCHEMA as avro.Schema) as avro.types.RecordType;
 
 // ---------------------------------------------------------------------------------------------
 // Parameters
@@ -52,6 +59,7 @@ const { values: flags } = parseArgs({
     batch: { type: 'string', default: '500' },
     reads: { type: 'string', default: '2000' },
     sample: { type: 'string', default: '1000' },
+    'max-accounts': { type: 'string' },
     /** A redis-server setting for the run, "name value" (repeatable), e.g. "hash-max-listpack-value 256". */
     'redis-config': { type: 'string', multiple: true, default: [] },
     help: { type: 'boolean', default: false },
@@ -59,13 +67,17 @@ const { values: flags } = parseArgs({
 });
 if (flags.help) {
   process.stdout.write(`npm run bench:features -- [--accounts 100000] [--days 7] [--seed 1] [--batch 500]
-                              [--reads 2000] [--sample 1000] [--redis-config "name value" ...]
-Loads a generated population through planEvent + Engine + FeatureStore into a fresh redis-server of
-its own (needs redis-server on PATH; no Kafka), then writes bench/results/feature-store-<time>.json:
-events/s, memory per active account and by key kind, explain-read latency, Redis script time and
-commands per event, and this process's CPU per event.
-  --batch    events per engine batch        --reads   explain reads to time
-  --sample   keys sampled per kind for MEMORY USAGE
+                              [--reads 2000] [--sample 1000] [--max-accounts N] [--redis-config "name value" ...]
+Loads a generated population through Engine.run (OwnedAccounts over a RedisStateBackend) into a
+fresh redis-server of its own (needs redis-server on PATH; no Kafka), then writes
+bench/results/feature-store-<time>.json: events/s, memory per active account and by key kind,
+the account value's size by schema section, read and explain latency, Redis commands, bytes and
+CPU per event, this process's CPU per event, and issue 16's memory target (<= 2 KiB per active
+account, judged at the default 100,000 accounts x 7 days).
+  --batch         events per Engine.run call (one partition)
+  --reads         explain reads to time
+  --sample        keys sampled per kind for MEMORY USAGE
+  --max-accounts  clean accounts kept in memory (state.maxAccounts; the config's by default)
   --redis-config  a redis-server setting for the run (repeatable)\n`);
   process.exit(0);
 }
@@ -81,6 +93,8 @@ const params = {
   batchSize: positive('batch', flags.batch),
   reads: positive('reads', flags.reads),
   samplePerKind: positive('sample', flags.sample),
+  maxAccounts:
+    flags['max-accounts'] === undefined ? undefined : positive('max-accounts', flags['max-accounts']),
   redisConfig: flags['redis-config'] ?? [],
   eventTimeStart: new Date(START).toISOString(),
 };
@@ -693,24 +707,27 @@ function info(text: string, field: string): number {
 function dbKeys(text: string): number {
   return Number(/^db0:keys=(\d+)/m.exec(text)?.[1] ?? 0);
 }
-function commandCalls(text: string, command: string): number {
-  const m = new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
-}
-/** Microseconds Redis spent executing the command, all calls together. */
-function commandMicroseconds(text: string, command: string): number {
-  const m = new RegExp(`^cmdstat_${command}:calls=\\d+,usec=(\\d+)`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
+/** Calls and microseconds inside each command, from INFO commandstats. */
+function commandStats(text: string): Map<string, { calls: number; usec: number }> {
+  const out = new Map<string, { calls: number; usec: number }>();
+  for (const m of text.matchAll(/^cmdstat_([\w|]+):calls=(\d+),usec=(\d+)/gm))
+    out.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
+  return out;
 }
 
-/** h, v, s, c, n, e:<kind> for accounts; ip/device/instrument accounts and marks for entities. */
+/**
+ * "account" for an account's string; "<entity> a" for an entity's accounts (a sorted set) and
+ * "<entity> m" for its cap marker; anything else by its tag.
+ */
 function keyKind(key: string): string {
-  const close = key.indexOf('}');
-  const tag = key[key.indexOf('{') + 1];
+  const open = key.indexOf('{');
+  const close = key.indexOf('}', open);
+  const tag = key.slice(open + 1, close);
+  const type = tag.slice(0, tag.indexOf(':'));
   const suffix = key.slice(close + 2);
-  if (tag === 'a') return `account ${suffix}`;
-  const type = { i: 'ip', d: 'device', p: 'instrument' }[tag as 'i' | 'd' | 'p'] ?? tag;
-  return `${type} ${suffix}`;
+  if (type === 'a') return suffix ? `account ${suffix}` : 'account';
+  const entity = { i: 'ip', d: 'device', p: 'instrument' }[type];
+  return entity ? `${entity} ${suffix}` : `${tag} ${suffix}`.trim();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -721,6 +738,7 @@ const percentile = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const ms3 = (x: number) => Math.round(x * 1000) / 1000;
 
 const git = (...args: string[]) => {
   try {
@@ -730,6 +748,10 @@ const git = (...args: string[]) => {
   }
 };
 
+/** Issue 16's memory target holds for the default population only: judged there, shown always. */
+const MEMORY_TARGET_BYTES = 2048;
+const TARGET_POPULATION = { accounts: 100_000, days: 7 };
+
 async function main(): Promise<void> {
   // the code measured is the code at start: others may commit while a long run goes on
   const commit = git('rev-parse', 'HEAD');
@@ -738,6 +760,7 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg();
   const loaded = loadConfig({ env: {} });
   const policy = compilePolicy(loaded);
+  const maxAccounts = params.maxAccounts ?? loaded.config.state.maxAccounts;
   geoip = await GeoIp.open(loaded.config.maxmind);
 
   const port = await freePort();
@@ -749,24 +772,39 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  const redis = new Redis({ host: '127.0.0.1', port, enableAutoPipelining: true, maxRetriesPerRequest: 1 });
+  // the processor's own connection settings (no auto-pipelining on one Redis, no offline queue)
+  const redis = connectRedis({
+    ...loaded.config.redis,
+    url: `redis://127.0.0.1:${port}`,
+    clusterNodes: [],
+  }) as Redis;
+  await redis.connect();
   try {
     const redisVersion = /v=(\S+)/.exec(execFileSync('redis-server', ['--version']).toString())?.[1] ?? '?';
-    // the encodings' size limits decide most of the memory: record them with the figures
+    // the encodings' size limits decide most of the entities' memory: record them with the figures
     const listpack = (await redis.config('GET', '*-max-listpack-*')) as string[];
     const redisSettings = Object.fromEntries(
       listpack.flatMap((v, i) => (i % 2 ? [] : [[v, listpack[i + 1]]])),
     );
-    const store = new FeatureStore(redis, policy.layout);
-    const engine = new Engine(store, () => policy);
+    const prefix = loaded.config.redis.keyPrefix;
+    const backend = new RedisStateBackend(redis, prefix);
+    const accounts = new OwnedAccounts({
+      backend,
+      layout: () => policy.layout,
+      ttlMs: () => policy.accountTtlMs,
+      maxAccounts,
+    });
+    // one process owns every account here: the other side of a contract is applied at once
+    const engine = new Engine({ accounts, backend, policy: () => policy, counterparts: 'inline' });
 
     console.log(
       `fairflag feature-store bench: ${fmt(params.accounts)} accounts, ${params.days} days, seed ${params.seed}, ` +
-        `redis-server ${redisVersion} on port ${port}, ${os.cpus().length} cores`,
+        `${fmt(maxAccounts)} accounts in memory at most, redis-server ${redisVersion} on port ${port}, ` +
+        `${os.cpus().length} cores`,
     );
     const profiles = population(params.accounts);
     const contracts = contractsOf(profiles);
-    // 'all': the default sections leave out commandstats (script calls and their time)
+    // 'all': the default sections leave out commandstats
     const before = await redis.info('all');
 
     const perFamily: Record<string, number> = {};
@@ -775,9 +813,11 @@ async function main(): Promise<void> {
     let flags = 0;
     let lateSubjects = 0;
     let busyMs = 0;
-    // this process's CPU (enrich, engine, store, ioredis) while loading: the figure for changes on
-    // the Node side, as redisMicrosecondsPerScriptCall is for the scripts
+    // this process's CPU (engine, encoding, ioredis) while loading: the figure for changes on the
+    // Node side, as the Redis CPU per event is for the commands
     let busyCpuMicroseconds = 0;
+    let peakRss = process.memoryUsage.rss();
+    const rssTimer = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 200);
     let carry: ActivityEvent[] = [];
     const wall = performance.now();
     for (let day = 0; day < params.days; day++) {
@@ -790,9 +830,11 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       const cpu0 = process.cpuUsage();
       for (let i = 0; i < today.length; i += params.batchSize) {
-        const batch = today.slice(i, i + params.batchSize).map(enrich);
-        const result = await engine.process(batch);
-        await engine.commit(result);
+        const batch = today
+          .slice(i, i + params.batchSize)
+          .map((e): EngineInput => ({ kind: 'event', event: enrich(e) }));
+        // one partition: batches are processed and written in turn, as one partition's are
+        const result = await engine.run(batch, 0);
         flags += result.emissions.length;
         for (const o of result.outcomes) lateSubjects += o.lateFor.length;
       }
@@ -810,7 +852,9 @@ async function main(): Promise<void> {
       );
     }
     const wallMs = performance.now() - wall;
-    const commandsSent = store.commandsSent;
+    clearInterval(rssTimer);
+    const commandsSent = backend.commandsSent;
+    const bytesWritten = backend.bytesWritten;
     await new Promise((r) => setTimeout(r, 200));
     const after = await redis.info('all');
 
@@ -850,75 +894,78 @@ async function main(): Promise<void> {
     }
     keyKinds.sort((a, b) => b.estTotalBytes - a.estTotalBytes);
 
-    // the account hash is the largest key: what its fields hold, over the sampled hashes
-    const groupOf = (f: string) =>
-      f === 'll' || f === 'lp'
-        ? 'logins (ll, lp)'
-        : f.startsWith('wm')
-          ? 'watermarks (wm*)'
-          : f.startsWith('s:')
-            ? 'session details (s:*)'
-            : f.startsWith('o:')
-              ? 'observations (o:*)'
-              : f.startsWith('f:')
-                ? 'open flags (f:*)'
-                : ['ct', 'at', 'iv', 'st'].includes(f)
-                  ? 'context (ct, at, iv, st)'
-                  : 'other (cap:, g:, clr:)';
-    const hashSample = kinds.get('account h')?.sample ?? [];
-    const groups = new Map<string, { hashes: number; fields: number; bytes: number }>();
-    const encodings = new Map<string, number>();
-    for (const key of hashSample) {
-      const enc = String(await redis.object('ENCODING', key));
-      encodings.set(enc, (encodings.get(enc) ?? 0) + 1);
-      const seen = new Set<string>();
-      for (const [f, v] of Object.entries(await redis.hgetall(key))) {
-        const name = groupOf(f);
-        let g = groups.get(name);
-        if (!g) groups.set(name, (g = { hashes: 0, fields: 0, bytes: 0 }));
-        if (!seen.has(name)) g.hashes++;
-        seen.add(name);
-        g.fields++;
-        g.bytes += Buffer.byteLength(f) + Buffer.byteLength(v);
+    // the account's value is the largest part: its encoded size, and what each section of the
+    // schema takes of it (a record's encoding is its fields' encodings one after the other)
+    const accountSample = kinds.get('account')?.sample ?? [];
+    const valueSizes: number[] = [];
+    const sections = new Map<string, { present: number; bytes: number }>();
+    for (const key of accountSample) {
+      const bytes = await redis.getBuffer(key);
+      if (!bytes) continue;
+      valueSizes.push(bytes.length);
+      const state = ACCOUNT_TYPE.fromBuffer(bytes) as Record<string, unknown>;
+      for (const f of ACCOUNT_TYPE.fields) {
+        const v = state[f.name];
+        let s = sections.get(f.name);
+        if (!s) sections.set(f.name, (s = { present: 0, bytes: 0 }));
+        s.bytes += f.type.toBuffer(v).length;
+        if (v !== null && !(Array.isArray(v) && v.length === 0)) s.present++;
       }
     }
-    const hashFields = [...groups]
-      .map(([group, g]) => ({
-        group,
-        shareOfAccounts: Math.round((g.hashes / Math.max(1, hashSample.length)) * 100) / 100,
-        fieldsWhenPresent: Math.round((g.fields / g.hashes) * 10) / 10,
-        payloadBytesWhenPresent: Math.round(g.bytes / g.hashes),
-      }))
-      .sort(
-        (x, y) =>
-          y.shareOfAccounts * y.payloadBytesWhenPresent - x.shareOfAccounts * x.payloadBytesWhenPresent,
-      );
-    const hashEncodings = Object.fromEntries(encodings);
+    valueSizes.sort((a, b) => a - b);
+    const n = Math.max(1, valueSizes.length);
+    const accountValue = {
+      sampled: valueSizes.length,
+      avgBytes: Math.round(valueSizes.reduce((t, b) => t + b, 0) / n),
+      p50Bytes: valueSizes.length ? percentile(valueSizes, 50) : 0,
+      p95Bytes: valueSizes.length ? percentile(valueSizes, 95) : 0,
+      p99Bytes: valueSizes.length ? percentile(valueSizes, 99) : 0,
+      maxBytes: valueSizes.at(-1) ?? 0,
+      sections: [...sections]
+        .map(([section, s]) => ({
+          section,
+          shareOfAccounts: Math.round((s.present / n) * 100) / 100,
+          avgBytes: Math.round((s.bytes / n) * 10) / 10,
+        }))
+        .sort((x, y) => y.avgBytes - x.avgBytes),
+    };
 
-    // explain-style reads: every question any signal asks, read-only, one call, sequentially
-    const explain: AccountQuery[] = [...queriesFor(policy.signals)];
-    if (!explain.some((q) => q.q === 'contracts')) explain.push({ q: 'contracts' });
+    // explain: what an analyst's explain reads (one GET and a decode), then the explanation itself
     const ids = [...active];
     const readRand = seeded(params.seed + 2);
-    const latencies: number[] = [];
+    const reads: number[] = [];
+    const explains: number[] = [];
     for (let i = 0; i < params.reads; i++) {
       const id = ids[Math.floor(readRand() * ids.length)]!;
       const t = performance.now();
-      await store.applyAccount(id, -Date.now(), [], explain, true);
-      latencies.push(performance.now() - t);
+      const f = await readStoredAccount(backend, id, policy.layout);
+      const read = performance.now();
+      explainAccount(f, policy, geoip);
+      explains.push(performance.now() - t);
+      reads.push(read - t);
     }
-    latencies.sort((a, b) => a - b);
+    reads.sort((a, b) => a - b);
+    explains.sort((a, b) => a - b);
 
     const memDelta = info(after, 'used_memory') - info(before, 'used_memory');
-    const scriptCalls =
-      commandCalls(after, 'evalsha') +
-      commandCalls(after, 'eval') -
-      commandCalls(before, 'evalsha') -
-      commandCalls(before, 'eval');
-    const scriptMicroseconds = ['evalsha', 'eval'].reduce(
-      (t, c) => t + commandMicroseconds(after, c) - commandMicroseconds(before, c),
-      0,
-    );
+    const statsBefore = commandStats(before);
+    const byCommand = [...commandStats(after)]
+      // the benchmark's own INFO and CONFIG calls are not the engine's
+      .filter(([c]) => !['info', 'config'].includes(c))
+      .map(([command, a]) => {
+        const b = statsBefore.get(command) ?? { calls: 0, usec: 0 };
+        return { command, calls: a.calls - b.calls, usec: a.usec - b.usec };
+      })
+      .filter((c) => c.calls > 0)
+      .sort((x, y) => y.usec - x.usec);
+    const redisCalls = byCommand.reduce((t, c) => t + c.calls, 0);
+    const redisUsec = byCommand.reduce((t, c) => t + c.usec, 0);
+    const redisCpuSeconds =
+      info(after, 'used_cpu_user') +
+      info(after, 'used_cpu_sys') -
+      info(before, 'used_cpu_user') -
+      info(before, 'used_cpu_sys');
+    const perEvent = (x: number, digits = 2) => Math.round((x / events) * 10 ** digits) / 10 ** digits;
     const figures = {
       events,
       eventsPerFamily: perFamily,
@@ -928,36 +975,49 @@ async function main(): Promise<void> {
       eventsPerSecond: Math.round(events / (busyMs / 1000)),
       loadWallSeconds: Math.round(wallMs / 100) / 10,
       processorCpuMicrosecondsPerEvent: Math.round(busyCpuMicroseconds / events),
+      processorPeakRssMiB: Math.round(peakRss / 2 ** 20),
+      accountsInMemory: accounts.size,
+      accountCache: { maxAccounts, ...accounts.stats },
       usedMemoryBefore: info(before, 'used_memory'),
       usedMemoryAfter: info(after, 'used_memory'),
       bytesPerActiveAccount: Math.round(memDelta / active.size),
       keys: dbKeys(after),
       keysPerAccount: Math.round((dbKeys(after) / active.size) * 10) / 10,
-      storeCallsPerEvent: Math.round((commandsSent / events) * 100) / 100,
-      redisScriptCallsPerEvent: Math.round((scriptCalls / events) * 100) / 100,
-      // time inside the scripts only (no network, no parsing): the figure to compare script changes by
-      redisMicrosecondsPerScriptCall: Math.round((scriptMicroseconds / Math.max(1, scriptCalls)) * 10) / 10,
-      redisScriptMicrosecondsPerEvent: Math.round((scriptMicroseconds / events) * 10) / 10,
-      redisCommandsProcessedPerEvent:
-        Math.round(
-          ((info(after, 'total_commands_processed') - info(before, 'total_commands_processed')) / events) *
-            100,
-        ) / 100,
-      redisCpuSecondsPerMillionEvents:
-        Math.round(
-          ((info(after, 'used_cpu_user') +
-            info(after, 'used_cpu_sys') -
-            info(before, 'used_cpu_user') -
-            info(before, 'used_cpu_sys')) /
-            events) *
-            1e6 *
-            10,
-        ) / 10,
+      // as the backend counts them (commandsSent), and as Redis counted them (commandstats)
+      redisCommandsSentPerEvent: perEvent(commandsSent),
+      redisCommandsProcessedPerEvent: perEvent(redisCalls),
+      redisCommandsPerEventByCommand: Object.fromEntries(
+        byCommand.map((c) => [
+          c.command,
+          { perEvent: perEvent(c.calls, 3), microsecondsPerCall: Math.round((c.usec / c.calls) * 100) / 100 },
+        ]),
+      ),
+      // the accounts' encoded bytes the backend wrote, and everything Redis received
+      accountBytesWrittenPerEvent: Math.round(bytesWritten / events),
+      redisNetInputBytesPerEvent: Math.round(
+        (info(after, 'total_net_input_bytes') - info(before, 'total_net_input_bytes')) / events,
+      ),
+      // time inside the commands only (no network, no parsing), and all of Redis's CPU
+      redisCommandMicrosecondsPerEvent: perEvent(redisUsec, 1),
+      redisCpuMicrosecondsPerEvent: perEvent(redisCpuSeconds * 1e6, 1),
       explainReads: params.reads,
-      explainQueries: explain.length,
-      explainReadP50Ms: Math.round(percentile(latencies, 50) * 1000) / 1000,
-      explainReadP99Ms: Math.round(percentile(latencies, 99) * 1000) / 1000,
+      readP50Ms: ms3(percentile(reads, 50)),
+      readP99Ms: ms3(percentile(reads, 99)),
+      explainP50Ms: ms3(percentile(explains, 50)),
+      explainP99Ms: ms3(percentile(explains, 99)),
     };
+    const atTargetPopulation =
+      params.accounts === TARGET_POPULATION.accounts && params.days === TARGET_POPULATION.days;
+    const targets = [
+      {
+        target: `issue 16: Redis memory per active account <= 2 KiB (${MEMORY_TARGET_BYTES} B) at 100,000 accounts x 7 days`,
+        measured:
+          `${fmt(figures.bytesPerActiveAccount)} B` +
+          (atTargetPopulation ? '' : ` (at ${fmt(params.accounts)} x ${params.days} days: not judged)`),
+        judged: atTargetPopulation,
+        met: atTargetPopulation && figures.bytesPerActiveAccount <= MEMORY_TARGET_BYTES,
+      },
+    ];
 
     const rows: [string, string][] = [
       ['events written', fmt(events)],
@@ -969,27 +1029,54 @@ async function main(): Promise<void> {
       ],
       ['active accounts', fmt(active.size)],
       ['flags emitted', fmt(flags)],
-      ['events per second (engine.process + commit)', fmt(figures.eventsPerSecond)],
+      ['events per second (Engine.run: process + persist)', fmt(figures.eventsPerSecond)],
+      [
+        'this process: CPU per event / peak RSS',
+        `${figures.processorCpuMicrosecondsPerEvent} µs / ${fmt(figures.processorPeakRssMiB)} MiB`,
+      ],
+      [
+        'accounts in memory (max); loads, of them empty; hits; evictions',
+        `${fmt(accounts.size)} (${fmt(maxAccounts)}); ${fmt(accounts.stats.loads)}, ${fmt(accounts.stats.loadedEmpty)}; ${fmt(accounts.stats.hits)}; ${fmt(accounts.stats.evictions)}`,
+      ],
       ['used_memory delta', `${fmt(memDelta / 1024 / 1024, 1)} MiB`],
-      ['bytes per active account', `${fmt(figures.bytesPerActiveAccount)} B (target < 4096)`],
+      [
+        'bytes per active account',
+        `${fmt(figures.bytesPerActiveAccount)} B (target <= ${MEMORY_TARGET_BYTES})`,
+      ],
       ['keys per active account', String(figures.keysPerAccount)],
       [
-        'explain read p50 / p99',
-        `${figures.explainReadP50Ms} / ${figures.explainReadP99Ms} ms (${explain.length} queries)`,
+        'account value bytes avg / p50 / p99 / max',
+        `${fmt(accountValue.avgBytes)} / ${fmt(accountValue.p50Bytes)} / ${fmt(accountValue.p99Bytes)} / ${fmt(accountValue.maxBytes)}`,
       ],
-      ['store calls per event (commandsSent / events)', String(figures.storeCallsPerEvent)],
-      ['redis commands processed per event', String(figures.redisCommandsProcessedPerEvent)],
-      ['redis CPU seconds per million events', String(figures.redisCpuSecondsPerMillionEvents)],
       [
-        'redis script calls per event; µs inside each',
-        `${figures.redisScriptCallsPerEvent}; ${figures.redisMicrosecondsPerScriptCall}`,
+        'read (GET + decode) p50 / p99; with explain',
+        `${figures.readP50Ms} / ${figures.readP99Ms} ms; ${figures.explainP50Ms} / ${figures.explainP99Ms} ms`,
+      ],
+      [
+        'Redis commands per event: sent / processed',
+        `${figures.redisCommandsSentPerEvent} / ${figures.redisCommandsProcessedPerEvent}`,
+      ],
+      [
+        'bytes per event: account values written / Redis net input',
+        `${fmt(figures.accountBytesWrittenPerEvent)} / ${fmt(figures.redisNetInputBytesPerEvent)}`,
+      ],
+      [
+        'Redis CPU per event; inside commands',
+        `${figures.redisCpuMicrosecondsPerEvent} µs; ${figures.redisCommandMicrosecondsPerEvent} µs`,
       ],
     ];
 
     const w = Math.max(...rows.map(([k]) => k.length));
     console.log('');
     for (const [k, v] of rows) console.log(`${k.padEnd(w)}  ${v}`);
-    console.log('\nMEMORY USAGE by key kind (sampled average x key count)');
+    console.log('\nRedis commands (INFO commandstats)');
+    console.log(`${'command'.padEnd(22)}${'per event'.padStart(10)}${'µs each'.padStart(9)}`);
+    for (const c of byCommand) {
+      console.log(
+        `${c.command.padEnd(22)}${fmt(c.calls / events, 3).padStart(10)}${fmt(c.usec / c.calls, 2).padStart(9)}`,
+      );
+    }
+    console.log('\nMEMORY USAGE by key kind (sampled average x key count; "m" = cap marker)');
     console.log(
       `${'kind'.padEnd(22)}${'keys'.padStart(10)}${'avg B'.padStart(8)}${'total MiB'.padStart(11)}${'B/account'.padStart(11)}`,
     );
@@ -999,18 +1086,16 @@ async function main(): Promise<void> {
           `${fmt(k.estTotalBytes / 1024 / 1024, 1).padStart(11)}${fmt(k.bytesPerAccount).padStart(11)}`,
       );
     }
-    console.log(
-      `\nAccount hash fields (${hashSample.length} sampled hashes; encodings ${JSON.stringify(hashEncodings)})`,
-    );
-    console.log(
-      `${'group'.padEnd(26)}${'accounts'.padStart(9)}${'fields'.padStart(8)}${'payload B'.padStart(11)}`,
-    );
-    for (const g of hashFields) {
+    console.log(`\nAccount value by schema section (${accountValue.sampled} sampled accounts)`);
+    console.log(`${'section'.padEnd(22)}${'accounts'.padStart(9)}${'avg B'.padStart(9)}`);
+    for (const s of accountValue.sections) {
       console.log(
-        `${g.group.padEnd(26)}${`${Math.round(g.shareOfAccounts * 100)}%`.padStart(9)}` +
-          `${String(g.fieldsWhenPresent).padStart(8)}${fmt(g.payloadBytesWhenPresent).padStart(11)}`,
+        `${s.section.padEnd(22)}${`${Math.round(s.shareOfAccounts * 100)}%`.padStart(9)}${fmt(s.avgBytes, 1).padStart(9)}`,
       );
     }
+    console.log('');
+    for (const t of targets)
+      console.log(`${t.judged ? (t.met ? 'met   ' : 'missed') : 'n/a   '}  ${t.target}  ${t.measured}`);
 
     const now = new Date();
     const result = {
@@ -1036,6 +1121,7 @@ async function main(): Promise<void> {
       git: { commit, dirty },
       params: {
         ...params,
+        maxAccounts,
         config: loaded.version,
         layout: policy.layout,
         population:
@@ -1047,7 +1133,8 @@ async function main(): Promise<void> {
       },
       figures,
       keyKinds,
-      accountHash: { encodings: hashEncodings, fields: hashFields },
+      accountValue,
+      targets,
     };
     const out = join(
       ROOT,
