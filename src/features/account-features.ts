@@ -425,6 +425,9 @@ export class AccountFeatures {
 
   /** Events of a kind with time in (lo, hi]; ids newest first, at most maxIds. */
   count(kind: EventKind, lo: number, hi: number, maxIds: number): CountResult {
+    // their sets hold digests, not event ids: named as evidence they would point at nothing
+    if (maxIds > 0 && COUNTED_ONLY.has(kind))
+      throw new Error(`${kind} events are only counted: their ids are not kept`);
     const set = this.events.get(kind);
     if (!set) return { n: 0, ids: [] };
     const hits: [string, number][] = [];
