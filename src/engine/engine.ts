@@ -287,10 +287,10 @@ export class Engine {
     const e = event.event;
     const acting = this.actingSubject(plan, event);
     const o = run.owned.get(acting.accountId)!;
-    const admitted = this.admit(o, e.eventId, e.occurredAt, event.family, digest);
+    const admitted = this.admit(o, e.eventId, digest);
     if (admitted) return admitted;
     const out: InputOutcome = { status: 'applied', lateFor: [], evaluations: [] };
-    const applied = this.updateState(o, e.occurredAt, acting.ops, event.family);
+    const applied = this.updateState(o, e.eventId, e.occurredAt, acting.ops, event.family, digest);
     for (const en of plan.entities) if (en.addAccount) run.overlay.see(en, en.addAccount, e.occurredAt);
     if (applied.late) out.lateFor.push(acting.accountId);
     else {
@@ -311,8 +311,8 @@ export class Engine {
     return out;
   }
 
-  /** Recognises a replay (a silent no-op) and a conflicting duplicate; otherwise remembers the id. */
-  private admit(o: OwnedAccount, eventId: string, at: number, family: string, digest: string) {
+  /** Recognises a replay (a silent no-op) and a conflicting duplicate. */
+  private admit(o: OwnedAccount, eventId: string, digest: string) {
     const seen = o.features.recall(eventId, digest);
     if (seen === 'replay') return { status: 'replay' as const, lateFor: [], evaluations: [] };
     if (seen === 'conflict') {
@@ -324,13 +324,20 @@ export class Engine {
         evaluations: [],
       };
     }
-    o.features.remember(eventId, at, family, digest);
-    this.accounts.changed(o);
     return undefined;
   }
 
-  private updateState(o: OwnedAccount, at: number, ops: SubjectPlan['ops'], family: string): Applied {
+  /** Applies an event's ops; an event applied (not late) is remembered by its id and digest. */
+  private updateState(
+    o: OwnedAccount,
+    eventId: string,
+    at: number,
+    ops: SubjectPlan['ops'],
+    family: string,
+    digest: string,
+  ): Applied {
     const applied = o.features.apply(at, ops, family);
+    if (!applied.late) o.features.remember(eventId, at, family, digest);
     this.accounts.changed(o);
     return applied;
   }
@@ -428,7 +435,7 @@ export class Engine {
   private applySide(r: SideRecord, run: Run): InputOutcome {
     const e = r.event;
     const o = run.owned.get(r.accountId)!;
-    const admitted = this.admit(o, e.eventId, e.occurredAt, 'contract', r.digest);
+    const admitted = this.admit(o, e.eventId, r.digest);
     if (admitted) return admitted;
     const out: InputOutcome = { status: 'applied', lateFor: [], evaluations: [] };
     // the other side's ops never include the acting account's network facts: no geo needed
@@ -437,7 +444,7 @@ export class Engine {
     const side = plan.subjects.find((s) => s.accountId === r.accountId);
     const acting = plan.subjects.find((s) => s.accountId !== r.accountId);
     if (!side || !acting) return out;
-    const applied = this.updateState(o, e.occurredAt, side.ops, 'contract');
+    const applied = this.updateState(o, e.eventId, e.occurredAt, side.ops, 'contract', r.digest);
     if (applied.late) {
       out.lateFor.push(r.accountId);
       return out;

@@ -64,8 +64,9 @@ export function digestOf(text: string): string {
 }
 
 export class AccountFeatures {
-  /** Newest event time of any windowed change, and per family (lateness is judged per family). */
+  /** Newest event time of any windowed change (what "now" is for the account's memory). */
   watermark = 0;
+  /** Newest event time per family: lateness is judged per family. */
   readonly familyWatermarks = new Map<string, number>();
   readonly events = new Map<EventKind, Map<string, number>>();
   readonly values = new Map<ValueSetName, Map<string, number>>();
@@ -84,10 +85,8 @@ export class AccountFeatures {
   readonly clearedPatterns = new Map<string, number>();
   /** Sets whose member cap was reached, with the time it was. */
   readonly capsReached = new Map<string, number>();
-  /** Event ids recently applied, per family within the allowed lateness of its newest event. */
+  /** Event ids applied, per family, for as long as a replay of them would not be late. */
   readonly seenEvents = new Map<string, SeenEvent>();
-  /** Newest event time seen per family (windowed or not): the horizon of seenEvents. */
-  readonly familySeen = new Map<string, number>();
 
   constructor(
     readonly accountId: string,
@@ -110,7 +109,7 @@ export class AccountFeatures {
   }
 
   get isEmpty(): boolean {
-    return this.watermark === 0 && this.seenEvents.size === 0 && this.contextStamps.size === 0;
+    return this.familyWatermarks.size === 0 && this.contextStamps.size === 0;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -127,11 +126,11 @@ export class AccountFeatures {
     return seen.digest === digest ? 'replay' : 'conflict';
   }
 
+  /** Remembers an applied (not late) event; ids a replay could no longer reach are forgotten. */
   remember(eventId: string, at: number, family: string, digest: string): void {
     this.seenEvents.set(eventId, { at, family, digest });
-    const newest = Math.max(this.familySeen.get(family) ?? 0, at);
-    this.familySeen.set(family, newest);
-    const horizon = newest - this.layout.allowedLatenessMs;
+    // the family's watermark only grows: a replay that is not late is always still recognised
+    const horizon = (this.familyWatermarks.get(family) ?? at) - this.layout.allowedLatenessMs;
     for (const [id, s] of this.seenEvents)
       if (s.family === family && s.at < horizon) this.seenEvents.delete(id);
   }
@@ -158,8 +157,8 @@ export class AccountFeatures {
     const late = wf > 0 && at < wf - lat;
     const anchor = Math.max(this.watermark, at);
     const windowed = ops.some((o) => o.op === 'event' || o.op === 'value' || o.op === 'sessionStart');
-    if (windowed && !late) {
-      if (at > this.watermark) this.watermark = at;
+    if (!late) {
+      if (windowed && at > this.watermark) this.watermark = at;
       if (family && at > wf) this.familyWatermarks.set(family, at);
     }
     // An event older than the value retention (measured from the newest value, as trimming is)
@@ -228,13 +227,18 @@ export class AccountFeatures {
           // accepted whatever its age: the value with the latest event time wins
           if (at >= (this.contextStamps.get(o.field) ?? -1)) this.setContext(o.field, o.value, at);
           break;
-        case 'login':
-          // the latest successful login and the one before it (impossible travel compares them)
-          if (at > (this.lastLogin?.at ?? -1)) {
+        case 'login': {
+          // the latest two successful logins, by time then event id: the same two in any order
+          // (impossible travel compares them)
+          const rec = { ...o.login, at };
+          if (later(rec, this.lastLogin)) {
             this.previousLogin = this.lastLogin;
-            this.lastLogin = { ...o.login, at };
+            this.lastLogin = rec;
+          } else if (rec.eventId !== this.lastLogin?.eventId && later(rec, this.previousLogin)) {
+            this.previousLogin = rec;
           }
           break;
+        }
         case 'contract':
           if (staleForValues) break;
           this.contracts.set(
@@ -468,6 +472,11 @@ export class AccountFeatures {
   contractList(): ContractRecord[] {
     return [...this.contracts.values()].sort((a, b) => (a.contractId < b.contractId ? -1 : 1));
   }
+}
+
+/** Whether login `a` comes after `b` (by time, then event id); anything comes after none. */
+function later(a: LoginRecord, b: LoginRecord | undefined): boolean {
+  return !b || a.at > b.at || (a.at === b.at && a.eventId > b.eventId);
 }
 
 function maxOf(times: Iterable<number>): number {

@@ -171,7 +171,6 @@ export const ACCOUNT_STATE_SCHEMA = {
         ]),
       },
     },
-    { name: 'familySeen', type: { type: 'array', items: 'Stamp' } },
   ],
 };
 
@@ -304,7 +303,6 @@ export function encodeAccount(a: AccountFeatures): Buffer {
       family: s.family,
       digest: s.digest,
     })),
-    familySeen: stamps(a.familySeen),
   });
 }
 
@@ -336,7 +334,6 @@ interface Decoded {
   clearedPatterns: Stamp[];
   capsReached: Stamp[];
   seenEvents: { eventId: string; at: number; family: string; digest: string }[];
-  familySeen: Stamp[];
 }
 
 /** The stored record as plain data (times relative to its watermark), for diffs and debugging. */
@@ -427,7 +424,6 @@ export function decodeAccount(accountId: string, bytes: Buffer, layout: FeatureL
   fill(a.capsReached, d.capsReached);
   for (const s of d.seenEvents)
     a.seenEvents.set(s.eventId, { at: abs(s.at), family: s.family, digest: s.digest });
-  fill(a.familySeen, d.familySeen);
   return a;
 }
 

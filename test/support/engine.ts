@@ -5,6 +5,7 @@ import type { ReviewFlag } from '../../src/domain/flags.js';
 import { Engine, type BatchResult, type EngineInput } from '../../src/engine/engine.js';
 import type { Policy } from '../../src/engine/policy.js';
 import { OwnedAccounts, readStoredAccount } from '../../src/features/owned-accounts.js';
+import { decodeAccount } from '../../src/features/persisted.js';
 import { MemoryStateBackend } from '../../src/features/state-backend.js';
 import { shippedPolicy } from './snapshot.js';
 
@@ -49,6 +50,11 @@ export class MemoryPipeline {
   /** The events in batches of `size` (1 = one by one). */
   async feed(events: EnrichedEvent[], size = 1): Promise<void> {
     for (let i = 0; i < events.length; i += size) await this.batch(events.slice(i, i + size));
+  }
+
+  /** An account's stored bytes, decoded. */
+  accountOf(accountId: string, bytes: Buffer) {
+    return decodeAccount(accountId, bytes, this.policy.layout);
   }
 
   stored(accountId: string) {

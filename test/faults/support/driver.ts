@@ -107,10 +107,11 @@ export class Driver {
 
   async encode(planned: Planned[]): Promise<Map<string, Message[]>> {
     const byTopic = new Map<string, Message[]>();
-    for (const { event, partition } of planned) {
+    for (const { event } of planned) {
       const topic = topicOf(event.family, this.topics);
       const value = await this.codec.encode(event.family, event.event);
-      const m: Message = { key: event.event.accountId, value, ...(partition !== undefined && { partition }) };
+      // keyed by account, placed by the default partitioner: the partition its owner reads
+      const m: Message = { key: event.event.accountId, value };
       byTopic.set(topic, [...(byTopic.get(topic) ?? []), m]);
     }
     return byTopic;

@@ -6,12 +6,14 @@
 //
 // - Rings (several accounts sharing an IP, a device or a card, or both sides of a contract) are
 //   published in phases, one family per phase, each consumed before the next, and every ring is
-//   pinned to one partition: its accounts' events are processed in publish order.
+//   on one partition (its account ids are chosen so): its accounts' events are processed in
+//   publish order.
 // - The stream's accounts each appear on ONE topic only and share nothing (own IPs, devices,
 //   cards, contract pairs): any interleaving of the stream gives the same result. Faults happen
 //   while the stream flows.
 // - Every account's events of one family are in event-time order (no late events).
 import { seeded } from '../../../bench/workload.js';
+import { partitionOfKey } from '../../../src/kafka/processor.js';
 import * as events from '../../../src/scenarios/reference.js';
 import type { IdSource } from '../../../src/scenarios/reference.js';
 import type {
@@ -32,7 +34,7 @@ import {
 
 export interface Planned {
   event: ActivityEvent;
-  /** Pinned partition (rings); otherwise the producer's partitioner places it by key. */
+  /** The partition its account is on (rings): the producer's partitioner places it by key. */
   partition?: number;
 }
 
@@ -82,12 +84,24 @@ class Ips {
 
 class Builder {
   private n = 0;
-  constructor(readonly runId: string) {}
+  constructor(
+    readonly runId: string,
+    private readonly partitions: number,
+  ) {}
   id(kind: string): string {
     return `ff-${this.runId}-${kind}-${(++this.n).toString(36)}`;
   }
-  acct(name: string): string {
-    return `acct-${this.runId}-${name}`;
+  /**
+   * An account id; given a partition, one the default partitioner puts there (a ring's accounts
+   * are all on one partition, so its events are consumed in publish order).
+   */
+  acct(name: string, partition?: number): string {
+    const base = `acct-${this.runId}-${name}`;
+    if (partition === undefined) return base;
+    for (let i = 0; ; i++) {
+      const id = i ? `${base}-${i}` : base;
+      if (partitionOfKey(id, this.partitions) === partition) return id;
+    }
   }
   private ids(kind: string): IdSource {
     return { next: () => this.id(kind) };
@@ -136,7 +150,7 @@ export function buildWorkload(opts: WorkloadOptions = {}): Workload {
   const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
   const now = Date.now();
   const runId = `${now.toString(36)}${seed.toString(36)}`;
-  const b = new Builder(runId);
+  const b = new Builder(runId, partitions);
   const ips = new Ips();
   const T = now - 4 * DAY;
   const expectFlagged: string[] = [];
@@ -146,7 +160,7 @@ export function buildWorkload(opts: WorkloadOptions = {}): Workload {
   const ato = accountTakeover(now - 2 * HOUR, runId);
   expectFlagged.push(ato.accountId);
 
-  // ---- rings, one family per phase, each ring pinned to one partition
+  // ---- rings, one family per phase, each ring's accounts on one partition
   const phases: Planned[][] = [[], [], [], [], []]; // account, login, ip, payment, contract
   const [ACCOUNT, LOGIN, IP, PAYMENT, CONTRACT] = [0, 1, 2, 3, 4] as const;
   phases[ACCOUNT]!.push(
@@ -164,7 +178,7 @@ export function buildWorkload(opts: WorkloadOptions = {}): Workload {
       const ip = ips.home();
       const fp = `fp-${runId}-multi${r}`;
       for (let k = 0; k < 5; k++) {
-        const acct = b.acct(`multi${r}-${k}`);
+        const acct = b.acct(`multi${r}-${k}`, p);
         add(ACCOUNT, p, b.account(acct, T - 20 * DAY + k * HOUR, { accountType: 'FREELANCER' }));
         add(LOGIN, p, b.login(acct, T + k * 10 * MINUTE, ip, { deviceId: `dev-${runId}-m${r}-${k}` }));
         add(IP, p, b.ip(acct, T + HOUR + k * 10 * MINUTE, ip));
@@ -179,8 +193,8 @@ export function buildWorkload(opts: WorkloadOptions = {}): Workload {
     // feedback building: client and freelancer on one device, three short top-rated contracts
     {
       const p = ring++ % partitions;
-      const client = b.acct(`fbc${r}`);
-      const free = b.acct(`fbf${r}`);
+      const client = b.acct(`fbc${r}`, p);
+      const free = b.acct(`fbf${r}`, p);
       const device = `dev-${runId}-fb${r}`;
       add(ACCOUNT, p, b.account(client, T - 60 * DAY, { accountType: 'CLIENT' }));
       add(ACCOUNT, p, b.account(free, T - 60 * DAY, { accountType: 'FREELANCER' }));
@@ -210,7 +224,7 @@ export function buildWorkload(opts: WorkloadOptions = {}): Workload {
     // success there on a new device, and new cards
     {
       const p = ring++ % partitions;
-      const acct = b.acct(`ato${r}`);
+      const acct = b.acct(`ato${r}`, p);
       const home = ips.home();
       const abroad = ips.foreign();
       add(ACCOUNT, p, b.account(acct, T - 800 * DAY, { accountType: 'FREELANCER' }));
@@ -258,8 +272,8 @@ export function buildWorkload(opts: WorkloadOptions = {}): Workload {
     // a brand-new agency takes the first milestone and is disputed for non-delivery
     {
       const p = ring++ % partitions;
-      const client = b.acct(`agc${r}`);
-      const agency = b.acct(`agf${r}`);
+      const client = b.acct(`agc${r}`, p);
+      const agency = b.acct(`agf${r}`, p);
       const side = { accountId: client, clientAccountId: client, freelancerAccountId: agency };
       const contractId = `ctr-${runId}-ag${r}`;
       add(ACCOUNT, p, b.account(client, T - 300 * DAY, { accountType: 'CLIENT' }));
