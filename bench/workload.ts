@@ -44,6 +44,35 @@ function address(net: (typeof HOME_NETWORKS)[number], n: number): string {
   return `${net.base}${n % 256}`;
 }
 
+/** The account id of member `i` (the same in every seed). */
+export const memberId = (i: number) => `acct-${String(i).padStart(7, '0')}`;
+
+/**
+ * One account event (a stats update, no IP or device) for each of the first `accounts` members,
+ * at event time `at`: touches every one of them once, cheaply (the pipeline benchmark uses it to
+ * bring a set of accounts into a processor's memory).
+ */
+export function* touchEach(accounts: number, at: number): Generator<ActivityEvent> {
+  for (let i = 0; i < accounts; i++) {
+    yield {
+      family: 'account',
+      event: {
+        eventId: `touch-${at}-${i.toString(36)}`,
+        accountId: memberId(i),
+        occurredAt: at,
+        action: 'STATS_UPDATED',
+        accountType: null,
+        // no figures: the touch changes no context a mitigation reads
+        lifetimeCompletedContracts: null,
+        lifetimePaidHours: null,
+        lifetimeEarnings: null,
+        ip: null,
+        deviceId: null,
+      },
+    };
+  }
+}
+
 interface Member {
   id: string;
   home: string;
@@ -72,7 +101,7 @@ export function* workload(o: WorkloadOptions): Generator<ActivityEvent> {
       else sharedCards.push(card);
     }
     return {
-      id: `acct-${String(i).padStart(7, '0')}`,
+      id: memberId(i),
       home: address(net, Math.floor(rand() * net.size)),
       devices: Array.from({ length: 1 + Math.floor(rand() * 3) }, (_, d) => `dev-${i.toString(36)}-${d}`),
       anonymizer: rand() < 0.04,
