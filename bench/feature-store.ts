@@ -36,6 +36,7 @@ import { RedisStateBackend } from '../src/features/state-backend.js';
 import { connectRedis } from '../src/kafka/processor.js';
 import { loadConfig } from '../src/runtime/config-loader.js';
 import { explainAccount } from '../src/tools/explain.js';
+import { formatVerdicts, type TargetVerdict } from './targets.js';
 import { seeded } from './workload.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -1008,7 +1009,7 @@ async function main(): Promise<void> {
     };
     const atTargetPopulation =
       params.accounts === TARGET_POPULATION.accounts && params.days === TARGET_POPULATION.days;
-    const targets = [
+    const targets: TargetVerdict[] = [
       {
         target: `issue 16: Redis memory per active account <= 2 KiB (${MEMORY_TARGET_BYTES} B) at 100,000 accounts x 7 days`,
         measured:
@@ -1093,9 +1094,7 @@ async function main(): Promise<void> {
         `${s.section.padEnd(22)}${`${Math.round(s.shareOfAccounts * 100)}%`.padStart(9)}${fmt(s.avgBytes, 1).padStart(9)}`,
       );
     }
-    console.log('');
-    for (const t of targets)
-      console.log(`${t.judged ? (t.met ? 'met   ' : 'missed') : 'n/a   '}  ${t.target}  ${t.measured}`);
+    console.log(`\ntargets:\n${formatVerdicts(targets).join('\n')}`);
 
     const now = new Date();
     const result = {
