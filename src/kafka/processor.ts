@@ -399,6 +399,13 @@ export class Processor {
       await this.whileOurs('persist', b, () => this.engine.persist(result));
       result.turn.done();
       this.healthy = true;
+      if (HOLD_BEFORE_COMMIT_MS > 0) {
+        this.log.info(
+          { topic: batch.topic, partition: batch.partition, holdMs: HOLD_BEFORE_COMMIT_MS },
+          'batch written, not yet committed (fault testing hold)',
+        );
+        await new Promise((r) => setTimeout(r, HOLD_BEFORE_COMMIT_MS));
+      }
       const last = batch.messages[batch.messages.length - 1]!.offset;
       b.resolveOffset(last);
       await this.consumer.commitOffsets([
@@ -717,6 +724,12 @@ interface Prepared {
   input: EngineInput;
   message: KafkaMessage;
 }
+
+/**
+ * For fault tests only: hold every batch this long between writing its state and committing its
+ * offsets, and say so in the log, so a test can kill the process exactly in that window.
+ */
+const HOLD_BEFORE_COMMIT_MS = Number(process.env['FAIRFLAG_FAULT_HOLD_BEFORE_COMMIT_MS'] ?? 0);
 
 function accountOf(input: EngineInput): string {
   switch (input.kind) {

@@ -541,7 +541,9 @@ export function traceOf(
       : action === 'VERIFICATION_FAILED'
         ? at(accountId, 'verificationFailed')
         : undefined;
-  if (family === 'contract')
+  // a freelancer's payments and disputes acted by the client reach the freelancer's state through
+  // the counterpart topic: the contract topic's commit says nothing about them
+  if (family === 'contract' && freelancerAccountId === accountId)
     return action === 'MILESTONE_PAID'
       ? at(freelancerAccountId, 'milestonePaid')
       : action === 'DISPUTED'
