@@ -1,11 +1,15 @@
-// The copy of an account's features kept in Redis: one Avro-encoded value per account, written once
-// per batch by the owning instance and read back when an account is not in memory (a cold start,
-// a rebalance, an evicted account, explain). Avro because it is compact (no field names, varint
-// numbers) and the schema says exactly what is kept; times are stored relative to the account's
-// watermark, so most are a few bytes. Entries are written in a fixed order: the same features give
-// the same bytes, whatever order the events arrived in.
-import avro from 'avsc';
-import { AccountFeatures, type OpenSession, type SeenEvent } from './account-features.js';
+// The copy of an account's features kept in Redis: one binary value per account, written once per
+// batch by the owning instance and read back when an account is not in memory (a cold start, a
+// rebalance, an eviction, explain). It is written for every changed account of every batch, so
+// it is a plain length-prefixed layout (varints, UTF-8 strings, doubles where coordinates and
+// scores need them), written straight from the maps with no intermediate objects. Times are
+// stored relative to the account's watermark, so most take two to four bytes. Entries are written
+// in key order: the same features give the same bytes, whatever order the events arrived in.
+//
+// Layout (format 1): format byte, watermark, then each part in the order of encodeAccount below;
+// a part is a count and its entries. Unknown formats and truncated or malformed values are
+// refused with PersistedStateError, never guessed at.
+import { AccountFeatures } from './account-features.js';
 import {
   CONTEXT_FIELDS,
   EVENT_KINDS,
@@ -20,161 +24,7 @@ import {
   type ValueKind,
 } from './model.js';
 
-/** Bumped when the layout below changes incompatibly; an unknown version is refused, not guessed. */
 export const STATE_FORMAT = 1;
-
-const optional = (type: unknown) => ({ type: ['null', type], default: null });
-const timed = (name: string, fields: object[]) => ({ type: 'record', name, fields });
-
-const OBSERVATION = {
-  type: 'record',
-  name: 'Observation',
-  fields: [
-    { name: 'signalId', type: 'string' },
-    { name: 'family', type: 'string' },
-    { name: 'observedAt', type: 'long' },
-    { name: 'eventId', type: 'string' },
-    { name: 'observed', type: 'double' },
-    { name: 'threshold', type: 'double' },
-    { name: 'window', type: 'string' },
-    { name: 'summary', type: 'string' },
-    { name: 'evidence', type: { type: 'array', items: 'string' } },
-  ],
-};
-
-const LOGIN = {
-  type: 'record',
-  name: 'Login',
-  fields: [
-    { name: 'at', type: 'long' },
-    { name: 'eventId', type: 'string' },
-    { name: 'ip', type: 'string' },
-    { name: 'country', ...optional('string') },
-    { name: 'city', ...optional('string') },
-    { name: 'latitude', ...optional('double') },
-    { name: 'longitude', ...optional('double') },
-    { name: 'accuracyKm', ...optional('double') },
-    { name: 'deviceId', ...optional('string') },
-    { name: 'anonymizer', type: 'boolean' },
-    { name: 'hosting', type: 'boolean' },
-  ],
-};
-
-const STAMP = timed('Stamp', [
-  { name: 'key', type: 'string' },
-  { name: 'at', type: 'long' },
-]);
-
-export const ACCOUNT_STATE_SCHEMA = {
-  type: 'record',
-  name: 'AccountState',
-  namespace: 'fairflag.state',
-  fields: [
-    { name: 'format', type: 'int' },
-    { name: 'watermark', type: 'long' },
-    { name: 'familyWatermarks', type: { type: 'array', items: STAMP } },
-    {
-      name: 'events',
-      type: {
-        type: 'array',
-        items: timed('EventSet', [
-          { name: 'kind', type: 'string' },
-          { name: 'items', type: { type: 'array', items: 'Stamp' } },
-        ]),
-      },
-    },
-    {
-      name: 'values',
-      type: {
-        type: 'array',
-        items: timed('ValueSet', [
-          { name: 'kind', type: 'string' },
-          { name: 'items', type: { type: 'array', items: 'Stamp' } },
-        ]),
-      },
-    },
-    { name: 'firstSeen', type: { type: 'array', items: 'Stamp' } },
-    {
-      name: 'sessions',
-      type: {
-        type: 'array',
-        items: timed('Session', [
-          { name: 'sessionId', type: 'string' },
-          { name: 'startedAt', type: 'long' },
-          { name: 'latitude', type: 'double' },
-          { name: 'longitude', type: 'double' },
-          { name: 'eventId', type: 'string' },
-        ]),
-      },
-    },
-    { name: 'logouts', type: { type: 'array', items: 'Stamp' } },
-    {
-      name: 'context',
-      type: {
-        type: 'array',
-        items: timed('ContextValue', [
-          { name: 'field', type: 'string' },
-          { name: 'at', type: 'long' },
-          { name: 'value', type: 'string' },
-        ]),
-      },
-    },
-    { name: 'lastLogin', ...optional(LOGIN) },
-    { name: 'previousLogin', ...optional('Login') },
-    {
-      name: 'contracts',
-      type: {
-        type: 'array',
-        items: timed('Contract', [
-          { name: 'contractId', type: 'string' },
-          { name: 'role', ...optional('string') },
-          { name: 'counterpart', ...optional('string') },
-          { name: 'startedAt', ...optional('long') },
-          { name: 'endedAt', ...optional('long') },
-          { name: 'rating', ...optional('int') },
-          { name: 'firstPaidAt', ...optional('long') },
-          { name: 'lastPaidAt', ...optional('long') },
-          { name: 'disputedAt', ...optional('long') },
-          { name: 'endEventId', ...optional('string') },
-        ]),
-      },
-    },
-    { name: 'observations', type: { type: 'array', items: OBSERVATION } },
-    {
-      name: 'openFlags',
-      type: {
-        type: 'array',
-        items: timed('OpenFlag', [
-          { name: 'queue', type: 'string' },
-          { name: 'flagId', type: 'string' },
-          { name: 'revision', type: 'int' },
-          { name: 'severity', type: 'string' },
-          { name: 'score', type: 'double' },
-          { name: 'createdAt', type: 'long' },
-          { name: 'updatedAt', type: 'long' },
-          { name: 'signals', type: { type: 'array', items: 'Observation' } },
-        ]),
-      },
-    },
-    { name: 'flagGenerations', type: { type: 'array', items: 'Stamp' } },
-    { name: 'clearedPatterns', type: { type: 'array', items: 'Stamp' } },
-    { name: 'capsReached', type: { type: 'array', items: 'Stamp' } },
-    {
-      name: 'seenEvents',
-      type: {
-        type: 'array',
-        items: timed('SeenEvent', [
-          { name: 'eventId', type: 'string' },
-          { name: 'at', type: 'long' },
-          { name: 'family', type: 'string' },
-          { name: 'digest', type: 'string' },
-        ]),
-      },
-    },
-  ],
-};
-
-const TYPE = avro.Type.forSchema(ACCOUNT_STATE_SCHEMA as avro.Schema);
 
 export class PersistedStateError extends Error {
   constructor(accountId: string, detail: string) {
@@ -183,257 +33,446 @@ export class PersistedStateError extends Error {
   }
 }
 
-type Stamp = { key: string; at: number };
-interface Obs {
-  signalId: string;
-  family: string;
-  observedAt: number;
-  eventId: string;
-  observed: number;
-  threshold: number;
-  window: string;
-  summary: string;
-  evidence: string[];
+// ---------------------------------------------------------------------------------------------
+// A growing buffer and a bounded reader, for non-negative and signed integers up to 2^53
+// (varints), doubles and strings.
+
+let buf = Buffer.allocUnsafe(8192);
+let pos = 0;
+
+function room(n: number): void {
+  if (pos + n <= buf.length) return;
+  const bigger = Buffer.allocUnsafe(Math.max(buf.length * 2, pos + n));
+  buf.copy(bigger, 0, 0, pos);
+  buf = bigger;
 }
 
-const byKey = (a: Stamp, b: Stamp) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
-const sorted = <T>(m: ReadonlyMap<string, T>) => [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-const KIND_OF_EVENT_CODE = new Map(
-  Object.entries(EVENT_KINDS).map(([k, c]) => [c as string, k as EventKind]),
-);
+function uint(n: number): void {
+  room(8);
+  while (n >= 128) {
+    buf[pos++] = (n % 128) | 128;
+    n = Math.floor(n / 128);
+  }
+  buf[pos++] = n;
+}
+
+/** Zigzag: small magnitudes, either sign, in few bytes. */
+function int(n: number): void {
+  uint(n < 0 ? -n * 2 - 1 : n * 2);
+}
+
+function double(n: number): void {
+  room(8);
+  buf.writeDoubleLE(n, pos);
+  pos += 8;
+}
+
+function str(s: string): void {
+  const len = s.length;
+  // at most 3 bytes per UTF-16 unit: a short string's one-byte length is known once written
+  if (len < 42) {
+    room(1 + len * 3);
+    const start = pos + 1;
+    let i = 0;
+    // ids, codes and addresses are ASCII: copied by hand (Buffer.write's overhead dominated)
+    for (; i < len; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 128) break;
+      buf[start + i] = c;
+    }
+    const n = i === len ? len : buf.write(s, start, 'utf8');
+    buf[pos] = n;
+    pos = start + n;
+    return;
+  }
+  const n = Buffer.byteLength(s, 'utf8');
+  uint(n);
+  room(n);
+  buf.write(s, pos, 'utf8');
+  pos += n;
+}
+
+function optStr(s: string | undefined): void {
+  if (s === undefined) uint(0);
+  else {
+    uint(1);
+    str(s);
+  }
+}
+
+function sortedKeys<K extends string>(m: ReadonlyMap<K, unknown>): K[] {
+  const keys = [...m.keys()];
+  return keys.length > 1 ? keys.sort() : keys;
+}
+
+class Reader {
+  private at = 0;
+  constructor(
+    private readonly b: Buffer,
+    private readonly accountId: string,
+  ) {}
+  fail(detail: string): never {
+    throw new PersistedStateError(this.accountId, detail);
+  }
+  uint(): number {
+    let n = 0;
+    let scale = 1;
+    for (let i = 0; i < 8; i++) {
+      if (this.at >= this.b.length) this.fail('truncated');
+      const byte = this.b[this.at++]!;
+      n += (byte & 127) * scale;
+      if (byte < 128) return n;
+      scale *= 128;
+    }
+    return this.fail('a number longer than 8 bytes');
+  }
+  int(): number {
+    const z = this.uint();
+    return z % 2 ? -(z + 1) / 2 : z / 2;
+  }
+  double(): number {
+    if (this.at + 8 > this.b.length) this.fail('truncated');
+    const v = this.b.readDoubleLE(this.at);
+    this.at += 8;
+    return v;
+  }
+  str(): string {
+    const n = this.uint();
+    if (this.at + n > this.b.length) this.fail('truncated string');
+    const s = this.b.toString('utf8', this.at, this.at + n);
+    this.at += n;
+    return s;
+  }
+  optStr(): string | undefined {
+    return this.uint() ? this.str() : undefined;
+  }
+  count(): number {
+    const n = this.uint();
+    // every entry takes at least a byte: a count beyond what is left is corrupt, not a loop
+    if (n > this.b.length - this.at) this.fail(`a count of ${n} with ${this.b.length - this.at} bytes left`);
+    return n;
+  }
+  end(): void {
+    if (this.at !== this.b.length) this.fail(`${this.b.length - this.at} bytes after the end`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+const EVENT_CODES = Object.entries(EVENT_KINDS) as [EventKind, string][];
+const KIND_OF_EVENT_CODE = new Map(EVENT_CODES.map(([k, c]) => [c, k]));
 const KIND_OF_VALUE_CODE = new Map<string, ValueKind | 'contract'>([
   ...Object.entries(VALUE_KINDS).map(([k, c]): [string, ValueKind] => [c, k as ValueKind]),
   ['k', 'contract'],
 ]);
-const VALUE_CODE = (k: ValueKind | 'contract') => (k === 'contract' ? 'k' : VALUE_KINDS[k]);
+const valueCode = (k: ValueKind | 'contract') => (k === 'contract' ? 'k' : VALUE_KINDS[k]);
 const FIELD_OF_CODE = new Map(
   Object.entries(CONTEXT_FIELDS).map(([f, c]) => [c as string, f as ContextField]),
 );
 
-/** Encodes an account's features; times relative to the watermark (`base`). */
+/** Contract fields in stored order; times are relative, the rating and ids are not. */
+const CONTRACT_TIMES = ['startedAt', 'endedAt', 'firstPaidAt', 'lastPaidAt', 'disputedAt'] as const;
+
+let base = 0;
+
+function timed(m: ReadonlyMap<string, number>): void {
+  uint(m.size);
+  for (const k of sortedKeys(m)) {
+    str(k);
+    int(m.get(k)! - base);
+  }
+}
+
+function absolute(m: ReadonlyMap<string, number>): void {
+  uint(m.size);
+  for (const k of sortedKeys(m)) {
+    str(k);
+    uint(m.get(k)!);
+  }
+}
+
+function login(l: LoginRecord | undefined): void {
+  if (!l) return uint(0);
+  // presence bits: country, city, latitude, longitude, accuracy, device, anonymizer, hosting
+  const bits =
+    (l.country !== undefined ? 1 : 0) |
+    (l.city !== undefined ? 2 : 0) |
+    (l.latitude !== undefined ? 4 : 0) |
+    (l.longitude !== undefined ? 8 : 0) |
+    (l.accuracyKm !== undefined ? 16 : 0) |
+    (l.deviceId !== undefined ? 32 : 0) |
+    (l.anonymizer ? 64 : 0) |
+    (l.hosting ? 128 : 0);
+  uint(1 + bits);
+  int(l.at - base);
+  str(l.eventId);
+  str(l.ip);
+  if (l.country !== undefined) str(l.country);
+  if (l.city !== undefined) str(l.city);
+  if (l.latitude !== undefined) double(l.latitude);
+  if (l.longitude !== undefined) double(l.longitude);
+  if (l.accuracyKm !== undefined) double(l.accuracyKm);
+  if (l.deviceId !== undefined) str(l.deviceId);
+}
+
+function observation(o: StoredObservation): void {
+  str(o.signalId);
+  str(o.family);
+  int(o.observedAt - base);
+  str(o.eventId);
+  double(o.observed);
+  double(o.threshold);
+  str(o.window);
+  str(o.summary);
+  uint(o.evidenceEventIds.length);
+  for (const id of o.evidenceEventIds) str(id);
+}
+
+/** Encodes an account's features (see the layout above). */
 export function encodeAccount(a: AccountFeatures): Buffer {
-  const base = a.watermark;
-  const rel = (t: number) => t - base;
-  const stamps = (m: ReadonlyMap<string, number>, relative = true): Stamp[] =>
-    sorted(m).map(([key, at]) => ({ key, at: relative ? rel(at) : at }));
-  const obs = (o: StoredObservation): Obs => ({
-    signalId: o.signalId,
-    family: o.family,
-    observedAt: rel(o.observedAt),
-    eventId: o.eventId,
-    observed: o.observed,
-    threshold: o.threshold,
-    window: o.window,
-    summary: o.summary,
-    evidence: o.evidenceEventIds,
-  });
-  const login = (l: LoginRecord | undefined) =>
-    l && {
-      at: rel(l.at),
-      eventId: l.eventId,
-      ip: l.ip,
-      country: l.country ?? null,
-      city: l.city ?? null,
-      latitude: l.latitude ?? null,
-      longitude: l.longitude ?? null,
-      accuracyKm: l.accuracyKm ?? null,
-      deviceId: l.deviceId ?? null,
-      anonymizer: l.anonymizer,
-      hosting: l.hosting,
-    };
-  const optRel = (t: number | undefined) => (t === undefined ? null : rel(t));
-  return TYPE.toBuffer({
-    format: STATE_FORMAT,
-    watermark: base,
-    familyWatermarks: stamps(a.familyWatermarks),
-    events: [...a.events]
-      .map(([kind, set]) => ({ kind: EVENT_KINDS[kind], items: stamps(set) }))
-      .sort((x, y) => (x.kind < y.kind ? -1 : 1)),
-    values: [...a.values]
-      .map(([kind, m]) => ({ kind: VALUE_CODE(kind), items: stamps(m) }))
-      .sort((x, y) => (x.kind < y.kind ? -1 : 1)),
-    firstSeen: stamps(a.firstSeen),
-    sessions: sorted(a.sessions).map(([sessionId, s]: [string, OpenSession]) => ({
-      sessionId,
-      startedAt: rel(s.startedAt),
-      latitude: s.latitude,
-      longitude: s.longitude,
-      eventId: s.eventId,
-    })),
-    logouts: stamps(a.logouts),
-    context: [...a.contextStamps]
-      .map(([field, at]) => ({
-        field: CONTEXT_FIELDS[field],
-        at: rel(at),
-        value: a.contextValue(field) ?? '',
-      }))
-      .sort((x, y) => (x.field < y.field ? -1 : 1)),
-    lastLogin: login(a.lastLogin) ?? null,
-    previousLogin: login(a.previousLogin) ?? null,
-    contracts: sorted(a.contracts).map(([, c]: [string, ContractRecord]) => ({
-      contractId: c.contractId,
-      role: c.role ?? null,
-      counterpart: c.counterpart ?? null,
-      startedAt: optRel(c.startedAt),
-      endedAt: optRel(c.endedAt),
-      rating: c.rating ?? null,
-      firstPaidAt: optRel(c.firstPaidAt),
-      lastPaidAt: optRel(c.lastPaidAt),
-      disputedAt: optRel(c.disputedAt),
-      endEventId: c.endEventId ?? null,
-    })),
-    observations: sorted(a.observations).map(([, o]) => obs(o)),
-    openFlags: sorted(a.openFlags).map(([queue, f]: [string, FlagState]) => ({
-      queue,
-      flagId: f.flagId,
-      revision: f.revision,
-      severity: f.severity,
-      score: f.score,
-      createdAt: rel(f.createdAt),
-      updatedAt: rel(f.updatedAt),
-      signals: f.signals.map(obs),
-    })),
-    flagGenerations: stamps(a.flagGenerations, false),
-    // until when a cleared pattern mitigates: an absolute time, like the decision it came from
-    clearedPatterns: stamps(a.clearedPatterns, false),
-    capsReached: stamps(a.capsReached),
-    seenEvents: sorted(a.seenEvents).map(([eventId, s]: [string, SeenEvent]) => ({
-      eventId,
-      at: rel(s.at),
-      family: s.family,
-      digest: s.digest,
-    })),
-  });
+  pos = 0;
+  base = a.watermark;
+  room(1);
+  buf[pos++] = STATE_FORMAT;
+  uint(base);
+  timed(a.familyWatermarks);
+  const kinds = EVENT_CODES.filter(([k]) => a.events.has(k));
+  uint(kinds.length);
+  for (const [k, code] of kinds) {
+    str(code);
+    timed(a.events.get(k)!);
+  }
+  const valueKinds = [...a.values.keys()]
+    .map((k) => [valueCode(k), k] as const)
+    .sort(([x], [y]) => (x < y ? -1 : 1));
+  uint(valueKinds.length);
+  for (const [code, k] of valueKinds) {
+    str(code);
+    timed(a.values.get(k)!);
+  }
+  timed(a.firstSeen);
+  uint(a.sessions.size);
+  for (const id of sortedKeys(a.sessions)) {
+    const s = a.sessions.get(id)!;
+    str(id);
+    int(s.startedAt - base);
+    double(s.latitude);
+    double(s.longitude);
+    str(s.eventId);
+  }
+  timed(a.logouts);
+  uint(a.contextStamps.size);
+  for (const field of sortedKeys(a.contextStamps)) {
+    str(CONTEXT_FIELDS[field]);
+    int(a.contextStamps.get(field)! - base);
+    str(a.contextValue(field) ?? '');
+  }
+  login(a.lastLogin);
+  login(a.previousLogin);
+  uint(a.contracts.size);
+  for (const id of sortedKeys(a.contracts)) contract(a.contracts.get(id)!);
+  uint(a.observations.size);
+  for (const id of sortedKeys(a.observations)) observation(a.observations.get(id)!);
+  uint(a.openFlags.size);
+  for (const queue of sortedKeys(a.openFlags)) flag(queue, a.openFlags.get(queue)!);
+  absolute(a.flagGenerations);
+  // until when a cleared pattern mitigates: an absolute time, like the decision it came from
+  absolute(a.clearedPatterns);
+  timed(a.capsReached);
+  uint(a.seenEvents.size);
+  for (const id of sortedKeys(a.seenEvents)) {
+    const s = a.seenEvents.get(id)!;
+    str(id);
+    int(s.at - base);
+    str(s.family);
+    str(s.digest);
+  }
+  return Buffer.from(buf.subarray(0, pos));
 }
 
-interface Decoded {
-  format: number;
-  watermark: number;
-  familyWatermarks: Stamp[];
-  events: { kind: string; items: Stamp[] }[];
-  values: { kind: string; items: Stamp[] }[];
-  firstSeen: Stamp[];
-  sessions: { sessionId: string; startedAt: number; latitude: number; longitude: number; eventId: string }[];
-  logouts: Stamp[];
-  context: { field: string; at: number; value: string }[];
-  lastLogin: (Record<string, unknown> & { at: number }) | null;
-  previousLogin: (Record<string, unknown> & { at: number }) | null;
-  contracts: (Record<string, unknown> & { contractId: string })[];
-  observations: Obs[];
-  openFlags: {
-    queue: string;
-    flagId: string;
-    revision: number;
-    severity: string;
-    score: number;
-    createdAt: number;
-    updatedAt: number;
-    signals: Obs[];
-  }[];
-  flagGenerations: Stamp[];
-  clearedPatterns: Stamp[];
-  capsReached: Stamp[];
-  seenEvents: { eventId: string; at: number; family: string; digest: string }[];
+function contract(c: ContractRecord): void {
+  str(c.contractId);
+  let bits = 0;
+  CONTRACT_TIMES.forEach((f, i) => {
+    if (c[f] !== undefined) bits |= 1 << i;
+  });
+  if (c.rating !== undefined) bits |= 32;
+  if (c.role !== undefined) bits |= 64;
+  if (c.counterpart !== undefined) bits |= 128;
+  if (c.endEventId !== undefined) bits |= 256;
+  uint(bits);
+  for (const f of CONTRACT_TIMES) if (c[f] !== undefined) int(c[f] - base);
+  if (c.rating !== undefined) uint(c.rating);
+  if (c.role !== undefined) str(c.role);
+  if (c.counterpart !== undefined) str(c.counterpart);
+  if (c.endEventId !== undefined) str(c.endEventId);
 }
 
-/** The stored record as plain data (times relative to its watermark), for diffs and debugging. */
-export function describeAccount(bytes: Buffer): Record<string, unknown> {
-  return TYPE.fromBuffer(bytes) as Record<string, unknown>;
+function flag(queue: string, f: FlagState): void {
+  str(queue);
+  str(f.flagId);
+  uint(f.revision);
+  str(f.severity);
+  double(f.score);
+  int(f.createdAt - base);
+  int(f.updatedAt - base);
+  uint(f.signals.length);
+  for (const o of f.signals) observation(o);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
 
 /** Decodes what encodeAccount wrote; the result answers every question exactly as the original. */
 export function decodeAccount(accountId: string, bytes: Buffer, layout: FeatureLayout): AccountFeatures {
-  let d: Decoded;
-  try {
-    d = TYPE.fromBuffer(bytes) as Decoded;
-  } catch (err) {
-    throw new PersistedStateError(accountId, (err as Error).message);
-  }
-  if (d.format !== STATE_FORMAT)
-    throw new PersistedStateError(accountId, `format ${d.format}, this version reads ${STATE_FORMAT}`);
-  const base = d.watermark;
-  const abs = (t: number) => t + base;
+  const r = new Reader(bytes, accountId);
+  if (bytes.length === 0) r.fail('empty');
+  if (bytes[0] !== STATE_FORMAT) r.fail(`format ${bytes[0]}, this version reads ${STATE_FORMAT}`);
+  r.uint(); // the format byte, read as a varint (it is below 128)
   const a = new AccountFeatures(accountId, layout);
-  a.watermark = base;
-  const fill = (m: Map<string, number>, items: Stamp[], relative = true) => {
-    for (const s of items.sort(byKey)) m.set(s.key, relative ? abs(s.at) : s.at);
+  const at0 = r.uint();
+  a.watermark = at0;
+  const abs = (t: number) => t + at0;
+  const readTimed = (m: Map<string, number>) => {
+    for (let n = r.count(); n > 0; n--) m.set(r.str(), abs(r.int()));
   };
-  fill(a.familyWatermarks, d.familyWatermarks);
-  for (const e of d.events) {
-    const kind = KIND_OF_EVENT_CODE.get(e.kind);
-    if (!kind) throw new PersistedStateError(accountId, `unknown event kind "${e.kind}"`);
+  const readAbsolute = (m: Map<string, number>) => {
+    for (let n = r.count(); n > 0; n--) m.set(r.str(), r.uint());
+  };
+  readTimed(a.familyWatermarks);
+  for (let n = r.count(); n > 0; n--) {
+    const code = r.str();
+    const kind = KIND_OF_EVENT_CODE.get(code) ?? r.fail(`unknown event kind "${code}"`);
     const set = new Map<string, number>();
-    fill(set, e.items);
+    readTimed(set);
     a.events.set(kind, set);
   }
-  for (const v of d.values) {
-    const kind = KIND_OF_VALUE_CODE.get(v.kind);
-    if (!kind) throw new PersistedStateError(accountId, `unknown value kind "${v.kind}"`);
+  for (let n = r.count(); n > 0; n--) {
+    const code = r.str();
+    const kind = KIND_OF_VALUE_CODE.get(code) ?? r.fail(`unknown value kind "${code}"`);
     const m = new Map<string, number>();
-    fill(m, v.items);
+    readTimed(m);
     a.values.set(kind, m);
   }
-  fill(a.firstSeen, d.firstSeen);
-  for (const s of d.sessions)
-    a.sessions.set(s.sessionId, {
-      startedAt: abs(s.startedAt),
-      latitude: s.latitude,
-      longitude: s.longitude,
-      eventId: s.eventId,
+  readTimed(a.firstSeen);
+  for (let n = r.count(); n > 0; n--) {
+    const id = r.str();
+    a.sessions.set(id, {
+      startedAt: abs(r.int()),
+      latitude: r.double(),
+      longitude: r.double(),
+      eventId: r.str(),
     });
-  fill(a.logouts, d.logouts);
-  for (const c of d.context) {
-    const field = FIELD_OF_CODE.get(c.field);
-    if (!field) throw new PersistedStateError(accountId, `unknown context field "${c.field}"`);
-    a.setContext(field, c.value, abs(c.at));
   }
-  a.lastLogin = login(d.lastLogin, abs);
-  a.previousLogin = login(d.previousLogin, abs);
-  for (const c of d.contracts) {
-    const rec: Record<string, unknown> = { contractId: c.contractId };
-    for (const [k, v] of Object.entries(c)) {
-      if (v === null || k === 'contractId') continue;
-      rec[k] = k.endsWith('At') ? abs(v as number) : v;
+  readTimed(a.logouts);
+  for (let n = r.count(); n > 0; n--) {
+    const code = r.str();
+    const field = FIELD_OF_CODE.get(code) ?? r.fail(`unknown context field "${code}"`);
+    const at = abs(r.int());
+    a.setContext(field, r.str(), at);
+  }
+  const readLogin = (): LoginRecord | undefined => {
+    const head = r.uint();
+    if (!head) return undefined;
+    const bits = head - 1;
+    const l: LoginRecord = {
+      at: abs(r.int()),
+      eventId: r.str(),
+      ip: r.str(),
+      anonymizer: (bits & 64) !== 0,
+      hosting: (bits & 128) !== 0,
+    };
+    if (bits & 1) l.country = r.str();
+    if (bits & 2) l.city = r.str();
+    if (bits & 4) l.latitude = r.double();
+    if (bits & 8) l.longitude = r.double();
+    if (bits & 16) l.accuracyKm = r.double();
+    if (bits & 32) l.deviceId = r.str();
+    return l;
+  };
+  a.lastLogin = readLogin();
+  a.previousLogin = readLogin();
+  for (let n = r.count(); n > 0; n--) {
+    const c: ContractRecord = { contractId: r.str() };
+    const bits = r.uint();
+    CONTRACT_TIMES.forEach((f, i) => {
+      if (bits & (1 << i)) c[f] = abs(r.int());
+    });
+    if (bits & 32) c.rating = r.uint();
+    if (bits & 64) {
+      const role = r.str();
+      if (role === 'client' || role === 'freelancer') c.role = role;
+      else r.fail(`unknown contract role "${role}"`);
     }
-    a.contracts.set(c.contractId, rec as unknown as ContractRecord);
+    if (bits & 128) c.counterpart = r.str();
+    if (bits & 256) c.endEventId = r.str();
+    a.contracts.set(c.contractId, c);
   }
-  const obs = (o: Obs): StoredObservation => ({
-    signalId: o.signalId,
-    family: o.family,
-    observedAt: abs(o.observedAt),
-    eventId: o.eventId,
-    observed: o.observed,
-    threshold: o.threshold,
-    window: o.window,
-    summary: o.summary,
-    evidenceEventIds: o.evidence,
+  const readObservation = (): StoredObservation => ({
+    signalId: r.str(),
+    family: r.str(),
+    observedAt: abs(r.int()),
+    eventId: r.str(),
+    observed: r.double(),
+    threshold: r.double(),
+    window: r.str(),
+    summary: r.str(),
+    evidenceEventIds: Array.from({ length: r.count() }, () => r.str()),
   });
-  for (const o of d.observations) a.observations.set(o.signalId, obs(o));
-  for (const f of d.openFlags)
-    a.openFlags.set(f.queue, {
-      flagId: f.flagId,
-      revision: f.revision,
-      severity: f.severity,
-      score: f.score,
-      createdAt: abs(f.createdAt),
-      updatedAt: abs(f.updatedAt),
-      signals: f.signals.map(obs),
+  for (let n = r.count(); n > 0; n--) {
+    const o = readObservation();
+    a.observations.set(o.signalId, o);
+  }
+  for (let n = r.count(); n > 0; n--) {
+    const queue = r.str();
+    a.openFlags.set(queue, {
+      flagId: r.str(),
+      revision: r.uint(),
+      severity: r.str(),
+      score: r.double(),
+      createdAt: abs(r.int()),
+      updatedAt: abs(r.int()),
+      signals: Array.from({ length: r.count() }, readObservation),
     });
-  fill(a.flagGenerations, d.flagGenerations, false);
-  fill(a.clearedPatterns, d.clearedPatterns, false);
-  fill(a.capsReached, d.capsReached);
-  for (const s of d.seenEvents)
-    a.seenEvents.set(s.eventId, { at: abs(s.at), family: s.family, digest: s.digest });
+  }
+  readAbsolute(a.flagGenerations);
+  readAbsolute(a.clearedPatterns);
+  readTimed(a.capsReached);
+  for (let n = r.count(); n > 0; n--) {
+    const id = r.str();
+    a.seenEvents.set(id, { at: abs(r.int()), family: r.str(), digest: r.str() });
+  }
+  r.end();
   return a;
 }
 
-function login(
-  l: (Record<string, unknown> & { at: number }) | null,
-  abs: (t: number) => number,
-): LoginRecord | undefined {
-  if (!l) return undefined;
-  const rec: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(l)) if (v !== null) rec[k] = v;
-  rec['at'] = abs(l.at);
-  return rec as unknown as LoginRecord;
+/** An account's stored features as plain data, in stored order, for diffs and debugging. */
+export function describeAccount(
+  bytes: Buffer,
+  layout: FeatureLayout,
+  accountId = '',
+): Record<string, unknown> {
+  const a = decodeAccount(accountId, bytes, layout);
+  const obj = <V>(m: ReadonlyMap<string, V>) => Object.fromEntries(sortedKeys(m).map((k) => [k, m.get(k)]));
+  return {
+    watermark: a.watermark,
+    familyWatermarks: obj(a.familyWatermarks),
+    events: Object.fromEntries([...a.events].map(([k, s]) => [k, obj(s)])),
+    values: Object.fromEntries([...a.values].map(([k, s]) => [k, obj(s)])),
+    firstSeen: obj(a.firstSeen),
+    sessions: obj(a.sessions),
+    logouts: obj(a.logouts),
+    context: a.context,
+    contextStamps: obj(a.contextStamps),
+    lastLogin: a.lastLogin ?? null,
+    previousLogin: a.previousLogin ?? null,
+    contracts: obj(a.contracts),
+    observations: obj(a.observations),
+    openFlags: sortedKeys(a.openFlags).map((queue) => ({ queue, ...a.openFlags.get(queue)! })),
+    flagGenerations: obj(a.flagGenerations),
+    clearedPatterns: obj(a.clearedPatterns),
+    capsReached: obj(a.capsReached),
+    seenEvents: obj(a.seenEvents),
+  };
 }

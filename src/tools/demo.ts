@@ -10,7 +10,6 @@ import type { Logger } from '../runtime/logger.js';
 import { HOUR, DAY, accountTakeover, travellingFreelancer, type Scenario } from '../scenarios/reference.js';
 import { formatDecision, formatFlag } from './format.js';
 
-
 export async function runDemo(given: LoadedConfig, log: Logger, out: (s: string) => void): Promise<number> {
   const runId = Date.now().toString(36);
   // Each run keeps its features under its own key prefix: replaying the scenarios again must not

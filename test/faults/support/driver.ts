@@ -4,7 +4,8 @@
 import { Redis } from 'ioredis';
 import type { Admin, Kafka, Message, Producer } from 'kafkajs';
 import type { ReviewFlag } from '../../../src/domain/flags.js';
-import { COUNTED_ONLY, EVENT_KINDS, type EventKind } from '../../../src/features/model.js';
+import { compilePolicy } from '../../../src/engine/policy.js';
+import { COUNTED_ONLY, type EventKind, type FeatureLayout } from '../../../src/features/model.js';
 import { describeAccount } from '../../../src/features/persisted.js';
 import { Codec, topicOf } from '../../../src/kafka/codec.js';
 import { Processor, consumedTopics, kafkaClient } from '../../../src/kafka/processor.js';
@@ -269,7 +270,12 @@ export class StreamPublisher {
 }
 
 /** Every key of a namespace with its contents, normalised for comparing two runs (unless raw). */
-export async function dumpNamespace(redis: Redis, prefix: string, raw = false): Promise<Dump> {
+export async function dumpNamespace(
+  redis: Redis,
+  prefix: string,
+  raw = false,
+  layout: FeatureLayout = compilePolicy(loadConfig({ env: {} })).layout,
+): Promise<Dump> {
   const keys: string[] = [];
   let cursor = '0';
   do {
@@ -284,7 +290,7 @@ export async function dumpNamespace(redis: Redis, prefix: string, raw = false): 
     if (type === 'zset') out[name] = await redis.zrange(key, 0, -1, 'WITHSCORES');
     else if (type === 'hash') out[name] = await redis.hgetall(key);
     else {
-      const record = describeAccount((await redis.getBuffer(key))!);
+      const record = describeAccount((await redis.getBuffer(key))!, layout);
       out[name] = raw ? record : normalizeAccount(record);
     }
   }
@@ -306,6 +312,8 @@ function normalizeAccount(record: Record<string, unknown>): Record<string, unkno
   return {
     ...record,
     observations: undefined,
+    // markers of when a cap was reached carry the time of the event that reached it
+    capsReached: Object.keys(record['capsReached'] as object),
     openFlags: flags.map(
       (f) =>
         `${f.queue} ${f.flagId} ${f.severity} ${f.signals
@@ -318,9 +326,8 @@ function normalizeAccount(record: Record<string, unknown>): Record<string, unkno
 
 /** Whether a dumped account (see dumpNamespace) holds an event id in a kind's set. */
 function holdsEvent(entry: unknown, kind: EventKind, id: string): boolean {
-  const events =
-    (entry as { events?: { kind: string; items: { key: string }[] }[] } | undefined)?.events ?? [];
-  return events.some((e) => e.kind === EVENT_KINDS[kind] && e.items.some((i) => i.key === id));
+  const events = (entry as { events?: Record<string, Record<string, number>> } | undefined)?.events;
+  return events?.[kind]?.[id] !== undefined;
 }
 
 /** What two dumps disagree on, key by key (at most `max` lines). */
