@@ -15,7 +15,6 @@ import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import avro from 'avsc';
 import type { Redis } from 'ioredis';
 import type {
   AccountEvent,
@@ -31,7 +30,7 @@ import { Engine, type EngineInput } from '../src/engine/engine.js';
 import { compilePolicy } from '../src/engine/policy.js';
 import { GeoIp } from '../src/enrich/geoip.js';
 import { OwnedAccounts, readStoredAccount } from '../src/features/owned-accounts.js';
-import { ACCOUNT_STATE_SCHEMA } from '../src/features/persisted.js';
+import { decodeAccount, encodeAccount } from '../src/features/persisted.js';
 import { RedisStateBackend } from '../src/features/state-backend.js';
 import { connectRedis } from '../src/kafka/processor.js';
 import { loadConfig } from '../src/runtime/config-loader.js';
@@ -45,8 +44,6 @@ const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
 /** Event time starts here (a fixed instant, so runs are reproducible). */
 const START = Date.UTC(2026, 2, 2);
-/** The stored account's schema, to size its sections. */
-const ACCOUNT_TYPE = avro.Type.forSchema(ACCOUNT_STATE_SCHEMA as avro.Schema) as avro.types.RecordType;
 
 // ---------------------------------------------------------------------------------------------
 // Parameters
@@ -904,13 +901,14 @@ async function main(): Promise<void> {
       const bytes = await redis.getBuffer(key);
       if (!bytes) continue;
       valueSizes.push(bytes.length);
-      const state = ACCOUNT_TYPE.fromBuffer(bytes) as Record<string, unknown>;
-      for (const f of ACCOUNT_TYPE.fields) {
-        const v = state[f.name];
-        let s = sections.get(f.name);
-        if (!s) sections.set(f.name, (s = { present: 0, bytes: 0 }));
-        s.bytes += f.type.toBuffer(v).length;
-        if (v !== null && !(Array.isArray(v) && v.length === 0)) s.present++;
+      const sizes = new Map<string, number>();
+      encodeAccount(decodeAccount(key, bytes, policy.layout), sizes);
+      for (const [name, size] of sizes) {
+        let s = sections.get(name);
+        if (!s) sections.set(name, (s = { present: 0, bytes: 0 }));
+        s.bytes += size;
+        // an empty part is its count alone: one byte
+        if (size > 1) s.present++;
       }
     }
     valueSizes.sort((a, b) => a - b);

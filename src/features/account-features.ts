@@ -33,7 +33,7 @@ const newestFirst = (a: [string, number], b: [string, number]) =>
 
 /** Where contract records take part in the value set's retention and cap, as "k:<id>" once did. */
 const CONTRACT_VALUES = 'contract';
-type ValueSetName = ValueKind | typeof CONTRACT_VALUES;
+export type ValueSetName = ValueKind | typeof CONTRACT_VALUES;
 
 export interface OpenSession {
   startedAt: number;
@@ -48,6 +48,22 @@ export interface Applied {
   late: boolean;
   /** For each value op in order: when the value was last (and first) seen before this event. */
   lastSeenBefore: { last?: number; first?: number }[];
+}
+
+/**
+ * A value dropped from retention or by the cap, kept for the allowed lateness: an event no newer
+ * than the one that dropped it may still arrive (another family, within lateness), and in event
+ * order it would have come first and kept the value, with its first sighting and contract.
+ */
+export interface ForgottenValue {
+  set: ValueSetName;
+  value: string;
+  last: number;
+  first?: number;
+  contract?: ContractRecord;
+  /** When its life ended: its last sighting plus the value retention (or, dropped by the cap, the
+   *  newest sighting of any value then). A sighting up to this time brings it back. */
+  droppedAt: number;
 }
 
 /** Remembered about an event id, to recognise a replay and a conflicting reuse of the id. */
@@ -72,6 +88,8 @@ export class AccountFeatures {
   readonly values = new Map<ValueSetName, Map<string, number>>();
   /** First-seen times of the values whose novelty matters, keyed "<kind>:<value>". */
   readonly firstSeen = new Map<string, number>();
+  /** Values dropped within the last allowed lateness, keyed "<set>:<value>" (see ForgottenValue). */
+  readonly forgotten = new Map<string, ForgottenValue>();
   readonly sessions = new Map<string, OpenSession>();
   readonly logouts = new Map<string, number>();
   readonly contextStamps = new Map<ContextField, number>();
@@ -173,6 +191,7 @@ export class AccountFeatures {
     const touched = new Set<EventKind | 'values' | 'sessions'>();
     if (valueOps.length && !late && !staleForValues) {
       for (const o of valueOps) {
+        this.revive(o.kind, o.value, at);
         this.seeValue(o.kind, o.value, at);
         if (o.noveltyName) {
           const key = `${o.kind}:${o.value}`;
@@ -241,6 +260,7 @@ export class AccountFeatures {
         }
         case 'contract':
           if (staleForValues) break;
+          this.revive(CONTRACT_VALUES, o.contractId, at);
           this.contracts.set(
             o.contractId,
             mergeContract(this.contracts.get(o.contractId), o.contractId, o.patch),
@@ -251,7 +271,38 @@ export class AccountFeatures {
       }
     }
     this.bound(touched, anchor);
+    if (this.forgotten.size) {
+      // beyond the lateness no event may still come before the one that dropped them
+      const horizon = this.watermark - this.layout.allowedLatenessMs;
+      for (const [key, f] of this.forgotten) if (f.droppedAt < horizon) this.forgotten.delete(key);
+    }
     return { late, lastSeenBefore };
+  }
+
+  /**
+   * A value's life, before this sighting is recorded. A value expires the value retention after
+   * its last sighting: seen later than that, it starts afresh (its first sighting and contract
+   * record are history no window reaches); the old life is kept aside for the lateness, because
+   * an earlier sighting may still arrive and join the two, as it would have in event order. Seen
+   * no later than that, it continues, and a life dropped meanwhile by a newer event (trimming)
+   * comes back.
+   */
+  private revive(set: ValueSetName, value: string, at: number): void {
+    const key = `${set}:${value}`;
+    const last = this.values.get(set)?.get(value);
+    if (last !== undefined && at > last + this.layout.valueRetentionMs) {
+      this.forgetValue(set, value, last + this.layout.valueRetentionMs);
+      return;
+    }
+    const f = this.forgotten.get(key);
+    if (!f || at > f.droppedAt) return;
+    this.forgotten.delete(key);
+    this.seeValue(set, value, f.last);
+    if (f.first !== undefined) this.firstSeen.set(key, Math.min(f.first, this.firstSeen.get(key) ?? f.first));
+    if (f.contract) {
+      const cur = this.contracts.get(value);
+      this.contracts.set(value, cur ? mergeContract(f.contract, value, cur) : f.contract);
+    }
   }
 
   private seeValue(set: ValueSetName, value: string, at: number): void {
@@ -334,11 +385,13 @@ export class AccountFeatures {
   }
 
   private boundValues(anchor: number): void {
-    const horizon = this.newestValue() - this.layout.valueRetentionMs;
+    const newest = this.newestValue();
+    const horizon = newest - this.layout.valueRetentionMs;
     const all: [string, number][] = [];
     for (const [set, m] of this.values) {
       for (const [v, at] of m) {
-        if (at <= horizon) this.forgetValue(set, v);
+        // dropped when its life has ended (see revive): a sighting up to then brings it back
+        if (at <= horizon) this.forgetValue(set, v, at + this.layout.valueRetentionMs);
         else all.push([`${set}\u0000${v}`, at]);
       }
     }
@@ -347,19 +400,33 @@ export class AccountFeatures {
       all.sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
       for (const [key] of all.slice(0, all.length - cap)) {
         const i = key.indexOf('\u0000');
-        this.forgetValue(key.slice(0, i) as ValueSetName, key.slice(i + 1));
+        this.forgetValue(key.slice(0, i) as ValueSetName, key.slice(i + 1), newest);
       }
       this.capsReached.set('v', anchor);
     }
   }
 
-  /** A value forgotten is forgotten everywhere: its first sighting, its contract record. */
-  private forgetValue(set: ValueSetName, value: string): void {
+  /**
+   * A value forgotten is forgotten everywhere: its first sighting, its contract record (kept aside
+   * for the lateness, see ForgottenValue).
+   */
+  private forgetValue(set: ValueSetName, value: string, droppedAt: number): void {
     const m = this.values.get(set)!;
+    const last = m.get(value)!;
     m.delete(value);
     if (!m.size) this.values.delete(set);
-    if (set === CONTRACT_VALUES) this.contracts.delete(value);
-    else this.firstSeen.delete(`${set}:${value}`);
+    const key = `${set}:${value}`;
+    const f: ForgottenValue = { set, value, last, droppedAt };
+    if (set === CONTRACT_VALUES) {
+      const c = this.contracts.get(value);
+      if (c) f.contract = c;
+      this.contracts.delete(value);
+    } else {
+      const first = this.firstSeen.get(key);
+      if (first !== undefined) f.first = first;
+      this.firstSeen.delete(key);
+    }
+    this.forgotten.set(key, f);
   }
 
   private boundSessions(anchor: number): void {

@@ -9,7 +9,7 @@
 // Layout (format 1): format byte, watermark, then each part in the order of encodeAccount below;
 // a part is a count and its entries. Unknown formats and truncated or malformed values are
 // refused with PersistedStateError, never guessed at.
-import { AccountFeatures } from './account-features.js';
+import { AccountFeatures, type ForgottenValue } from './account-features.js';
 import {
   CONTEXT_FIELDS,
   EVENT_KINDS,
@@ -92,14 +92,6 @@ function str(s: string): void {
   pos += n;
 }
 
-function optStr(s: string | undefined): void {
-  if (s === undefined) uint(0);
-  else {
-    uint(1);
-    str(s);
-  }
-}
-
 function sortedKeys<K extends string>(m: ReadonlyMap<K, unknown>): K[] {
   const keys = [...m.keys()];
   return keys.length > 1 ? keys.sort() : keys;
@@ -143,9 +135,7 @@ class Reader {
     this.at += n;
     return s;
   }
-  optStr(): string | undefined {
-    return this.uint() ? this.str() : undefined;
-  }
+
   count(): number {
     const n = this.uint();
     // every entry takes at least a byte: a count beyond what is left is corrupt, not a loop
@@ -229,20 +219,35 @@ function observation(o: StoredObservation): void {
   for (const id of o.evidenceEventIds) str(id);
 }
 
-/** Encodes an account's features (see the layout above). */
-export function encodeAccount(a: AccountFeatures): Buffer {
+let sections: Map<string, number> | undefined;
+let sectionStart = 0;
+function mark(name: string): void {
+  if (!sections) return;
+  sections.set(name, (sections.get(name) ?? 0) + pos - sectionStart);
+  sectionStart = pos;
+}
+
+/**
+ * Encodes an account's features (see the layout above); given `sizes`, adds to it the bytes each
+ * part took (for the benchmark's breakdown).
+ */
+export function encodeAccount(a: AccountFeatures, sizes?: Map<string, number>): Buffer {
   pos = 0;
+  sections = sizes;
+  sectionStart = 0;
   base = a.watermark;
   room(1);
   buf[pos++] = STATE_FORMAT;
   uint(base);
   timed(a.familyWatermarks);
+  mark('familyWatermarks');
   const kinds = EVENT_CODES.filter(([k]) => a.events.has(k));
   uint(kinds.length);
   for (const [k, code] of kinds) {
     str(code);
     timed(a.events.get(k)!);
   }
+  mark('events');
   const valueKinds = [...a.values.keys()]
     .map((k) => [valueCode(k), k] as const)
     .sort(([x], [y]) => (x < y ? -1 : 1));
@@ -251,7 +256,9 @@ export function encodeAccount(a: AccountFeatures): Buffer {
     str(code);
     timed(a.values.get(k)!);
   }
+  mark('values');
   timed(a.firstSeen);
+  mark('firstSeen');
   uint(a.sessions.size);
   for (const id of sortedKeys(a.sessions)) {
     const s = a.sessions.get(id)!;
@@ -261,25 +268,52 @@ export function encodeAccount(a: AccountFeatures): Buffer {
     double(s.longitude);
     str(s.eventId);
   }
+  mark('sessions');
   timed(a.logouts);
+  mark('logouts');
   uint(a.contextStamps.size);
   for (const field of sortedKeys(a.contextStamps)) {
     str(CONTEXT_FIELDS[field]);
     int(a.contextStamps.get(field)! - base);
     str(a.contextValue(field) ?? '');
   }
+  mark('context');
   login(a.lastLogin);
   login(a.previousLogin);
+  mark('logins');
   uint(a.contracts.size);
   for (const id of sortedKeys(a.contracts)) contract(a.contracts.get(id)!);
+  mark('contracts');
   uint(a.observations.size);
   for (const id of sortedKeys(a.observations)) observation(a.observations.get(id)!);
+  mark('observations');
   uint(a.openFlags.size);
   for (const queue of sortedKeys(a.openFlags)) flag(queue, a.openFlags.get(queue)!);
+  mark('openFlags');
   absolute(a.flagGenerations);
   // until when a cleared pattern mitigates: an absolute time, like the decision it came from
   absolute(a.clearedPatterns);
   timed(a.capsReached);
+  mark('flagHistoryAndCaps');
+  uint(a.forgotten.size);
+  for (const key of sortedKeys(a.forgotten)) {
+    const f = a.forgotten.get(key)!;
+    str(valueCode(f.set));
+    str(f.value);
+    int(f.last - base);
+    int(f.droppedAt - base);
+    if (f.first === undefined) uint(0);
+    else {
+      uint(1);
+      int(f.first - base);
+    }
+    if (!f.contract) uint(0);
+    else {
+      uint(1);
+      contract(f.contract);
+    }
+  }
+  mark('forgotten');
   uint(a.seenEvents.size);
   for (const id of sortedKeys(a.seenEvents)) {
     const s = a.seenEvents.get(id)!;
@@ -288,6 +322,8 @@ export function encodeAccount(a: AccountFeatures): Buffer {
     str(s.family);
     str(s.digest);
   }
+  mark('seenEvents');
+  sections = undefined;
   return Buffer.from(buf.subarray(0, pos));
 }
 
@@ -393,7 +429,7 @@ export function decodeAccount(accountId: string, bytes: Buffer, layout: FeatureL
   };
   a.lastLogin = readLogin();
   a.previousLogin = readLogin();
-  for (let n = r.count(); n > 0; n--) {
+  const readContract = (): ContractRecord => {
     const c: ContractRecord = { contractId: r.str() };
     const bits = r.uint();
     CONTRACT_TIMES.forEach((f, i) => {
@@ -407,6 +443,10 @@ export function decodeAccount(accountId: string, bytes: Buffer, layout: FeatureL
     }
     if (bits & 128) c.counterpart = r.str();
     if (bits & 256) c.endEventId = r.str();
+    return c;
+  };
+  for (let n = r.count(); n > 0; n--) {
+    const c = readContract();
     a.contracts.set(c.contractId, c);
   }
   const readObservation = (): StoredObservation => ({
@@ -439,6 +479,14 @@ export function decodeAccount(accountId: string, bytes: Buffer, layout: FeatureL
   readAbsolute(a.flagGenerations);
   readAbsolute(a.clearedPatterns);
   readTimed(a.capsReached);
+  for (let n = r.count(); n > 0; n--) {
+    const code = r.str();
+    const set = KIND_OF_VALUE_CODE.get(code) ?? r.fail(`unknown value kind "${code}"`);
+    const f: ForgottenValue = { set, value: r.str(), last: abs(r.int()), droppedAt: abs(r.int()) };
+    if (r.uint()) f.first = abs(r.int());
+    if (r.uint()) f.contract = readContract();
+    a.forgotten.set(`${set}:${f.value}`, f);
+  }
   for (let n = r.count(); n > 0; n--) {
     const id = r.str();
     a.seenEvents.set(id, { at: abs(r.int()), family: r.str(), digest: r.str() });
@@ -473,6 +521,7 @@ export function describeAccount(
     flagGenerations: obj(a.flagGenerations),
     clearedPatterns: obj(a.clearedPatterns),
     capsReached: obj(a.capsReached),
+    forgotten: obj(a.forgotten),
     seenEvents: obj(a.seenEvents),
   };
 }

@@ -1,6 +1,5 @@
 // The README's first command: start the processor against the local stack, publish the reference
 // scenarios (and a few bad messages), wait until everything is consumed, print what happened.
-import type { Config } from '../../config/schema.js';
 import type { ReviewFlag } from '../domain/flags.js';
 import { scoreAccount } from '../engine/engine.js';
 import { Processor, consumedTopics, kafkaClient } from '../kafka/processor.js';

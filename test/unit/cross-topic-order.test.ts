@@ -26,8 +26,7 @@ describe('a pattern spanning two topics', () => {
       const logins: EnrichedEvent[] = enrich(s.phases[1]!.filter((e) => e.family === 'login'));
       const payments: EnrichedEvent[] = enrich(s.phases[1]!.filter((e) => e.family === 'payment'));
       if (first === 'together') await Promise.all([p.batch(logins), p.batch(payments)]);
-      else if (first === 'logins') (await p.batch(logins), await p.batch(payments));
-      else (await p.batch(payments), await p.batch(logins));
+      else for (const b of first === 'logins' ? [logins, payments] : [payments, logins]) await p.batch(b);
       expect(p.flags).toHaveLength(1);
       const flag = p.flags[0]!;
       expect(flag.severity).toBe('high');
