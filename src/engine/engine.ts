@@ -5,7 +5,6 @@
 //
 // Every input is judged against the state as of itself, one after the other: the same inputs give
 // the same features, observations and flags however they are split into batches.
-import stringify from 'safe-stable-stringify';
 import { planEvent } from '../../processors/registry.js';
 import type { EntityPlan, EventPlan, SubjectPlan } from '../../processors/plan.js';
 import type { EnrichedEvent, ReviewOutcome } from '../domain/events.js';
@@ -107,9 +106,13 @@ export interface EngineOptions {
   onSignalError?: (signalId: string, err: unknown) => void;
 }
 
-/** A digest of an event's content: the same id with another digest is a conflicting duplicate. */
+/**
+ * A digest of an event's content: the same id with another digest is a conflicting duplicate.
+ * Decoded events hold their fields in schema order (Avro decodes them so; replay normalises
+ * NDJSON through the schema), so their JSON is canonical.
+ */
 export function contentDigest(family: string, event: object): string {
-  return digestOf(`${family}\n${stringify(event)}`);
+  return digestOf(`${family}\n${JSON.stringify(event)}`);
 }
 
 interface Planned {
@@ -226,9 +229,10 @@ export class Engine {
         wanted.set(acting.accountId, partition);
         if (this.opts.counterparts === 'inline')
           for (const s of p.plan!.subjects) wanted.set(s.accountId, partition);
-        const set = this.signalSet(policy, i.event, acting.role);
+        // every kept entity the batch writes is read first: its answers and its write both
+        // start from what is stored
         for (const en of p.plan!.entities)
-          if (set.entityWindows.has(en.type)) reads.set(entityKey(en), { type: en.type, id: en.id });
+          if (policy.entityTypes.has(en.type)) reads.set(entityKey(en), { type: en.type, id: en.id });
       }
     }
     const refs = [...reads.values()];
@@ -291,7 +295,9 @@ export class Engine {
     if (admitted) return admitted;
     const out: InputOutcome = { status: 'applied', lateFor: [], evaluations: [] };
     const applied = this.updateState(o, e.eventId, e.occurredAt, acting.ops, event.family, digest);
-    for (const en of plan.entities) if (en.addAccount) run.overlay.see(en, en.addAccount, e.occurredAt);
+    for (const en of plan.entities)
+      if (en.addAccount && run.policy.entityTypes.has(en.type))
+        run.overlay.see(en, en.addAccount, e.occurredAt);
     if (applied.late) out.lateFor.push(acting.accountId);
     else {
       const set = this.signalSet(run.policy, event, acting.role);
@@ -625,21 +631,47 @@ export function snapshotOf(
   applied: Applied,
   layout: FeatureLayout,
 ): AccountSnapshot {
-  return {
-    accountId: f.accountId,
-    asOf: at,
-    late: applied.late,
-    lastSeenBefore: applied.lastSeenBefore,
-    answer: (q: AccountQuery) => (retained(q, layout) ? f.answer(q, at) : undefined),
-    context: f.context,
-    ...(f.lastLogin && { lastLogin: f.lastLogin }),
-    ...(f.previousLogin && { previousLogin: f.previousLogin }),
-    get observations() {
-      return [...f.observations.values()];
-    },
-    openFlags: f.openFlags,
-    clearedPatterns: f.clearedPatterns,
-  };
+  return new FeaturesAsOf(f, at, applied, layout);
+}
+
+/** A class rather than an object of closures: one is made per subject of every event. */
+class FeaturesAsOf implements AccountSnapshot {
+  constructor(
+    private readonly f: AccountFeatures,
+    readonly asOf: number,
+    private readonly applied: Applied,
+    private readonly layout: FeatureLayout,
+  ) {}
+  get accountId() {
+    return this.f.accountId;
+  }
+  get late() {
+    return this.applied.late;
+  }
+  get lastSeenBefore() {
+    return this.applied.lastSeenBefore;
+  }
+  answer(q: AccountQuery) {
+    return retained(q, this.layout) ? this.f.answer(q, this.asOf) : undefined;
+  }
+  get context() {
+    return this.f.context;
+  }
+  get lastLogin() {
+    return this.f.lastLogin;
+  }
+  get previousLogin() {
+    return this.f.previousLogin;
+  }
+  get observations() {
+    return [...this.f.observations.values()];
+  }
+  get openFlags() {
+    return this.f.openFlags;
+  }
+  get clearedPatterns() {
+    return this.f.clearedPatterns;
+  }
 }
 
 /** Whether the layout keeps data long enough to answer the question exactly. */

@@ -23,6 +23,8 @@ export interface Policy {
   layout: FeatureLayout;
   /** How long Redis keeps an account's features after their last write: the longest retention. */
   accountTtlMs: number;
+  /** Shared entities some enabled signal reads: only these are kept (an unread set costs writes). */
+  entityTypes: ReadonlySet<EntityType>;
 }
 
 export function paramsOf(config: Config, signal: AnySignal): ActiveSignal['params'] {
@@ -58,6 +60,9 @@ export function compilePolicy(loaded: LoadedConfig): Policy {
     signals,
     settings,
     layout,
+    entityTypes: new Set(
+      signals.flatMap(({ definition, params }) => definition.needs(params).entity?.type ?? []),
+    ),
     accountTtlMs: Math.max(
       layout.valueRetentionMs,
       layout.sessionRetentionMs,

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
+import { LRUCache } from 'lru-cache';
 import maxmind, {
   type AnonymousIPResponse,
   type AsnResponse,
@@ -101,8 +102,20 @@ export class GeoIp {
     return new GeoIp(city, asn, anon, connection);
   }
 
+  /**
+   * An account's addresses repeat from event to event: the answers are kept (the databases do not
+   * change while the process runs). Shared by every event: nothing may change a returned Geo.
+   */
+  private readonly answers = new LRUCache<string, Geo>({ max: 50_000 });
+
   /** Enriches a valid IP (validate first with isValidIp). Unknown networks give a Geo without location. */
   lookup(rawIp: string): Geo {
+    let geo = this.answers.get(rawIp);
+    if (!geo) this.answers.set(rawIp, (geo = this.resolve(rawIp)));
+    return geo;
+  }
+
+  private resolve(rawIp: string): Geo {
     const addr = normalize(rawIp);
     const ip = addr.toString();
     const city = this.city.get(ip);

@@ -387,23 +387,21 @@ export class AccountFeatures {
   private boundValues(anchor: number): void {
     const newest = this.newestValue();
     const horizon = newest - this.layout.valueRetentionMs;
-    const all: [string, number][] = [];
+    let count = 0;
     for (const [set, m] of this.values) {
       for (const [v, at] of m) {
         // dropped when its life has ended (see revive): a sighting up to then brings it back
         if (at <= horizon) this.forgetValue(set, v, at + this.layout.valueRetentionMs);
-        else all.push([`${set}\u0000${v}`, at]);
+        else count++;
       }
     }
     const cap = this.layout.caps.values;
-    if (all.length > cap) {
-      all.sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-      for (const [key] of all.slice(0, all.length - cap)) {
-        const i = key.indexOf('\u0000');
-        this.forgetValue(key.slice(0, i) as ValueSetName, key.slice(i + 1), newest);
-      }
-      this.capsReached.set('v', anchor);
-    }
+    if (count <= cap) return;
+    const all: [ValueSetName, string, number][] = [];
+    for (const [set, m] of this.values) for (const [v, at] of m) all.push([set, v, at]);
+    all.sort((a, b) => a[2] - b[2] || cmp(a[0], b[0]) || cmp(a[1], b[1]));
+    for (const [set, v] of all.slice(0, all.length - cap)) this.forgetValue(set, v, newest);
+    this.capsReached.set('v', anchor);
   }
 
   /**
@@ -545,6 +543,8 @@ export class AccountFeatures {
 function later(a: LoginRecord, b: LoginRecord | undefined): boolean {
   return !b || a.at > b.at || (a.at === b.at && a.eventId > b.eventId);
 }
+
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 function maxOf(times: Iterable<number>): number {
   let max = -Infinity;

@@ -27,11 +27,17 @@ export interface EntityUpdate {
   trimBefore: number;
   retentionMs: number;
   cap: number;
+  /** What the batch's read and sightings say the write must do (the set was read first). */
+  trim: boolean;
+  overCap: boolean;
+  /** The set reached its cap in this batch (the marker is new). */
+  newlyCapped: boolean;
 }
 
 export const entityKey = (r: EntityRef) => `${ENTITY_TYPES[r.type]}:${r.id}`;
 
 export class EntityOverlay {
+  private readonly read: ReadonlyMap<string, EntityAccounts>;
   private readonly known = new Map<string, EntityAccounts>();
   private readonly pending = new Map<string, { ref: EntityRef; sightings: Map<string, number> }>();
 
@@ -39,6 +45,7 @@ export class EntityOverlay {
     read: ReadonlyMap<string, EntityAccounts>,
     private readonly layout: FeatureLayout,
   ) {
+    this.read = read;
     for (const [k, v] of read) this.known.set(k, { accounts: new Map(v.accounts), capped: v.capped });
   }
 
@@ -49,11 +56,17 @@ export class EntityOverlay {
     if (!p) this.pending.set(key, (p = { ref, sightings: new Map() }));
     p.sightings.set(account, Math.max(p.sightings.get(account) ?? at, at));
     const e = this.known.get(key);
-    if (!e) return; // write-only: no event of this batch asks about it
-    e.accounts.set(account, Math.max(e.accounts.get(account) ?? at, at));
-    const newest = Math.max(...e.accounts.values());
-    for (const [a, t] of e.accounts)
-      if (t <= newest - this.layout.entityRetentionMs[ref.type]) e.accounts.delete(a);
+    if (!e) throw new Error(`entity ${key} was not read for this batch`);
+    const cur = e.accounts.get(account);
+    if (cur !== undefined && cur >= at) return; // nothing new: the set is as it was
+    e.accounts.set(account, at);
+    // trimmed only when this sighting is the newest (otherwise the horizon did not move)
+    let newest = at;
+    for (const t of e.accounts.values()) if (t > newest) newest = t;
+    if (newest === at) {
+      const horizon = at - this.layout.entityRetentionMs[ref.type];
+      for (const [a, t] of e.accounts) if (t <= horizon) e.accounts.delete(a);
+    }
     const cap = this.layout.caps.accountsPerEntity;
     if (e.accounts.size > cap) {
       // a shared NAT or a card-testing wave: keep the most recent accounts, and say so
@@ -80,14 +93,31 @@ export class EntityOverlay {
   updates(): EntityUpdate[] {
     return [...this.pending.values()].map(({ ref, sightings }) => {
       const retentionMs = this.layout.entityRetentionMs[ref.type];
-      const known = this.known.get(entityKey(ref));
-      const newest = Math.max(...sightings.values(), ...(known ? known.accounts.values() : []));
+      const key = entityKey(ref);
+      const before = this.read.get(key)!;
+      const after = this.known.get(key)!;
+      const newest = Math.max(...sightings.values(), ...before.accounts.values());
+      const trimBefore = newest - retentionMs;
+      // what the stored set holds once the sightings are merged, before trimming: the write
+      // trims and caps only when that needs it
+      const merged = new Map(before.accounts);
+      for (const [a, t] of sightings) merged.set(a, Math.max(merged.get(a) ?? t, t));
+      let kept = 0;
+      let trim = false;
+      for (const t of merged.values()) {
+        if (t <= trimBefore) trim = true;
+        else kept++;
+      }
+      const cap = this.layout.caps.accountsPerEntity;
       return {
         ref,
         sightings,
-        trimBefore: newest - retentionMs,
+        trimBefore,
         retentionMs,
-        cap: this.layout.caps.accountsPerEntity,
+        cap,
+        trim,
+        overCap: kept > cap,
+        newlyCapped: after.capped && !before.capped,
       };
     });
   }

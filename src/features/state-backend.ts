@@ -4,8 +4,10 @@
 // Redis keys carry a Cluster hash tag per entity ({a:<account>}, {i:<ip>}, {d:<device>},
 // {p:<instrument>}), so every command touches one slot and the same code runs on one Redis or a
 // Cluster. An account is one string (its encoded features); an entity is a sorted set of account
-// ids scored by last-seen event time, plus a marker key once its member cap was reached.
-import type { Cluster, Redis } from 'ioredis';
+// ids scored by last-seen event time, with a member "!capped" (account ids never contain "!")
+// scored +inf once its member cap was reached. A batch's reads and its writes each go as one
+// pipeline (on a Cluster, ioredis pipelines them per node).
+import { Cluster, type Redis } from 'ioredis';
 import { ENTITY_TYPES } from './model.js';
 import { entityKey, type EntityAccounts, type EntityRef, type EntityUpdate } from './shared-entities.js';
 
@@ -30,6 +32,9 @@ export interface StateBackend {
   outcomeCounts(): Promise<Map<string, Record<string, number>>>;
 }
 
+/** The member that marks an entity whose member cap was reached. */
+const CAPPED = '!capped';
+
 export class StateStoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -52,86 +57,97 @@ export class RedisStateBackend implements StateBackend {
   accountKey(accountId: string): string {
     return `${this.keyPrefix}:{a:${accountId}}`;
   }
-  entityKeys(r: EntityRef): [string, string] {
-    const base = `${this.keyPrefix}:{${ENTITY_TYPES[r.type]}:${r.id}}`;
-    return [`${base}:a`, `${base}:m`];
+  entityKey(r: EntityRef): string {
+    return `${this.keyPrefix}:{${ENTITY_TYPES[r.type]}:${r.id}}:a`;
   }
   private get statsKey(): string {
     return `${this.keyPrefix}:{stats}:outcomes`;
   }
 
-  private async guard<T>(what: string, f: () => Promise<T>): Promise<T> {
+  /**
+   * Sends commands together and returns their replies: one pipeline on one Redis; on a Cluster,
+   * one command each, which ioredis auto-pipelines per node (a Cluster pipeline must stay in one
+   * slot). Any failed command fails the whole call: the batch is retried, and its writes are
+   * idempotent.
+   */
+  private async send(what: string, commands: (string | Buffer | number)[][]): Promise<unknown[]> {
+    this.commandsSent += commands.length;
     try {
-      return await f();
+      if (this.redis instanceof Cluster)
+        return await Promise.all(commands.map(([name, ...args]) => this.redis.call(String(name), ...args)));
+      const replies =
+        (await this.redis.pipeline(commands.map((c) => c.map(String) as string[])).exec()) ?? [];
+      return replies.map(([err, reply]) => {
+        if (err) throw err;
+        return reply;
+      });
     } catch (err) {
       throw new StateStoreError(`${what}: ${(err as Error).message}`, { cause: err });
     }
   }
 
-  readAccounts(ids: readonly string[]): Promise<(Buffer | null)[]> {
+  async readAccounts(ids: readonly string[]): Promise<(Buffer | null)[]> {
+    if (!ids.length) return [];
     this.commandsSent += ids.length;
-    // one command per key: on a Cluster they live in many slots; on one Redis they are written
-    // back to back on one connection, a pipeline in effect
-    return this.guard('reading account state', () =>
-      Promise.all(ids.map((id) => this.redis.getBuffer(this.accountKey(id)))),
-    );
+    try {
+      if (this.redis instanceof Cluster)
+        return await Promise.all(ids.map((id) => this.redis.getBuffer(this.accountKey(id))));
+      const p = this.redis.pipeline();
+      for (const id of ids) p.getBuffer(this.accountKey(id));
+      const replies = (await p.exec()) ?? [];
+      return replies.map(([err, reply]) => {
+        if (err) throw err;
+        return reply as Buffer | null;
+      });
+    } catch (err) {
+      throw new StateStoreError(`reading account state: ${(err as Error).message}`, { cause: err });
+    }
   }
 
-  readEntities(refs: readonly EntityRef[]): Promise<EntityAccounts[]> {
-    this.commandsSent += refs.length * 2;
-    return this.guard('reading shared entities', () =>
-      Promise.all(
-        refs.map(async (r) => {
-          const [a, m] = this.entityKeys(r);
-          const [flat, capped] = await Promise.all([
-            this.redis.zrange(a, 0, -1, 'WITHSCORES'),
-            this.redis.exists(m),
-          ]);
-          const accounts = new Map<string, number>();
-          for (let i = 0; i < flat.length; i += 2) accounts.set(flat[i]!, Number(flat[i + 1]));
-          return { accounts, capped: capped === 1 };
-        }),
-      ),
+  async readEntities(refs: readonly EntityRef[]): Promise<EntityAccounts[]> {
+    const replies = await this.send(
+      'reading shared entities',
+      refs.map((r) => ['zrange', this.entityKey(r), 0, -1, 'WITHSCORES']),
     );
+    return replies.map((flat) => {
+      const accounts = new Map<string, number>();
+      let capped = false;
+      const list = flat as string[];
+      for (let i = 0; i < list.length; i += 2) {
+        if (list[i] === CAPPED) capped = true;
+        else accounts.set(list[i]!, Number(list[i + 1]));
+      }
+      return { accounts, capped };
+    });
   }
 
   async write(w: StateWrite, accountTtlMs: number): Promise<void> {
-    const r = this.redis;
-    await this.guard('writing shared entities', () =>
-      Promise.all(
-        w.entities.map(async (u) => {
-          const [a, m] = this.entityKeys(u.ref);
-          const args: (string | number)[] = [];
-          for (const [account, at] of u.sightings) args.push(at, account);
-          const ttl = String(u.retentionMs);
-          this.commandsSent += 4;
-          const [, , dropped] = await Promise.all([
-            r.zadd(a, 'GT', ...args),
-            r.zremrangebyscore(a, '-inf', u.trimBefore),
-            r.zremrangebyrank(a, 0, -u.cap - 1),
-            r.pexpire(a, ttl),
-          ]);
-          if (dropped > 0) {
-            this.commandsSent += 2;
-            await Promise.all([
-              r.hset(m, 'capped', String(Math.max(...u.sightings.values()))),
-              r.pexpire(m, ttl),
-            ]);
-          }
-        }),
-      ),
-    );
-    const ttl = String(Math.trunc(accountTtlMs));
-    this.commandsSent += w.accounts.length + (w.outcomeCounts.size ? 1 : 0);
-    await this.guard('writing account state', () =>
-      Promise.all([
-        ...w.accounts.map((a) => {
-          this.bytesWritten += a.bytes.length;
-          return r.set(this.accountKey(a.accountId), a.bytes, 'PX', ttl);
-        }),
-        ...[...w.outcomeCounts].map(([field, n]) => r.hincrby(this.statsKey, field, n)),
-      ]),
-    );
+    const entities: (string | Buffer | number)[][] = [];
+    for (const u of w.entities) {
+      const key = this.entityKey(u.ref);
+      const add: (string | number)[] = ['zadd', key, 'GT'];
+      for (const [account, at] of u.sightings) add.push(at, account);
+      if (u.newlyCapped) add.push('+inf', CAPPED);
+      entities.push(add);
+      if (u.trim) entities.push(['zremrangebyscore', key, '-inf', u.trimBefore]);
+      // keeps the newest cap accounts (and the marker, scored above them all)
+      if (u.overCap) entities.push(['zremrangebyrank', key, 0, -u.cap - 2]);
+      entities.push(['pexpire', key, u.retentionMs]);
+    }
+    const ttl = Math.trunc(accountTtlMs);
+    const accounts: (string | Buffer | number)[][] = [];
+    for (const a of w.accounts) {
+      this.bytesWritten += a.bytes.length;
+      accounts.push(['set', this.accountKey(a.accountId), a.bytes, 'PX', ttl]);
+    }
+    for (const [field, n] of w.outcomeCounts) accounts.push(['hincrby', this.statsKey, field, n]);
+    // entities before accounts: an account whose write landed never misses its sightings (one
+    // connection runs a pipeline in order; a Cluster's nodes are asked one after the other)
+    if (this.redis instanceof Cluster) {
+      if (entities.length) await this.send('writing shared entities', entities);
+      if (accounts.length) await this.send('writing account state', accounts);
+    } else if (entities.length + accounts.length)
+      await this.send('writing state', [...entities, ...accounts]);
   }
 
   async outcomeCounts(): Promise<Map<string, Record<string, number>>> {
@@ -196,11 +212,11 @@ export class MemoryStateBackend implements StateBackend {
       const key = entityKey(u.ref);
       const e = this.entities.get(key) ?? { accounts: new Map<string, number>(), capped: false };
       for (const [a, at] of u.sightings) e.accounts.set(a, Math.max(e.accounts.get(a) ?? at, at));
-      for (const [a, at] of e.accounts) if (at <= u.trimBefore) e.accounts.delete(a);
-      if (e.accounts.size > u.cap) {
+      if (u.newlyCapped) e.capped = true;
+      if (u.trim) for (const [a, at] of e.accounts) if (at <= u.trimBefore) e.accounts.delete(a);
+      if (u.overCap) {
         const oldest = [...e.accounts].sort((x, y) => x[1] - y[1] || (x[0] < y[0] ? -1 : 1));
         for (const [a] of oldest.slice(0, e.accounts.size - u.cap)) e.accounts.delete(a);
-        e.capped = true;
       }
       this.entities.set(key, e);
     }

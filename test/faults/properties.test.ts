@@ -14,7 +14,7 @@ import { contentDigest } from '../../src/engine/engine.js';
 import { compilePolicy } from '../../src/engine/policy.js';
 import { AccountFeatures } from '../../src/features/account-features.js';
 import type { FeatureLayout } from '../../src/features/model.js';
-import { decodeAccount, encodeAccount } from '../../src/features/persisted.js';
+import { canonicalAccount, decodeAccount, encodeAccount } from '../../src/features/persisted.js';
 import { EntityOverlay } from '../../src/features/shared-entities.js';
 import { MemoryStateBackend, RedisStateBackend } from '../../src/features/state-backend.js';
 import { Codec, DecodeError, type SchemaRole } from '../../src/kafka/codec.js';
@@ -329,9 +329,7 @@ describe('feature-state properties (AccountFeatures, real Redis)', () => {
   };
   const encoded = (accounts: Map<string, AccountFeatures>) =>
     Object.fromEntries(
-      [...accounts]
-        .sort(([a], [b]) => (a < b ? -1 : 1))
-        .map(([id, f]) => [id, encodeAccount(f).toString('base64')]),
+      [...accounts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, f]) => [id, canonicalAccount(f)]),
     );
 
   it('the same events applied a second time change nothing, with or without event-id dedupe', () => {

@@ -7,7 +7,7 @@ import type { ActivityEvent } from '../../src/domain/events.js';
 import type { ReviewFlag } from '../../src/domain/flags.js';
 import { compilePolicy } from '../../src/engine/policy.js';
 import type { FeatureLayout } from '../../src/features/model.js';
-import { decodeAccount, encodeAccount } from '../../src/features/persisted.js';
+import { canonicalAccount, decodeAccount } from '../../src/features/persisted.js';
 import { Processor } from '../../src/kafka/processor.js';
 import { loadConfig } from '../../src/runtime/config-loader.js';
 import { createLogger } from '../../src/runtime/logger.js';
@@ -123,7 +123,7 @@ async function dump(nodes: Redis[], prefix: string, layout: FeatureLayout): Prom
           f.openFlags.clear();
           f.flagGenerations.clear();
           f.capsReached.clear();
-          value = encodeAccount(f).toString('base64');
+          value = canonicalAccount(f);
         }
         out.set(key.slice(prefix.length), value);
       }

@@ -4,7 +4,7 @@
 // the ways a stream can be delivered (cut into batches, delivered again, reordered, hostile).
 import fc from 'fast-check';
 import type { EnrichedEvent, Geo } from '../../src/domain/events.js';
-import { encodeAccount } from '../../src/features/persisted.js';
+import { canonicalAccount } from '../../src/features/persisted.js';
 import type { MemoryPipeline } from './engine.js';
 import { DAY, GEO, HOUR, MINUTE, T0, account, contract, ipObservation, login, payment } from './snapshot.js';
 
@@ -297,13 +297,13 @@ export function observable(p: MemoryPipeline) {
   const state: Record<string, string> = {};
   const features: Record<string, string> = {};
   for (const [id, bytes] of [...p.backend.accounts].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    state[id] = bytes.toString('base64');
     const f = p.accountOf(id, bytes);
+    state[id] = canonicalAccount(f);
     f.observations.clear();
     f.openFlags.clear();
     f.flagGenerations.clear();
     f.capsReached.clear();
-    features[id] = encodeAccount(f).toString('base64');
+    features[id] = canonicalAccount(f);
   }
   const entities: Record<string, [string, number][]> = {};
   for (const [k, e] of [...p.backend.entities].sort(([a], [b]) => (a < b ? -1 : 1)))

@@ -1,7 +1,8 @@
 // One account's features in memory (src/features/account-features.ts), the single implementation
 // of the feature semantics: exact windows, lateness per family, idempotent and order-independent
 // merges, retention and caps, novelty, signal memory and event-id dedupe. Compared through the
-// encoded copy (encodeAccount), so "nothing changed" means byte for byte what Redis would hold.
+// stored copy in canonical form (canonicalAccount), so "nothing changed" means nothing Redis would
+// hold changed.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { planEvent } from '../../processors/registry.js';
 import type { ActivityEvent, EnrichedEvent } from '../../src/domain/events.js';
@@ -20,7 +21,7 @@ import {
   type LoginRecord,
   type StoredObservation,
 } from '../../src/features/model.js';
-import { encodeAccount } from '../../src/features/persisted.js';
+import { canonicalAccount, encodeAccount } from '../../src/features/persisted.js';
 import { accountTakeover, travellingFreelancer } from '../../src/scenarios/reference.js';
 import { MemoryPipeline } from '../support/engine.js';
 import {
@@ -57,7 +58,8 @@ function layoutWith(over: Partial<FeatureLayout> = {}): FeatureLayout {
 }
 
 const fresh = (layout = layoutWith(), id = 'acct-1') => new AccountFeatures(id, layout);
-const bytes = (a: AccountFeatures) => encodeAccount(a).toString('base64');
+/** The account's features in canonical form (what Redis holds, in key order). */
+const bytes = (a: AccountFeatures) => canonicalAccount(a);
 
 const count = (kind: EventKind, windowMs: number, maxIds = 20): AccountQuery => ({
   q: 'count',
