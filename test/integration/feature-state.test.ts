@@ -4,7 +4,7 @@
 // batch overlay, capped and marked; every key carries one hash tag; a namespace is dropped alone.
 // Every test writes under its own key prefix.
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { planEvent } from '../../processors/registry.js';
 import type { ActivityEvent, EnrichedEvent } from '../../src/domain/events.js';
 import { contentDigest, queriesFor } from '../../src/engine/engine.js';
@@ -24,7 +24,13 @@ import {
 } from '../../src/features/model.js';
 import { readStoredAccount } from '../../src/features/owned-accounts.js';
 import { decodeAccount, encodeAccount } from '../../src/features/persisted.js';
-import { EntityOverlay, entityKey, type EntityRef } from '../../src/features/shared-entities.js';
+import {
+  EntityOverlay,
+  entityKey,
+  type EntityAccounts,
+  type EntityRef,
+  type EntityUpdate,
+} from '../../src/features/shared-entities.js';
 import {
   MemoryStateBackend,
   RedisStateBackend,
@@ -132,19 +138,42 @@ function realisticEvents(runId: string): EnrichedEvent[] {
 
 interface Fed {
   accounts: Map<string, AccountFeatures>;
-  /** The entity sightings of the events (written to Redis like one batch's). */
+  /**
+   * The entity sightings of the events (written to Redis like one batch's): of the entity types
+   * the policy keeps, each read from the backend first, as the engine does.
+   */
   overlay: EntityOverlay;
   /** Per account, the event times and op lists it saw. */
   seen: Map<string, { at: number; ops: AccountOp[]; eventId: string; digest: string }[]>;
 }
 
-/** Every subject's ops as the engine applies them: admitted by event id, applied, remembered. */
-function feed(events: EnrichedEvent[], layout: FeatureLayout): Fed {
-  const fed: Fed = { accounts: new Map(), overlay: new EntityOverlay(new Map(), layout), seen: new Map() };
-  for (const e of events) {
+/** An overlay over what `backend` holds of `refs`: a batch's entity reads, as the engine does them. */
+async function readOverlay(
+  backend: StateBackend,
+  layout: FeatureLayout,
+  refs: EntityRef[],
+): Promise<EntityOverlay> {
+  const read = await backend.readEntities(refs);
+  const known = new Map<string, EntityAccounts>(refs.map((r, i) => [entityKey(r), read[i]!]));
+  return new EntityOverlay(known, layout);
+}
+
+/**
+ * Every subject's ops as the engine applies them: admitted by event id, applied, remembered. The
+ * entities the events name, of the types the policy keeps, are read from `backend` first and seen.
+ */
+async function feed(events: EnrichedEvent[], policy: Policy, backend: StateBackend): Promise<Fed> {
+  const layout = policy.layout;
+  const plans = events.map((e) => ({ e, plan: planEvent(e) }));
+  const refs = new Map<string, EntityRef>();
+  for (const { plan } of plans)
+    for (const en of plan.entities)
+      if (policy.entityTypes.has(en.type)) refs.set(entityKey(en), { type: en.type, id: en.id });
+  const overlay = await readOverlay(backend, layout, [...refs.values()]);
+  const fed: Fed = { accounts: new Map(), overlay, seen: new Map() };
+  for (const { e, plan } of plans) {
     const { eventId, occurredAt: at } = e.event;
     const digest = contentDigest(e.family, e.event);
-    const plan = planEvent(e);
     for (const s of plan.subjects) {
       let f = fed.accounts.get(s.accountId);
       if (!f) fed.accounts.set(s.accountId, (f = new AccountFeatures(s.accountId, layout)));
@@ -153,7 +182,8 @@ function feed(events: EnrichedEvent[], layout: FeatureLayout): Fed {
       const list = fed.seen.get(s.accountId) ?? [];
       fed.seen.set(s.accountId, [...list, { at, ops: s.ops, eventId, digest }]);
     }
-    for (const en of plan.entities) if (en.addAccount) fed.overlay.see(en, en.addAccount, at);
+    for (const en of plan.entities)
+      if (en.addAccount && policy.entityTypes.has(en.type)) fed.overlay.see(en, en.addAccount, at);
   }
   return fed;
 }
@@ -220,7 +250,7 @@ describe('an account written and read back', () => {
     const prefix = uniquePrefix();
     const policy = realisticPolicy(prefix);
     const backend = new RedisStateBackend(redis, prefix);
-    const fed = feed(realisticEvents(prefix), policy.layout);
+    const fed = await feed(realisticEvents(prefix), policy, backend);
     for (const f of fed.accounts.values()) if (f.accountId.startsWith('acct-takeover')) withSignalMemory(f);
     const many = cappedAccount(policy.layout, policy.layout.caps.values + 4);
     expect(many.capsReached.has('v')).toBe(true);
@@ -290,7 +320,7 @@ describe('an account written and read back', () => {
     const prefix = uniquePrefix();
     const policy = realisticPolicy(prefix);
     const backend = new RedisStateBackend(redis, prefix);
-    const fed = feed(realisticEvents(prefix), policy.layout);
+    const fed = await feed(realisticEvents(prefix), policy, backend);
     await backend.write(
       {
         ...noWrites(),
@@ -342,10 +372,17 @@ describe('bounded memory', () => {
     const policy = realisticPolicy(prefix);
     const l = policy.layout;
     const backend = new RedisStateBackend(redis, prefix);
-    const fed = feed(realisticEvents(prefix), l);
+    const fed = await feed(realisticEvents(prefix), policy, backend);
+    // the engine keeps only the entity types some signal reads (the default config reads no
+    // device set): a device set, written straight to the backend, has its TTL checked too
+    for (const u of fed.overlay.updates()) expect(policy.entityTypes.has(u.ref.type)).toBe(true);
+    const device: EntityRef = { type: 'device', id: 'dev-ttl' };
     // more accounts on one IP than the cap: the capped marker is written too
     const crowded: EntityRef = { type: 'ip', id: '203.0.113.250' };
-    for (let i = 0; i <= l.caps.accountsPerEntity; i++) fed.overlay.see(crowded, `acct-crowd-${i}`, T0 + i);
+    await entityBatch([backend], l, [crowded, device], (o) => {
+      for (let i = 0; i <= l.caps.accountsPerEntity; i++) o.see(crowded, `acct-crowd-${i}`, T0 + i);
+      o.see(device, 'acct-crowd-0', T0);
+    });
     await backend.write(
       {
         entities: fed.overlay.updates(),
@@ -370,9 +407,13 @@ describe('bounded memory', () => {
       expect(ttl, key).toBeGreaterThan(0);
       expect(ttl, key).toBeLessThanOrEqual(max);
     }
-    // accounts, every type of entity and a cap marker were written, so each was checked
-    expect([...kinds].sort()).toEqual(['a', 'd:a', 'i:a', 'i:m', 'p:a']);
-    expect(await redis.exists(backend.entityKeys(crowded)[1])).toBe(1);
+    // accounts and every type of entity were written, so each was checked; an entity is one key,
+    // its cap marker a member of it (under the same TTL)
+    expect([...kinds].sort()).toEqual(['a', 'd:a', 'i:a', 'p:a']);
+    const crowdedKey = backend.entityKey(crowded);
+    expect(keys).toContain(crowdedKey);
+    expect(await redis.zscore(crowdedKey, '!capped')).toBe('inf');
+    expect(await redis.zcard(crowdedKey)).toBe(l.caps.accountsPerEntity + 1);
   });
 
   it('lets the keys of a short layout expire', async () => {
@@ -411,8 +452,8 @@ describe('bounded memory', () => {
       ],
       'login',
     );
-    const overlay = new EntityOverlay(new Map(), layout);
     const ip: EntityRef = { type: 'ip', id: '203.0.113.9' };
+    const overlay = await readOverlay(backend, layout, [ip]);
     overlay.see(ip, 'acct-1', T0);
     overlay.see(ip, 'acct-2', T0 + 1); // past the cap of 1: the marker too
     await backend.write(
@@ -423,8 +464,10 @@ describe('bounded memory', () => {
       },
       ms,
     );
-    const keys = [backend.accountKey('acct-1'), ...backend.entityKeys(ip)];
+    const keys = [backend.accountKey('acct-1'), backend.entityKey(ip)];
     expect(await redis.exists(...keys)).toBe(keys.length);
+    expect(await redis.zrange(backend.entityKey(ip), 0, -1)).toEqual(['acct-2', '!capped']);
+    expect((await backend.keys()).sort()).toEqual([...keys].sort());
     await new Promise((r) => setTimeout(r, 3 * ms));
     // EXISTS expires lazily, so it never counts a key past its TTL
     expect(await redis.exists(...keys)).toBe(0);
@@ -437,8 +480,8 @@ describe('bounded memory', () => {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * One batch's entity work as the engine does it: read the entities asked about, let `body` see
- * and ask, write the overlay's updates. Run on each backend alike.
+ * One batch's entity work as the engine does it: read the entities it sees or asks about, let
+ * `body` see and ask, write the overlay's updates. Run on each backend alike.
  */
 async function entityBatch(
   backends: StateBackend[],
@@ -448,8 +491,7 @@ async function entityBatch(
 ): Promise<EntityOverlay[]> {
   const out: EntityOverlay[] = [];
   for (const backend of backends) {
-    const read = await backend.readEntities(refs);
-    const overlay = new EntityOverlay(new Map(refs.map((r, i) => [entityKey(r), read[i]!])), layout);
+    const overlay = await readOverlay(backend, layout, refs);
     body(overlay);
     await backend.write({ ...noWrites(), entities: overlay.updates() }, HOUR);
     out.push(overlay);
@@ -470,7 +512,7 @@ describe('shared entities', () => {
       os.map((o) => o.accountsOn(ref, T0 + from, maxIds));
 
     // an account last seen exactly one window ago is out; seeing an account twice counts it once
-    await entityBatch(both, layout, [], (o) => {
+    await entityBatch(both, layout, [ip], (o) => {
       o.see(ip, 'acct-old', T0 - W);
       o.see(ip, 'acct-a', T0 - 3 * DAY);
       o.see(ip, 'acct-b', T0 - 2 * DAY);
@@ -493,7 +535,7 @@ describe('shared entities', () => {
     // within a batch, an event sees the sightings of the events before it
     const dev: EntityRef = { type: 'device', id: 'dev-shared' };
     const other: EntityRef = { type: 'instrument', id: 'dev-shared' };
-    await entityBatch(both, layout, [], (o) => o.see(dev, 'acct-a', T0 - DAY));
+    await entityBatch(both, layout, [dev], (o) => o.see(dev, 'acct-a', T0 - DAY));
     seen = await entityBatch(both, layout, [dev, other], (o) => {
       expect(o.accountsOn(dev, T0 - 30 * DAY, 10).accounts.values).toEqual(['acct-a']);
       o.see(dev, 'acct-b', T0);
@@ -504,7 +546,7 @@ describe('shared entities', () => {
     for (const a of answers(seen, other, -W)) expect(a.accounts.n).toBe(0);
 
     const card: EntityRef = { type: 'instrument', id: 'fp-1' };
-    await entityBatch(both, layout, [], (o) => {
+    await entityBatch(both, layout, [card], (o) => {
       for (const [i, acct] of ['acct-a', 'acct-b', 'acct-c'].entries()) o.see(card, acct, T0 + i);
     });
     seen = await entityBatch(both, layout, [card], () => undefined);
@@ -513,7 +555,7 @@ describe('shared entities', () => {
 
     // members out of every window are trimmed from the stored set, measured from its newest
     await entityBatch(both, layout, [ip], (o) => o.see(ip, 'acct-z', T0 + 8 * DAY));
-    expect(await redis.zrange(redisBackend.entityKeys(ip)[0], 0, -1)).toEqual(['acct-z']);
+    expect(await redis.zrange(redisBackend.entityKey(ip), 0, -1)).toEqual(['acct-z']);
 
     // Redis and the in-memory backend keep the same sets
     const refs = [ip, dev, other, card];
@@ -531,7 +573,7 @@ describe('shared entities', () => {
     const ip: EntityRef = { type: 'ip', id: '203.0.113.7' };
     const quiet: EntityRef = { type: 'ip', id: '203.0.113.8' };
 
-    await entityBatch(both, layout, [], (o) => {
+    await entityBatch(both, layout, [ip, quiet], (o) => {
       for (let i = 1; i <= 5; i++) o.see(ip, `acct-${i}`, T0 + i * SECOND);
       o.see(quiet, 'acct-1', T0);
     });
@@ -547,9 +589,13 @@ describe('shared entities', () => {
       });
       expect(alone!.capped).toBe(false);
     }
-    const [, marker] = redisBackend.entityKeys(ip);
-    expect(await redis.hget(marker, 'capped')).toBe(String(T0 + 5 * SECOND));
-    expect(await redis.exists(redisBackend.entityKeys(quiet)[1])).toBe(0);
+    // in Redis: the newest accounts and the marker, scored above them all; none on the quiet set
+    expect(await redis.zrange(redisBackend.entityKey(ip), 0, -1, 'WITHSCORES')).toEqual([
+      ...[3, 4, 5].flatMap((i) => [`acct-${i}`, String(T0 + i * SECOND)]),
+      '!capped',
+      'inf',
+    ]);
+    expect(await redis.zrange(redisBackend.entityKey(quiet), 0, -1)).toEqual(['acct-1']);
 
     // the overlay caps what an event sees too, newest first
     const seen = await entityBatch(both, layout, [ip], (o) => o.see(ip, 'acct-6', T0 + 6 * SECOND));
@@ -558,6 +604,13 @@ describe('shared entities', () => {
         accounts: { n: 3, values: ['acct-6', 'acct-5', 'acct-4'] },
         capped: true,
       });
+    // and the stored set: still the newest three, the marker once
+    expect(await redis.zrange(redisBackend.entityKey(ip), 0, -1)).toEqual([
+      'acct-4',
+      'acct-5',
+      'acct-6',
+      '!capped',
+    ]);
     expect(await redisBackend.readEntities([ip, quiet])).toEqual(await memory.readEntities([ip, quiet]));
   });
 });
@@ -591,45 +644,68 @@ describe('Redis Cluster', () => {
     const prefix = uniquePrefix();
     const policy = realisticPolicy(prefix);
     const backend = new RedisStateBackend(redis, prefix);
-    const fed = feed(realisticEvents(prefix), policy.layout);
-    const updates = fed.overlay.updates();
-    await backend.write(
-      {
-        entities: updates,
-        accounts: [...fed.accounts.values()].map((f) => ({
-          accountId: f.accountId,
-          bytes: encodeAccount(f),
-        })),
-        outcomeCounts: new Map([
-          ['login.failed_burst|CLEARED', 2],
-          ['login.failed_burst|CONFIRMED', 1],
-        ]),
-      },
-      policy.accountTtlMs,
-    );
-    await backend.write({ ...noWrites(), outcomeCounts: new Map([['login.failed_burst|CLEARED', 1]]) }, HOUR);
+    // the commands the backend pipelines (its entity reads and all its writes), to see their keys
+    const pipelines = vi.spyOn(redis, 'pipeline');
+    let sent: unknown[][];
+    let updates: EntityUpdate[];
+    let fed: Fed;
+    try {
+      fed = await feed(realisticEvents(prefix), policy, backend);
+      updates = fed.overlay.updates();
+      await backend.write(
+        {
+          entities: updates,
+          accounts: [...fed.accounts.values()].map((f) => ({
+            accountId: f.accountId,
+            bytes: encodeAccount(f),
+          })),
+          outcomeCounts: new Map([
+            ['login.failed_burst|CLEARED', 2],
+            ['login.failed_burst|CONFIRMED', 1],
+          ]),
+        },
+        policy.accountTtlMs,
+      );
+      await backend.write(
+        { ...noWrites(), outcomeCounts: new Map([['login.failed_burst|CLEARED', 1]]) },
+        HOUR,
+      );
+      sent = pipelines.mock.calls.flatMap(([commands]) => (commands ?? []) as unknown[][]);
+    } finally {
+      pipelines.mockRestore();
+    }
     expect(await backend.outcomeCounts()).toEqual(
       new Map([['login.failed_burst', { CLEARED: 3, CONFIRMED: 1 }]]),
     );
+    expect(updates.length).toBeGreaterThan(0);
 
-    // every key under the prefix is one the backend names: nothing stray
+    // every key under the prefix is one the backend names, and every one it names was written:
+    // nothing stray; an entity is one key
+    const entityKeys = updates.map((u) => backend.entityKey(u.ref));
+    expect(new Set(entityKeys).size).toBe(updates.length);
     const named = new Set([
       ...[...fed.accounts.keys()].map((id) => backend.accountKey(id)),
-      ...updates.flatMap((u) => backend.entityKeys(u.ref)),
+      ...entityKeys,
       `${prefix}:{stats}:outcomes`,
     ]);
     const keys = await backend.keys();
-    for (const key of keys) expect(named.has(key), key).toBe(true);
+    expect([...keys].sort()).toEqual([...named].sort());
     for (const key of keys) {
       // exactly one tag, right after the prefix
       expect(key.startsWith(`${prefix}:{`), key).toBe(true);
       expect(key.split('{').length, key).toBe(2);
     }
+    // every command sent names one of those keys (the reads and writes of an entity its own)
+    expect(sent.length).toBeGreaterThan(named.size);
+    const commandKeys = new Set(sent.map((c) => String(c[1])));
+    for (const key of commandKeys) expect(named.has(key), key).toBe(true);
+    for (const key of entityKeys) expect(commandKeys.has(key), key).toBe(true);
     for (const id of fed.accounts.keys()) expect(keySlot(backend.accountKey(id))).toBe(keySlot(`a:${id}`));
     for (const u of updates) {
-      const [accounts, marker] = backend.entityKeys(u.ref);
-      expect(hashTag(accounts)).toBe(entityKey(u.ref));
-      expect(keySlot(accounts)).toBe(keySlot(marker));
+      const key = backend.entityKey(u.ref);
+      expect(key).toBe(`${prefix}:{${entityKey(u.ref)}}:a`);
+      expect(hashTag(key)).toBe(entityKey(u.ref));
+      expect(keySlot(key)).toBe(keySlot(entityKey(u.ref)));
     }
     // different accounts spread over slots
     expect(keySlot(backend.accountKey('acct-1'))).not.toBe(keySlot(backend.accountKey('acct-2')));
@@ -646,8 +722,9 @@ describe('namespaces', () => {
     const f = new AccountFeatures('acct-1', layout);
     f.apply(T0, [{ op: 'event', kind: 'loginFailed', eventId: 'f-1' }], 'login');
     for (const b of backends) {
-      const overlay = new EntityOverlay(new Map(), layout);
-      overlay.see({ type: 'device', id: 'dev-1' }, 'acct-1', T0);
+      const dev: EntityRef = { type: 'device', id: 'dev-1' };
+      const overlay = await readOverlay(b, layout, [dev]);
+      overlay.see(dev, 'acct-1', T0);
       await b.write(
         {
           entities: overlay.updates(),
