@@ -254,6 +254,7 @@ export function encodeAccount(a: AccountFeatures, sizes?: Map<string, number>): 
     str(EVENT_KINDS[k]);
     timed(set);
   }
+  mark('events');
   uint(a.values.size);
   for (const [k, m] of a.values) {
     str(valueCode(k));

@@ -76,7 +76,8 @@ export class RedisStateBackend implements StateBackend {
       if (this.redis instanceof Cluster)
         return await Promise.all(commands.map(([name, ...args]) => this.redis.call(String(name), ...args)));
       const replies =
-        (await this.redis.pipeline(commands.map((c) => c.map(String) as string[])).exec()) ?? [];
+        // Buffers as they are: an account's encoded features are bytes, not UTF-8 text
+        (await this.redis.pipeline(commands).exec()) ?? [];
       return replies.map(([err, reply]) => {
         if (err) throw err;
         return reply;
