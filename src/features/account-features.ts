@@ -310,12 +310,19 @@ export class AccountFeatures {
     if (!m) this.values.set(set, (m = new Map()));
     const cur = m.get(value);
     if (cur === undefined || at > cur) m.set(value, at);
+    if (at > this.newestSeen) this.newestSeen = at;
   }
 
+  /**
+   * The newest sighting of any value. Trimming and the cap never drop the newest, so it only
+   * grows: kept rather than found again for every event (a decoded account finds it once).
+   */
+  private newestSeen = -Infinity;
   private newestValue(): number {
-    let newest = -Infinity;
-    for (const m of this.values.values()) for (const t of m.values()) if (t > newest) newest = t;
-    return newest;
+    if (this.newestSeen === -Infinity)
+      for (const m of this.values.values())
+        for (const t of m.values()) if (t > this.newestSeen) this.newestSeen = t;
+    return this.newestSeen;
   }
 
   /** Sets a context field as of `at` (also how a stored copy is read back). */

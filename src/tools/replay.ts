@@ -97,6 +97,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     firedByAccount: new Map(),
   };
   const batchSize = opts.batchSize ?? 500;
+  const types = familyTypes();
   let batch: { event: EnrichedEvent; where: string }[] = [];
   const flush = async () => {
     if (!batch.length) return;
@@ -137,7 +138,21 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         const e = item.error ?? { reason: 'bad_shape', detail: 'no family' };
         result.rejected.push({ where: item.where, ...e });
       } else {
-        const r = ingest(item.family, item.record, loaded.config.validation, geo);
+        // in the schema's field order, as a decoded Kafka message has it: its JSON is the digest
+        // that tells a replayed event from a conflicting one, here and in the live pipeline
+        let record: unknown;
+        try {
+          record = types.get(item.family)!.clone(item.record);
+        } catch (err) {
+          result.rejected.push({
+            where: item.where,
+            reason: 'invalid_field',
+            detail: `does not fit the ${item.family} schema: ${(err as Error).message}`,
+          });
+          opts.onProgress?.(result.eventsRead);
+          continue;
+        }
+        const r = ingest(item.family, record, loaded.config.validation, geo);
         if (r.ok) {
           batch.push({ event: r.event, where: item.where });
           result.accepted++;
@@ -221,9 +236,7 @@ export async function* readNdjson(file: string): AsyncGenerator<ReplayItem> {
       yield { where, error: { reason: 'invalid_field', detail: problems.join('; ') } };
       continue;
     }
-    // in the schema's field order, as a decoded Kafka message has it (its JSON is the digest that
-    // tells a replayed event from a conflicting one)
-    yield { where, family, record: types.get(family)!.clone(p.event) };
+    yield { where, family, record: p.event };
   }
 }
 
