@@ -155,9 +155,13 @@ export class GeoIp {
   }
 }
 
-/** Strict: four decimal octets or a full IPv6 literal; "999.1.1.1" and "::ffff:" are not IPs. */
+/**
+ * Strict: four decimal octets or a full IPv6 literal; "999.1.1.1" and "::ffff:" are not IPs, nor
+ * is anything with a zone id ("fe80::1%en-0"). Both Node and ipaddr.js (which enriches it) must
+ * accept it: a string one of them refuses never reaches the other.
+ */
 export function isValidIp(ip: string): boolean {
-  return isIP(ip) !== 0;
+  return isIP(ip) !== 0 && !ip.includes('%') && ipaddr.isValid(ip);
 }
 
 /** IPv4-mapped IPv6 (::ffff:1.2.3.4) is the IPv4 address: one network, one account history. */

@@ -9,6 +9,8 @@ export type DeadLetterReason =
   | 'oversized'
   | 'not_wire_format'
   | 'unknown_schema_id'
+  /** A registry id whose schema fairflag cannot use (not Avro, or not compilable). */
+  | 'unsupported_schema'
   | 'wrong_schema'
   | 'undecodable'
   | 'invalid_field'

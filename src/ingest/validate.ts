@@ -46,8 +46,12 @@ function text(field: string, v: string | null): void {
 }
 
 function ip(field: string, v: string | null): void {
-  if (v !== null && !isValidIp(v))
-    throw new InvalidEventError(field, `not an IPv4 or IPv6 address: ${show(v)}`);
+  if (v === null) return;
+  // "fe80::1%en-0": an interface on the sender's host, not a network address (and ipaddr.js
+  // refuses some zone ids Node's isIP accepts)
+  if (v.includes('%'))
+    throw new InvalidEventError(field, `an IPv6 zone id (after "%") is not accepted: ${show(v)}`);
+  if (!isValidIp(v)) throw new InvalidEventError(field, `not an IPv4 or IPv6 address: ${show(v)}`);
 }
 
 function amount(field: string, v: number | null): void {

@@ -46,7 +46,8 @@ export function topicOf(role: SchemaRole, topics: Config['topics']): string {
 /** Why an input message could not be decoded; the reason is the DLQ's machine-readable code. */
 export class DecodeError extends Error {
   constructor(
-    readonly reason: 'not_wire_format' | 'unknown_schema_id' | 'wrong_schema' | 'undecodable',
+    readonly reason:
+      'not_wire_format' | 'unknown_schema_id' | 'unsupported_schema' | 'wrong_schema' | 'undecodable',
     detail: string,
   ) {
     super(detail);

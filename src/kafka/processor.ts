@@ -19,20 +19,21 @@ import {
 import type { Config } from '../../config/schema.js';
 import type { Family } from '../domain/events.js';
 import { GeoIp } from '../enrich/geoip.js';
-import { CounterpartFormatError, decodeCounterpart, encodeCounterpart } from '../engine/counterparts.js';
+import { decodeCounterpart, encodeCounterpart } from '../engine/counterparts.js';
 import { Engine, type BatchResult, type EngineInput } from '../engine/engine.js';
 import { compilePolicy, type Policy } from '../engine/policy.js';
 import type { AccountFeatures } from '../features/account-features.js';
 import { OwnedAccounts, readStoredAccount } from '../features/owned-accounts.js';
 import { RedisStateBackend } from '../features/state-backend.js';
 import { ingest, type DeadLetterReason } from '../ingest/ingest.js';
-import { validateOutcome, InvalidEventError } from '../ingest/validate.js';
+import { validateOutcome } from '../ingest/validate.js';
 import { loadConfig, type LoadedConfig, type LoadOptions } from '../runtime/config-loader.js';
 import { startHealthServer, readiness, type ReadinessCheck } from '../runtime/health.js';
 import type { Logger } from '../runtime/logger.js';
 import { createMetrics, type Metrics } from '../runtime/metrics.js';
 import { PROCESSOR_VERSION } from '../runtime/project.js';
-import { Codec, DecodeError, RegistryUnavailableError, type SchemaRole } from './codec.js';
+import { Codec, type SchemaRole } from './codec.js';
+import { messageFailure } from './failure.js';
 import { coPartitionedAssigner, commonPartitionCount } from './co-partitioned-assigner.js';
 
 export interface ProcessorOptions {
@@ -466,9 +467,10 @@ export class Processor {
         }
         items.push({ input, message });
       } catch (err) {
-        // the registry or anything else outside the message: retry the batch
-        if (err instanceof RegistryUnavailableError) throw err;
-        fail('processing_error', `${(err as Error).name}: ${(err as Error).message}`);
+        // an outage (the registry) is rethrown and the batch retried; anything else is this
+        // message's: its reason, or processing_error with the error's class and message
+        const { reason, detail } = messageFailure(err);
+        fail(reason, detail);
       }
     }
     void t;
@@ -483,21 +485,15 @@ export class Processor {
   ): Promise<EngineInput | { reason: DeadLetterReason; detail: string }> {
     const t = this.config.topics;
     const limits = this.config.validation;
-    try {
-      if (topic === t.counterparts) return { kind: 'counterpart', record: decodeCounterpart(value) };
-      if (topic === t.reviewOutcomes) {
-        const outcome = validateOutcome(await this.codec.decodeAs('reviewOutcome', value), limits, now);
-        return { kind: 'outcome', outcome };
-      }
-      if (!family) throw new Error(`no family for topic ${topic}`);
-      const r = ingest(family, await this.codec.decodeAs(family as SchemaRole, value), limits, this.geo, now);
-      return r.ok ? { kind: 'event', event: r.event } : { reason: r.reason, detail: r.detail };
-    } catch (err) {
-      if (err instanceof DecodeError) return { reason: err.reason, detail: err.message };
-      if (err instanceof InvalidEventError) return { reason: 'invalid_field', detail: err.message };
-      if (err instanceof CounterpartFormatError) return { reason: 'undecodable', detail: err.message };
-      throw err;
+    // what it throws is judged by the caller (failure.ts)
+    if (topic === t.counterparts) return { kind: 'counterpart', record: decodeCounterpart(value) };
+    if (topic === t.reviewOutcomes) {
+      const outcome = validateOutcome(await this.codec.decodeAs('reviewOutcome', value), limits, now);
+      return { kind: 'outcome', outcome };
     }
+    if (!family) throw new Error(`no family for topic ${topic}`);
+    const r = ingest(family, await this.codec.decodeAs(family as SchemaRole, value), limits, this.geo, now);
+    return r.ok ? { kind: 'event', event: r.event } : { reason: r.reason, detail: r.detail };
   }
 
   /** The batch's dead letters: what could not be used, and what the engine refused. */
