@@ -68,6 +68,13 @@ export const configSchema = z
        * retried like any registry outage, and nothing is dead-lettered.
        */
       requestTimeout: duration().default(5_000),
+      /**
+       * How long an id the registry does not know, or whose schema fairflag cannot use, is
+       * remembered: a flood of such ids costs one lookup per id within this time.
+       */
+      rejectedIdTtl: duration().default(60_000),
+      /** How many such ids are remembered at most (least recently used are forgotten first). */
+      rejectedIds: positiveInt().default(10_000),
     }),
     redis: z.strictObject({
       url: text(),

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
+import { LRUCache } from 'lru-cache';
 import type { Config } from '../../config/schema.js';
 import type { Family, ReviewOutcome } from '../domain/events.js';
 import type { ReviewFlag } from '../domain/flags.js';
@@ -68,6 +69,27 @@ const requestTimeout =
     prepareRequest: async (next) => (await next()).enhance({ timeout: ms }),
   });
 
+/**
+ * One GET to the registry's Confluent-compatible API, within `requestTimeout`. Credentials in the
+ * URL (http://user:pass@host) become a basic Authorization header (fetch refuses them in the URL).
+ */
+async function registryFetch(cfg: Config['registry'], path: string): Promise<Response> {
+  const url = new URL(cfg.url.replace(/\/+$/, '') + path);
+  const headers: Record<string, string> = {
+    accept: 'application/vnd.schemaregistry.v1+json, application/json',
+  };
+  if (url.username || url.password) {
+    headers['authorization'] =
+      'Basic ' +
+      Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString(
+        'base64',
+      );
+    url.username = '';
+    url.password = '';
+  }
+  return fetch(url, { headers, signal: AbortSignal.timeout(cfg.requestTimeout) });
+}
+
 /** The registry could not be asked (down, timing out): retry later, never dead-letter. */
 export class RegistryUnavailableError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -78,25 +100,55 @@ export class RegistryUnavailableError extends Error {
 
 type AvroLike = avro.Type & { name?: string };
 
-// Unknown ids are remembered briefly so hostile input cannot turn into a registry request storm.
-const UNKNOWN_ID_TTL_MS = 60_000;
+/** What one registry lookup of a writer's schema id found (fairflag_registry_lookups_total). */
+export type LookupResult = 'found' | 'unknown' | 'unsupported' | 'failed';
+
+/** A registry's answer for GET /schemas/ids/{id}. */
+interface SchemaById {
+  schema?: unknown;
+  schemaType?: string;
+  references?: unknown[];
+}
 
 export class Codec {
   private readonly ids = new Map<SchemaRole, number>();
   private readonly fullNames = new Map<SchemaRole, string>();
-  private readonly unknownIds = new Map<number, number>();
+  /** Writers' schemas by registry id: fairflag's own (never evicted), and others seen since start. */
+  private readonly own = new Map<number, AvroLike>();
+  private readonly usable = new LRUCache<number, AvroLike>({ max: 1_000 });
+  /**
+   * Ids the registry does not know, or whose schema fairflag cannot use, with why: remembered for
+   * `registry.rejectedIdTtl`, so a flood of hostile ids costs one lookup per id and TTL, and
+   * bounded (least recently used go first), so it cannot grow without end.
+   */
+  private readonly rejected: LRUCache<number, DecodeError>;
+  /** Lookups in flight: parallel batches asking for one id make one request. */
+  private readonly inFlight = new Map<number, Promise<AvroLike>>();
   /** The topic's own schema (schemas/*.avsc) per role: what every decoded record must look like. */
   private readonly readers = new Map<SchemaRole, avro.Type>();
   /**
    * How to read a writer's schema id as a role's own schema (or why it cannot be), and whether
    * the writer has an array or map somewhere: then its data is walked with bounds first.
    */
-  private readonly resolvers = new Map<string, { resolver: avro.Resolver; bounded: boolean } | DecodeError>();
+  private readonly resolvers = new LRUCache<
+    string,
+    { resolver: avro.Resolver; bounded: boolean } | DecodeError
+  >({ max: 10_000 });
+  /** Registry lookups of writers' ids so far, by result. */
+  readonly lookups: Record<LookupResult, number> = { found: 0, unknown: 0, unsupported: 0, failed: 0 };
+  /** Told of every registry lookup (the processor counts them in its metrics). */
+  onLookup: ((result: LookupResult) => void) | undefined;
 
   private constructor(
     readonly registry: SchemaRegistry,
     private readonly topics: Config['topics'],
-  ) {}
+    private readonly registryCfg: Config['registry'],
+  ) {
+    this.rejected = new LRUCache<number, DecodeError>({
+      max: registryCfg.rejectedIds,
+      ttl: registryCfg.rejectedIdTtl,
+    });
+  }
 
   /** Connects and registers every schema, retrying until `timeoutMs` with a log line per attempt. */
   static async connect(
@@ -112,7 +164,7 @@ export class Codec {
       },
       { [SchemaType.AVRO]: {} },
     );
-    const codec = new Codec(registry, cfg.topics);
+    const codec = new Codec(registry, cfg.topics, cfg.registry);
     const deadline = Date.now() + cfg.registry.startupTimeout;
     for (let attempt = 1; ; attempt++) {
       try {
@@ -141,6 +193,8 @@ export class Codec {
       );
       this.ids.set(role, id);
       this.fullNames.set(role, fullName);
+      // known without asking again: decoding goes on while the registry is down
+      this.own.set(id, avro.Type.forSchema(JSON.parse(text) as avro.Schema) as AvroLike);
     }
   }
 
@@ -216,7 +270,7 @@ export class Codec {
   ): { resolver: avro.Resolver; bounded: boolean } {
     const key = `${role}:${id}`;
     let r = this.resolvers.get(key);
-    if (!r) {
+    if (r === undefined) {
       try {
         r = { resolver: this.readerOf(role).createResolver(writer), bounded: hasCollections(writer) };
       } catch (err) {
@@ -225,34 +279,83 @@ export class Codec {
           `schema id ${id} (${writer.name ?? 'unnamed'}) cannot be read as this topic's ${this.fullNames.get(role)}: ${(err as Error).message}`,
         );
       }
-      if (this.resolvers.size > 10_000) this.resolvers.clear();
       this.resolvers.set(key, r);
     }
     if (r instanceof DecodeError) throw r;
     return r;
   }
 
+  /**
+   * The writer's schema of an id: from memory, or asked of the registry once. Throws DecodeError
+   * for an id the registry does not know (unknown_schema_id) or whose schema fairflag cannot use
+   * (unsupported_schema: not Avro, references, not compilable), remembered for the TTL; and
+   * RegistryUnavailableError when the registry cannot answer (down, timing out, 5xx): retried.
+   */
   private async writerType(id: number): Promise<AvroLike> {
-    const seen = this.unknownIds.get(id);
-    if (seen !== undefined && Date.now() - seen < UNKNOWN_ID_TTL_MS) {
-      throw new DecodeError('unknown_schema_id', `schema id ${id} is not in the registry`);
+    const known = this.own.get(id) ?? this.usable.get(id);
+    if (known) return known;
+    const refused = this.rejected.get(id);
+    if (refused) throw refused;
+    let pending = this.inFlight.get(id);
+    if (!pending) {
+      pending = this.lookUp(id).finally(() => this.inFlight.delete(id));
+      this.inFlight.set(id, pending);
     }
+    return pending;
+  }
+
+  private async lookUp(id: number): Promise<AvroLike> {
+    const counted = (result: LookupResult) => {
+      this.lookups[result]++;
+      this.onLookup?.(result);
+    };
+    let body: SchemaById;
     try {
-      return (await this.registry.getSchema(id)) as unknown as AvroLike;
-    } catch (err) {
-      const status = (err as { status?: number }).status;
-      if (status === 404) {
-        if (this.unknownIds.size > 10_000) this.unknownIds.clear();
-        this.unknownIds.set(id, Date.now());
-        throw new DecodeError('unknown_schema_id', `schema id ${id} is not in the registry`);
+      const res = await registryFetch(this.registryCfg, `/schemas/ids/${id}`);
+      if (res.status === 404) {
+        await res.body?.cancel();
+        counted('unknown');
+        throw this.refuse(id, new DecodeError('unknown_schema_id', `schema id ${id} is not in the registry`));
       }
+      if (!res.ok) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
+      body = (await res.json()) as SchemaById;
+    } catch (err) {
+      if (err instanceof DecodeError) throw err;
+      counted('failed');
       throw new RegistryUnavailableError(
-        `schema registry lookup of id ${id} failed: ${(err as Error).message}`,
-        {
-          cause: err,
-        },
+        `schema registry lookup of id ${id} failed: ${(err as Error).name}: ${(err as Error).message}`,
+        { cause: err },
       );
     }
+    const unsupported = (why: string) => {
+      counted('unsupported');
+      return this.refuse(id, new DecodeError('unsupported_schema', `schema id ${id} ${why}`));
+    };
+    const type = body.schemaType ?? 'AVRO';
+    // fairflag's topics carry Avro: a JSON or Protobuf schema is never compiled (nor trusted to)
+    if (type !== 'AVRO')
+      throw unsupported(
+        `is a ${type} schema; fairflag's topics carry Avro records in the Confluent wire format`,
+      );
+    if (body.references?.length)
+      throw unsupported(
+        `refers to other schemas (${body.references.length}), which fairflag does not resolve`,
+      );
+    if (typeof body.schema !== 'string') throw unsupported('has no schema text in the registry');
+    let writer: AvroLike;
+    try {
+      writer = avro.Type.forSchema(JSON.parse(body.schema) as avro.Schema) as AvroLike;
+    } catch (err) {
+      throw unsupported(`cannot be compiled as Avro: ${(err as Error).message.slice(0, 300)}`);
+    }
+    counted('found');
+    this.usable.set(id, writer);
+    return writer;
+  }
+
+  private refuse(id: number, err: DecodeError): DecodeError {
+    this.rejected.set(id, err);
+    return err;
   }
 
   /** Family of an input topic, or undefined for topics fairflag does not read as activity. */

@@ -222,6 +222,7 @@ export class Processor {
     readonly partitions: number,
   ) {
     this.metrics = createMetrics();
+    codec.onLookup = (result) => this.metrics.registryLookups.inc({ result });
     this.policy = compilePolicy(loaded);
     this.accounts = new OwnedAccounts({
       backend,

@@ -65,6 +65,12 @@ export function createMetrics() {
       labelNames: ['cause'] as const,
       registers: [registry],
     }),
+    registryLookups: new Counter({
+      name: 'fairflag_registry_lookups_total',
+      help: "Lookups of writers' schema ids in the registry, by result (found, unknown, unsupported, failed); unknown and unsupported ids are remembered for registry.rejectedIdTtl",
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     configReloads: new Counter({
       name: 'fairflag_config_reloads_total',
       help: 'Config reloads by result (applied, rejected)',
