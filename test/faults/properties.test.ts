@@ -15,7 +15,7 @@ import { compilePolicy } from '../../src/engine/policy.js';
 import { AccountFeatures } from '../../src/features/account-features.js';
 import type { FeatureLayout } from '../../src/features/model.js';
 import { canonicalAccount, decodeAccount, encodeAccount } from '../../src/features/persisted.js';
-import { EntityOverlay } from '../../src/features/shared-entities.js';
+import { EntityOverlay, entityKey, type EntityRef } from '../../src/features/shared-entities.js';
 import { MemoryStateBackend, RedisStateBackend } from '../../src/features/state-backend.js';
 import { Codec, DecodeError, type SchemaRole } from '../../src/kafka/codec.js';
 import { loadConfig } from '../../src/runtime/config-loader.js';
@@ -381,7 +381,15 @@ describe('feature-state properties (AccountFeatures, real Redis)', () => {
         const memory = new MemoryStateBackend();
         try {
           const accounts = feed(new Map(), list, l, true);
-          const overlay = new EntityOverlay(new Map(), l);
+          // as the engine does: every entity the events name is read (here: nothing stored yet)
+          const named = new Map<string, EntityRef>();
+          for (const e of list) for (const en of planEvent(e).entities) named.set(entityKey(en), en);
+          const overlay = new EntityOverlay(
+            new Map(
+              [...named.keys()].map((k) => [k, { accounts: new Map<string, number>(), capped: false }]),
+            ),
+            l,
+          );
           for (const e of list)
             for (const en of planEvent(e).entities)
               if (en.addAccount) overlay.see(en, en.addAccount, e.event.occurredAt);

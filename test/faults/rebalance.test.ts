@@ -10,10 +10,11 @@ import { buildWorkload } from './support/workload.js';
 
 describe('fault: a consumer-group rebalance while events flow', () => {
   const d = new Driver(faultEnv('rebalance'));
+  const drivers: Driver[] = [d];
   const procs: Processor[] = [];
   afterAll(async () => {
     for (const p of procs) await p.stop();
-    await d.close();
+    for (const x of drivers) await x.close();
   });
 
   it('a second instance joins and leaves mid-stream; the result equals the reference', async () => {
@@ -62,5 +63,86 @@ describe('fault: a consumer-group rebalance while events flow', () => {
     expect(dup.detailOnly).toEqual([]);
     expect(r.outcome.deadLetters).toBe(bad.length);
     expect(await first.ready()).toBe(true);
+  });
+
+  it('partitions move back and forth between two instances five times while events flow; the result equals the reference', async () => {
+    // topics, group and key prefix of its own: the workload is compared with its own reference
+    const d = new Driver(faultEnv('back-and-forth'));
+    drivers.push(d);
+    await d.connect();
+    const w = buildWorkload({ seed: 59, streamScale: 2 });
+    const bad = await streamBadMessages(d, 'back-and-forth');
+    const ref = await reference(d.loaded, w, d.redis);
+    const first = await d.startProcessor();
+    procs.push(first);
+    const moves: { joined: number; processed: number }[] = [];
+    await d.run(w, {
+      bad,
+      gapMs: 300,
+      during: async (stream) => {
+        for (let round = 0; round < 5; round++) {
+          await stream.reached(0.1 + round * 0.16);
+          // a fresh instance each time: it starts with nothing in memory and loads what the first
+          // one wrote; when it leaves, the first one loads again what it wrote meanwhile
+          const visitor = await d.startProcessor();
+          procs.push(visitor);
+          await until('the visitor to join and take partitions', () => visitor.ready(), 60_000);
+          const joined = visitor.ownedPartitions.length;
+          await until('the visitor to process some events', () => visitor.counts.processed > 0, 60_000, 50);
+          moves.push({ joined, processed: visitor.counts.processed });
+          await visitor.stop();
+          procs.splice(procs.indexOf(visitor), 1);
+        }
+      },
+    });
+    console.log(`[fault detail] back and forth: ${JSON.stringify(moves)}`);
+    expect(moves).toHaveLength(5);
+    for (const m of moves) {
+      expect(m.joined).toBeGreaterThan(0);
+      expect(m.processed).toBeGreaterThan(0);
+    }
+    const r = await compare('back and forth', d, w, ref, bad);
+    expect(r.featureDiff).toEqual([]);
+    expect(r.live).toEqual(ref.flags);
+    const dup = duplicateFlags(r.flags);
+    expect(dup.conflicting).toEqual([]);
+    expect(dup.detailOnly).toEqual([]);
+    expect(r.outcome.deadLetters).toBe(bad.length);
+  });
+
+  it('a cold start: a new instance with nothing in memory continues exactly where the old one stopped', async () => {
+    for (const p of procs.splice(0)) await p.stop();
+    const d = new Driver(faultEnv('cold-start'));
+    drivers.push(d);
+    await d.connect();
+    const w = buildWorkload({ seed: 61 });
+    const bad = await streamBadMessages(d, 'cold');
+    const ref = await reference(d.loaded, w, d.redis);
+    let current = await d.startProcessor();
+    procs.push(current);
+    let before = 0;
+    await d.run(w, {
+      bad,
+      gapMs: 300,
+      during: async (stream) => {
+        await stream.reached(0.5);
+        stream.pause();
+        await d.settle();
+        before = current.counts.processed;
+        await current.stop();
+        procs.splice(0);
+        current = await d.startProcessor();
+        procs.push(current);
+        stream.resume();
+      },
+    });
+    // the new instance loaded every account it touched from Redis, none from its own memory
+    expect(before).toBeGreaterThan(0);
+    expect(current.accounts.stats.loads).toBeGreaterThan(0);
+    expect(current.accounts.stats.loads - current.accounts.stats.loadedEmpty).toBeGreaterThan(0);
+    const r = await compare('cold start', d, w, ref, bad);
+    expect(r.featureDiff).toEqual([]);
+    expect(r.live).toEqual(ref.flags);
+    expect(r.outcome.deadLetters).toBe(bad.length);
   });
 });
