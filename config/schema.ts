@@ -115,6 +115,14 @@ export const configSchema = z
       /** Events older than this are implausible (a clock at 0, a unit error). */
       minEventTime: z.iso.datetime({ error: 'expected an ISO-8601 UTC time like 2000-01-01T00:00:00Z' }),
       maxIdLength: positiveInt().default(128),
+      /**
+       * Checked first, before anything is decoded: a message over these is dead-lettered as
+       * oversized at once. Keys are account ids (at most maxIdLength characters).
+       */
+      maxKeyBytes: positiveInt().default(1024),
+      /** Headers of one message: how many, and their keys and values together. */
+      maxHeaders: positiveInt().default(64),
+      maxHeaderBytes: positiveInt().default(16 * 1024),
     }),
     state: z
       .strictObject({

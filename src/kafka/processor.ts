@@ -10,10 +10,11 @@ import {
   logLevel,
   type Admin,
   type Batch,
+  type ConfigResourceTypes,
   type Consumer,
   type EachBatchPayload,
-  type IHeaders,
   type KafkaMessage,
+  type Message,
   type Producer,
 } from 'kafkajs';
 import type { Config } from '../../config/schema.js';
@@ -33,6 +34,14 @@ import type { Logger } from '../runtime/logger.js';
 import { createMetrics, type Metrics } from '../runtime/metrics.js';
 import { PROCESSOR_VERSION } from '../runtime/project.js';
 import { Codec, type SchemaRole } from './codec.js';
+import {
+  chunkBySize,
+  headerTotals,
+  messageSize,
+  shapeDeadLetter,
+  type DeadLetter,
+  type ShapedDeadLetter,
+} from './dead-letters.js';
 import { messageFailure } from './failure.js';
 import { coPartitionedAssigner, commonPartitionCount } from './co-partitioned-assigner.js';
 
@@ -58,14 +67,6 @@ export interface BatchTiming {
   featuresWrittenAt: number;
   /** For each flag: the produce time of the event that triggered it, and when the flag was on the topic. */
   flags: { triggeredAt: number; producedAt: number }[];
-}
-
-interface DeadLetter {
-  reason: DeadLetterReason;
-  detail: string;
-  message: KafkaMessage;
-  topic: string;
-  partition: number;
 }
 
 export function connectRedis(cfg: Config['redis']): Redis | Cluster {
@@ -152,8 +153,17 @@ export async function ensureTopics(kafka: Kafka, topics: Config['topics']): Prom
           topic,
           numPartitions: partitions,
           replicationFactor: topics.replicationFactor,
-          // an oversized input must still fit, with its reason, into the dead-letter topic
-          configEntries: [{ name: 'max.message.bytes', value: String(topics.maxMessageBytes) }],
+          // the largest input must still fit, with its record, into the dead-letter topic
+          configEntries: [
+            {
+              name: 'max.message.bytes',
+              value: String(
+                topic === topics.deadLetter
+                  ? topics.maxMessageBytes + DEAD_LETTER_HEADROOM
+                  : topics.maxMessageBytes,
+              ),
+            },
+          ],
         })),
       });
     }
@@ -161,6 +171,42 @@ export async function ensureTopics(kafka: Kafka, topics: Config['topics']): Prom
   } finally {
     await admin.disconnect();
   }
+}
+
+/**
+ * What a dead letter adds to the largest input: its record's other fields, its own key and headers,
+ * framing. The dead-letter topic is created this much larger than the input topics.
+ */
+export const DEAD_LETTER_HEADROOM = 64 * 1024;
+/** Kept free of every produce request and record batch: batch and record framing. */
+const PRODUCE_MARGIN = 1024;
+
+/** The limits of the topics fairflag produces to, as the broker has them (max.message.bytes). */
+export interface ProduceLimits {
+  /** Largest record batch each topic takes. */
+  maxMessageBytes: Map<string, number>;
+  deadLetterPartitions: number;
+}
+
+export async function produceLimits(admin: Admin, topics: Config['topics']): Promise<ProduceLimits> {
+  const names = [topics.flags, topics.counterparts, topics.deadLetter];
+  const { resources } = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: names.map((name) => ({
+      // ConfigResourceTypes.TOPIC: kafkajs's CommonJS exports hide the enum from Node's ESM loader
+      type: 2 as ConfigResourceTypes,
+      name,
+      configNames: ['max.message.bytes'],
+    })),
+  });
+  const maxMessageBytes = new Map<string, number>();
+  for (const r of resources) {
+    const v = Number(r.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue);
+    // the broker's default (1 MiB) if it does not say
+    maxMessageBytes.set(r.resourceName, Number.isFinite(v) && v > 0 ? v : 1_048_588);
+  }
+  const counts = await partitionCounts(admin, [topics.deadLetter]);
+  return { maxMessageBytes, deadLetterPartitions: counts.get(topics.deadLetter) ?? 1 };
 }
 
 async function partitionCounts(admin: Admin, topics: string[]): Promise<Map<string, number>> {
@@ -208,6 +254,8 @@ export class Processor {
   private readonly checks: ReadinessCheck[];
   /** Partition numbers this member owns (of every consumed topic), from the last assignment. */
   private owned = new Set<number>();
+  /** What the topics fairflag writes to accept (read at start, again after a refusal). */
+  private limits!: ProduceLimits;
 
   private constructor(
     private loaded: LoadedConfig,
@@ -303,6 +351,7 @@ export class Processor {
     await this.producer.connect();
     this.admin = this.kafka.admin({ retry: { retries: 0 } });
     await this.admin.connect();
+    await this.readLimits();
     this.consumer = this.kafka.consumer({
       groupId: config.kafka.groupId,
       sessionTimeout: config.kafka.sessionTimeout,
@@ -356,6 +405,24 @@ export class Processor {
     );
   }
 
+  /** Reads what the topics fairflag writes to accept; says so when a dead letter may not fit whole. */
+  private async readLimits(): Promise<void> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      this.limits = await produceLimits(admin, this.config.topics);
+    } finally {
+      await admin.disconnect();
+    }
+    const t = this.config.topics;
+    const dlq = this.limits.maxMessageBytes.get(t.deadLetter) ?? 0;
+    if (dlq < t.maxMessageBytes + DEAD_LETTER_HEADROOM)
+      this.log.warn(
+        { topic: t.deadLetter, maxMessageBytes: dlq, wanted: t.maxMessageBytes + DEAD_LETTER_HEADROOM },
+        'the dead-letter topic takes less than the largest input plus its record: dead letters of the largest inputs will be truncated (source position, digests and the first bytes kept); raise its max.message.bytes to keep them whole',
+      );
+  }
+
   /** Retries `f` while the batch is still ours: transient failures (Redis, Kafka, registry) only. */
   private async whileOurs<T>(what: string, b: EachBatchPayload, f: () => Promise<T>): Promise<T> {
     return backOff(f, {
@@ -396,7 +463,8 @@ export class Processor {
     try {
       await result.turn.ready;
       const dead = this.deadLetters(batch, prepared, result);
-      await this.whileOurs('produce', b, () => this.produce(result, dead));
+      const out = await this.outgoing(result, dead);
+      await this.whileOurs('produce', b, () => this.send(out));
       const flagsOnTopic = Date.now();
       await this.whileOurs('persist', b, () => this.engine.persist(result));
       result.turn.done();
@@ -439,6 +507,22 @@ export class Processor {
     for (const message of batch.messages) {
       const fail = (reason: DeadLetterReason, detail: string) =>
         dead.push({ reason, detail, message, topic: batch.topic, partition: batch.partition });
+      // before anything that costs: the sizes kafkajs already knows
+      const keyBytes = message.key?.length ?? 0;
+      if (keyBytes > limits.maxKeyBytes) {
+        fail('oversized', `key of ${keyBytes} bytes exceeds validation.maxKeyBytes (${limits.maxKeyBytes})`);
+        continue;
+      }
+      const headers = headerTotals(message.headers);
+      if (headers.count > limits.maxHeaders || headers.bytes > limits.maxHeaderBytes) {
+        fail(
+          'oversized',
+          headers.count > limits.maxHeaders
+            ? `${headers.count} headers exceed validation.maxHeaders (${limits.maxHeaders})`
+            : `headers of ${headers.bytes} bytes exceed validation.maxHeaderBytes (${limits.maxHeaderBytes})`,
+        );
+        continue;
+      }
       const value = message.value;
       if (!value || value.length === 0) {
         fail('not_wire_format', 'empty message value');
@@ -517,27 +601,80 @@ export class Processor {
     return dead;
   }
 
-  /** Flags, counterpart records and dead letters, in one produce (acks from all replicas). */
-  private async produce(result: BatchResult, dead: DeadLetter[]): Promise<void> {
+  /**
+   * Flags, counterpart records and dead letters, encoded once and split into produce requests that
+   * fit the topics' limits (acks from all replicas). Sent in order; a retry resumes after the last
+   * request the broker acknowledged, so nothing is sent twice by this process.
+   */
+  private async outgoing(result: BatchResult, dead: DeadLetter[]): Promise<Outgoing> {
     const t = this.config.topics;
-    const flagMessages = await Promise.all(
-      result.emissions.map(async ({ flag }) => ({
+    const items: OutgoingItem[] = [];
+    const add = (topic: string, message: Message) =>
+      items.push({ topic, message, size: messageSize(message) });
+    for (const { flag } of result.emissions)
+      add(t.flags, {
         key: flag.accountId,
         value: await this.codec.encode('flag', flag),
         headers: { 'fairflag-flag-id': flag.flagId, 'fairflag-revision': String(flag.revision) },
-      })),
+      });
+    for (const r of result.counterparts)
+      add(t.counterparts, { key: r.accountId, value: encodeCounterpart(r) });
+    for (const d of dead) {
+      const shaped = await this.shape(d);
+      add(t.deadLetter, {
+        key: shaped.key,
+        value: await this.codec.encode('deadLetter', shaped.record),
+        headers: shaped.headers,
+        partition: shaped.partition,
+      });
+    }
+    const budget = (topic: string) =>
+      (this.limits.maxMessageBytes.get(topic) ?? this.config.topics.maxMessageBytes) - PRODUCE_MARGIN;
+    return { chunks: chunkBySize(items, budget), sent: 0 };
+  }
+
+  /** A dead letter shaped to fit the dead-letter topic, and logged. */
+  private async shape(d: DeadLetter): Promise<ShapedDeadLetter> {
+    const v = this.config.validation;
+    const shaped = await shapeDeadLetter(
+      d,
+      {
+        recordBudget:
+          (this.limits.maxMessageBytes.get(this.config.topics.deadLetter) ??
+            this.config.topics.maxMessageBytes) -
+          PRODUCE_MARGIN -
+          2 * DEAD_LETTER_KEY_ROOM,
+        partitions: this.limits.deadLetterPartitions,
+        maxHeaders: v.maxHeaders,
+        maxHeaderBytes: v.maxHeaderBytes,
+      },
+      PROCESSOR_VERSION,
     );
-    const counterpartMessages = result.counterparts.map((r) => ({
-      key: r.accountId,
-      value: encodeCounterpart(r),
-    }));
-    const deadMessages = await Promise.all(dead.map((d) => this.deadLetterMessage(d)));
-    const topicMessages = [
-      ...(flagMessages.length ? [{ topic: t.flags, messages: flagMessages }] : []),
-      ...(counterpartMessages.length ? [{ topic: t.counterparts, messages: counterpartMessages }] : []),
-      ...(deadMessages.length ? [{ topic: t.deadLetter, messages: deadMessages }] : []),
-    ];
-    if (topicMessages.length) await this.producer.sendBatch({ topicMessages, acks: -1 });
+    this.log.warn(
+      {
+        reason: d.reason,
+        detail: shaped.record.detail,
+        topic: d.topic,
+        partition: d.partition,
+        offset: d.message.offset,
+        ...(shaped.record.truncated ? { truncated: shaped.record.truncated } : {}),
+      },
+      'dead-lettered',
+    );
+    return shaped;
+  }
+
+  private async send(out: Outgoing): Promise<void> {
+    while (out.sent < out.chunks.length) {
+      const chunk = out.chunks[out.sent]!;
+      const byTopic = new Map<string, Message[]>();
+      for (const it of chunk) byTopic.set(it.topic, [...(byTopic.get(it.topic) ?? []), it.message]);
+      await this.producer.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      });
+      out.sent++;
+    }
   }
 
   /** Metrics, counts and logs, once the batch is committed. */
@@ -633,43 +770,6 @@ export class Processor {
     return (await readiness(this.checks)).ready;
   }
 
-  private async deadLetterMessage(d: DeadLetter) {
-    const headers = Object.entries(d.message.headers ?? ({} as IHeaders)).flatMap(([key, v]) =>
-      (Array.isArray(v) ? v : [v]).map((one) => ({
-        key,
-        value: one === undefined ? null : Buffer.isBuffer(one) ? one : Buffer.from(String(one)),
-      })),
-    );
-    const record = {
-      reason: d.reason,
-      detail: d.detail,
-      sourceTopic: d.topic,
-      sourcePartition: d.partition,
-      sourceOffset: d.message.offset,
-      sourceTimestamp: d.message.timestamp ?? null,
-      key: d.message.key ?? null,
-      value: d.message.value ?? null,
-      headers,
-      failedAt: Date.now(),
-      processorVersion: PROCESSOR_VERSION,
-    };
-    this.log.warn(
-      {
-        reason: d.reason,
-        detail: d.detail,
-        topic: d.topic,
-        partition: d.partition,
-        offset: d.message.offset,
-      },
-      'dead-lettered',
-    );
-    return {
-      key: d.message.key ?? null,
-      value: await this.codec.encode('deadLetter', record),
-      headers: { 'fairflag-reason': d.reason },
-    };
-  }
-
   /**
    * Loads the config again. A valid one takes effect between batches; an invalid one is rejected
    * with its errors and the running one stays.
@@ -721,6 +821,21 @@ interface Prepared {
   input: EngineInput;
   message: KafkaMessage;
 }
+
+interface OutgoingItem {
+  topic: string;
+  message: Message;
+  size: number;
+}
+
+/** A batch's messages to produce, in requests that fit; `sent` of them are acknowledged. */
+interface Outgoing {
+  chunks: OutgoingItem[][];
+  sent: number;
+}
+
+/** Room for a dead letter's own Kafka key and headers beside its record. */
+const DEAD_LETTER_KEY_ROOM = 512;
 
 /**
  * For fault tests only: hold every batch this long between writing its state and committing its

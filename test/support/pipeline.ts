@@ -27,6 +27,15 @@ export interface DeadLetterRecord {
   headers: { key: string; value: Buffer | null }[];
   failedAt: number;
   processorVersion: string;
+  /** Set when key, value or headers are only the first part of the original. */
+  truncated?: {
+    keyBytes: number;
+    valueBytes: number;
+    headerCount: number;
+    headerBytes: number;
+    keySha256: string | null;
+    valueSha256: string | null;
+  } | null;
 }
 
 export class Harness {
