@@ -124,6 +124,16 @@ export const configSchema = z
       maxHeaders: positiveInt().default(64),
       maxHeaderBytes: positiveInt().default(16 * 1024),
     }),
+    processing: z
+      .strictObject({
+        /**
+         * Attempts of a batch step (processing, producing) that fails with an unexpected error
+         * (not an outage of Redis, Kafka or the registry) before the batch is split to find the
+         * message and dead-letter it. Outages are retried for as long as they last.
+         */
+        attempts: positiveInt().default(3),
+      })
+      .prefault({}),
     state: z
       .strictObject({
         /**

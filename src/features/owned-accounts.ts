@@ -85,6 +85,9 @@ export class OwnedAccounts {
         .then((all) => misses.map(([id, partition], i) => this.install(id, partition, all[i] ?? null)));
       misses.forEach(([id], i) => {
         const p = installed.then((list) => list[i]!);
+        // a failed read rejects every account's promise; the batch awaits them one after the
+        // other and gives up at the first, so the others must not count as unhandled
+        p.catch(() => undefined);
         this.loading.set(id, p);
         pending.push([id, p]);
       });

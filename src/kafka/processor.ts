@@ -38,11 +38,12 @@ import {
   chunkBySize,
   headerTotals,
   messageSize,
+  minimalDeadLetter,
   shapeDeadLetter,
   type DeadLetter,
   type ShapedDeadLetter,
 } from './dead-letters.js';
-import { messageFailure } from './failure.js';
+import { describeError, judge, messageFailure } from './failure.js';
 import { coPartitionedAssigner, commonPartitionCount } from './co-partitioned-assigner.js';
 
 export interface ProcessorOptions {
@@ -423,20 +424,42 @@ export class Processor {
       );
   }
 
-  /** Retries `f` while the batch is still ours: transient failures (Redis, Kafka, registry) only. */
-  private async whileOurs<T>(what: string, b: EachBatchPayload, f: () => Promise<T>): Promise<T> {
+  /**
+   * Runs one step of a batch, retrying with backoff and jitter while the batch is still ours: for
+   * as long as it takes when a service is out (failure.ts), at most `unexpectedAttempts` times in
+   * all for anything else. Then (or when the batch is no longer ours) the last error is thrown.
+   */
+  private async attempt<T>(
+    step: string,
+    b: EachBatchPayload,
+    f: () => Promise<T>,
+    unexpectedAttempts = this.config.processing.attempts,
+  ): Promise<T> {
+    let unexpected = 0;
     return backOff(f, {
       numOfAttempts: Number.MAX_SAFE_INTEGER,
       startingDelay: 200,
       maxDelay: 5_000,
       jitter: 'full',
       retry: async (err: Error, attempt) => {
+        if (!b.isRunning() || b.isStale() || this.stopping) return false;
+        const j = judge(err);
+        if (j.kind !== 'outage' && ++unexpected >= unexpectedAttempts) return false;
         this.healthy = false;
         this.metrics.retries.inc({ cause: err.name || 'Error' });
-        if (!b.isRunning() || b.isStale() || this.stopping) return false;
         this.log.warn(
-          { err: err.message, topic: b.batch.topic, partition: b.batch.partition, attempt, step: what },
-          'batch step failed; retrying',
+          {
+            err: j.detail,
+            kind: j.kind,
+            ...(j.kind === 'outage' ? { service: j.service } : { of: unexpectedAttempts }),
+            topic: b.batch.topic,
+            partition: b.batch.partition,
+            attempt,
+            step,
+          },
+          j.kind === 'outage'
+            ? 'batch step failed: a service is out; retrying'
+            : 'batch step failed; retrying',
         );
         await b.heartbeat().catch(() => undefined);
         return true;
@@ -444,30 +467,49 @@ export class Processor {
     });
   }
 
+  /**
+   * Whether a step that gave up may be split to find the message: an unexpected failure (not an
+   * outage) while the batch is still ours.
+   */
+  private isolatable(b: EachBatchPayload, err: unknown): boolean {
+    return b.isRunning() && !b.isStale() && !this.stopping && judge(err).kind !== 'outage';
+  }
+
+  /** Redis and a Kafka broker answer now: a failure that persists is then not theirs. */
+  private async servicesAnswer(): Promise<boolean> {
+    try {
+      return (await this.redis.ping()) === 'PONG' && (await this.kafkaAnswers());
+    } catch {
+      return false;
+    }
+  }
+
   private async handleBatch(b: EachBatchPayload): Promise<void> {
     const { batch } = b;
     const startedAt = performance.now();
     const begunAt = Date.now();
     // decode -> validate -> enrich -> state -> signals -> score -> flag: nothing durable yet, so a
-    // failure here (registry, Redis) retries from the start
-    const { prepared, result } = await this.whileOurs('process', b, async () => {
-      const prepared = await this.prepare(batch);
-      const result = await this.engine.process(
-        prepared.items.map((i) => i.input),
-        batch.partition,
-      );
-      return { prepared, result };
-    });
+    // failure here (registry, Redis) retries from the start; one that keeps failing otherwise is
+    // split to find the message (usually there is one part)
+    const parts = await this.processBatch(b);
     const written = Date.now();
     // produce -> persist, in this partition's write order; then commit
+    const done: { part: Part; dead: DeadLetter[] }[] = [];
+    let flagsOnTopic = written;
     try {
-      await result.turn.ready;
-      const dead = this.deadLetters(batch, prepared, result);
-      const out = await this.outgoing(result, dead);
-      await this.whileOurs('produce', b, () => this.send(out));
-      const flagsOnTopic = Date.now();
-      await this.whileOurs('persist', b, () => this.engine.persist(result));
-      result.turn.done();
+      for (const part of parts) {
+        if (part.result) await part.result.turn.ready;
+        const dead = this.deadLetters(batch, part);
+        await this.produce(b, part, dead);
+        flagsOnTopic = Date.now();
+        if (part.result) {
+          const result = part.result;
+          // the store refusing a write is no message's doing: retried while the batch is ours
+          await this.attempt('persist', b, () => this.engine.persist(result), Number.MAX_SAFE_INTEGER);
+          result.turn.done();
+        }
+        done.push({ part, dead });
+      }
       this.healthy = true;
       if (HOLD_BEFORE_COMMIT_MS > 0) {
         this.log.info(
@@ -481,14 +523,15 @@ export class Processor {
       await this.consumer.commitOffsets([
         { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
       ]);
-      this.account(batch, prepared, result, dead, { startedAt, begunAt, written, flagsOnTopic });
     } catch (err) {
       // Given up before the commit (the partition moved, the processor stops, the group changed):
       // memory may hold changes Redis lacks, so the partition is forgotten; its next owner replays.
-      result.turn.fail(err);
+      for (const part of parts) part.result?.turn.fail(err);
       this.engine.forget(new Set([batch.partition]));
       throw err;
     }
+    for (const { part, dead } of done)
+      this.account(batch, part, dead, { startedAt, begunAt, written, flagsOnTopic });
     this.metrics.lag.set(
       { topic: batch.topic, partition: String(batch.partition) },
       Number(batch.offsetLag()),
@@ -496,15 +539,93 @@ export class Processor {
     await b.heartbeat();
   }
 
+  /** A batch processed whole, or (after an unexpected failure that persists) in parts. */
+  private async processBatch(b: EachBatchPayload): Promise<Part[]> {
+    const messages = b.batch.messages;
+    try {
+      return [await this.attempt('process', b, () => this.processPart(b.batch, messages))];
+    } catch (err) {
+      if (!this.isolatable(b, err)) throw err;
+      this.metrics.isolations.inc({ step: 'process' });
+      this.log.warn(
+        {
+          err: describeError(err),
+          topic: b.batch.topic,
+          partition: b.batch.partition,
+          messages: messages.length,
+          attempts: this.config.processing.attempts,
+        },
+        'batch keeps failing with an unexpected error; splitting it to find the message',
+      );
+      return this.isolate(b, messages, err);
+    }
+  }
+
+  private async processPart(batch: Batch, messages: KafkaMessage[]): Promise<Part> {
+    const prepared = await this.prepare(batch, messages);
+    const result = await this.engine.process(
+      prepared.items.map((i) => i.input),
+      batch.partition,
+    );
+    return { prepared, result };
+  }
+
+  /**
+   * Bisects messages whose processing fails: halves that succeed are kept (in order), halves that
+   * fail are split again, down to the message; a message is blamed (dead-lettered as
+   * processing_error) only while Redis and Kafka answer, else it is retried as an outage.
+   */
+  private async isolate(b: EachBatchPayload, messages: KafkaMessage[], err: unknown): Promise<Part[]> {
+    if (messages.length === 1) return [await this.blame(b, messages[0]!, err)];
+    const mid = Math.ceil(messages.length / 2);
+    const parts: Part[] = [];
+    for (const half of [messages.slice(0, mid), messages.slice(mid)]) {
+      try {
+        parts.push(await this.attempt('process', b, () => this.processPart(b.batch, half), 1));
+      } catch (e) {
+        if (!this.isolatable(b, e)) throw e;
+        parts.push(...(await this.isolate(b, half, e)));
+      }
+    }
+    return parts;
+  }
+
+  private async blame(b: EachBatchPayload, message: KafkaMessage, err: unknown): Promise<Part> {
+    for (let wait = 200; ; wait = Math.min(5_000, wait * 2)) {
+      if (await this.servicesAnswer()) {
+        const { topic, partition } = b.batch;
+        this.log.error(
+          { err: describeError(err), topic, partition, offset: message.offset },
+          'a batch step fails on this message alone; dead-lettered, the rest of the batch goes on',
+        );
+        const detail = `a batch step failed on this message alone: ${describeError(err)}`;
+        return {
+          prepared: { items: [], dead: [{ reason: 'processing_error', detail, message, topic, partition }] },
+        };
+      }
+      // Redis or Kafka does not answer: an outage after all; try the message again after a while
+      await new Promise((r) => setTimeout(r, Math.random() * wait));
+      try {
+        return await this.attempt('process', b, () => this.processPart(b.batch, [message]), 1);
+      } catch (e) {
+        if (!this.isolatable(b, e)) throw e;
+        err = e;
+      }
+    }
+  }
+
   /** Decodes, validates and enriches a batch's messages; the unusable ones become dead letters. */
-  private async prepare(batch: Batch): Promise<{ items: Prepared[]; dead: DeadLetter[] }> {
+  private async prepare(
+    batch: Batch,
+    messages: KafkaMessage[] = batch.messages,
+  ): Promise<{ items: Prepared[]; dead: DeadLetter[] }> {
     const t = this.config.topics;
     const limits = this.config.validation;
     const items: Prepared[] = [];
     const dead: DeadLetter[] = [];
     const now = Date.now();
     const family = this.codec.familyOfTopic(batch.topic);
-    for (const message of batch.messages) {
+    for (const message of messages) {
       const fail = (reason: DeadLetterReason, detail: string) =>
         dead.push({ reason, detail, message, topic: batch.topic, partition: batch.partition });
       // before anything that costs: the sizes kafkajs already knows
@@ -582,13 +703,9 @@ export class Processor {
   }
 
   /** The batch's dead letters: what could not be used, and what the engine refused. */
-  private deadLetters(
-    batch: Batch,
-    prepared: { items: Prepared[]; dead: DeadLetter[] },
-    result: BatchResult,
-  ) {
+  private deadLetters(batch: Batch, { prepared, result }: Part): DeadLetter[] {
     const dead = [...prepared.dead];
-    result.outcomes.forEach((o, i) => {
+    result?.outcomes.forEach((o, i) => {
       if (o.status !== 'conflict' && o.status !== 'error') return;
       dead.push({
         reason: o.status === 'conflict' ? 'conflicting_duplicate' : 'processing_error',
@@ -606,31 +723,102 @@ export class Processor {
    * fit the topics' limits (acks from all replicas). Sent in order; a retry resumes after the last
    * request the broker acknowledged, so nothing is sent twice by this process.
    */
-  private async outgoing(result: BatchResult, dead: DeadLetter[]): Promise<Outgoing> {
+  private async outgoing({ prepared, result }: Part, dead: DeadLetter[], batch: Batch): Promise<Outgoing> {
     const t = this.config.topics;
     const items: OutgoingItem[] = [];
-    const add = (topic: string, message: Message) =>
-      items.push({ topic, message, size: messageSize(message) });
-    for (const { flag } of result.emissions)
-      add(t.flags, {
-        key: flag.accountId,
-        value: await this.codec.encode('flag', flag),
-        headers: { 'fairflag-flag-id': flag.flagId, 'fairflag-revision': String(flag.revision) },
-      });
-    for (const r of result.counterparts)
-      add(t.counterparts, { key: r.accountId, value: encodeCounterpart(r) });
-    for (const d of dead) {
-      const shaped = await this.shape(d);
-      add(t.deadLetter, {
-        key: shaped.key,
-        value: await this.codec.encode('deadLetter', shaped.record),
-        headers: shaped.headers,
-        partition: shaped.partition,
-      });
-    }
+    const add = (topic: string, message: Message, what: string, source?: DeadLetter) =>
+      items.push({ topic, message, size: messageSize(message), what, source });
+    // the message a flag or a counterpart record comes from, should it be refused on its own
+    const sourceOf = (eventId: string): DeadLetter | undefined => {
+      const it = prepared.items.find(
+        (i) => i.input.kind === 'event' && i.input.event.event.eventId === eventId,
+      );
+      return it && { reason: 'processing_error', detail: '', message: it.message, ...where(batch) };
+    };
+    for (const { flag } of result?.emissions ?? [])
+      add(
+        t.flags,
+        {
+          key: flag.accountId,
+          value: await this.codec.encode('flag', flag),
+          headers: { 'fairflag-flag-id': flag.flagId, 'fairflag-revision': String(flag.revision) },
+        },
+        `review flag ${flag.flagId} rev ${flag.revision}`,
+        sourceOf(flag.triggeringEventId),
+      );
+    for (const r of result?.counterparts ?? [])
+      add(
+        t.counterparts,
+        { key: r.accountId, value: encodeCounterpart(r) },
+        `counterpart record for ${r.accountId}`,
+        sourceOf(r.kind === 'side' ? r.event.eventId : r.eventId),
+      );
+    for (const d of dead) add(t.deadLetter, await this.deadLetterMessage(d), 'dead letter', d);
     const budget = (topic: string) =>
       (this.limits.maxMessageBytes.get(topic) ?? this.config.topics.maxMessageBytes) - PRODUCE_MARGIN;
     return { chunks: chunkBySize(items, budget), sent: 0 };
+  }
+
+  private async deadLetterMessage(d: DeadLetter, minimal?: string): Promise<Message> {
+    let shaped = await this.shape(d);
+    if (minimal) shaped = await minimalDeadLetter(shaped, d, minimal);
+    return {
+      key: shaped.key,
+      value: await this.codec.encode('deadLetter', shaped.record),
+      headers: shaped.headers,
+      partition: shaped.partition,
+    };
+  }
+
+  /**
+   * Produces a part's messages. A request refused for something other than an outage, again and
+   * again, is split: the topics' limits are read again, each message is sent on its own, and one
+   * that is still refused is replaced by a minimal dead letter of the message it came from.
+   */
+  private async produce(b: EachBatchPayload, part: Part, dead: DeadLetter[]): Promise<void> {
+    const out = await this.outgoing(part, dead, b.batch);
+    try {
+      await this.attempt('produce', b, () => this.send(out));
+      return;
+    } catch (err) {
+      if (!this.isolatable(b, err)) throw err;
+      this.metrics.isolations.inc({ step: 'produce' });
+      this.log.warn(
+        { err: describeError(err), topic: b.batch.topic, partition: b.batch.partition },
+        'produce keeps being refused; sending message by message to find the one refused',
+      );
+    }
+    await this.readLimits();
+    for (const it of out.chunks.slice(out.sent).flat()) {
+      try {
+        await this.attempt('produce', b, () => this.send({ chunks: [[it]], sent: 0 }), 1);
+        continue;
+      } catch (err) {
+        if (!this.isolatable(b, err)) throw err;
+        this.log.error(
+          { err: describeError(err), what: it.what, topic: it.topic, offset: it.source?.message.offset },
+          'refused on its own; replaced by a minimal dead letter of its message',
+        );
+        if (!it.source) continue;
+        const own = it.what === 'dead letter';
+        const why = `${own ? 'the whole dead letter' : `its ${it.what}`} was refused: ${describeError(err)}`;
+        const message = await this.deadLetterMessage(own ? it.source : { ...it.source, detail: why }, why);
+        const replacement = {
+          ...it,
+          topic: this.config.topics.deadLetter,
+          message,
+          size: messageSize(message),
+        };
+        // refused even so: the dead-letter topic refuses everything, which no message causes
+        await this.attempt(
+          'produce',
+          b,
+          () => this.send({ chunks: [[replacement]], sent: 0 }),
+          Number.MAX_SAFE_INTEGER,
+        );
+        if (!own) this.metrics.deadLetters.inc({ reason: 'processing_error' });
+      }
+    }
   }
 
   /** A dead letter shaped to fit the dead-letter topic, and logged. */
@@ -680,8 +868,7 @@ export class Processor {
   /** Metrics, counts and logs, once the batch is committed. */
   private account(
     batch: Batch,
-    prepared: { items: Prepared[] },
-    result: BatchResult,
+    { prepared, result = EMPTY_RESULT }: Part,
     dead: DeadLetter[],
     times: { startedAt: number; begunAt: number; written: number; flagsOnTopic: number },
   ): void {
@@ -822,10 +1009,25 @@ interface Prepared {
   message: KafkaMessage;
 }
 
+/** A batch's messages processed together (all of them, unless a failure had to be isolated). */
+interface Part {
+  prepared: { items: Prepared[]; dead: DeadLetter[] };
+  /** Absent for a message blamed for a batch-level failure: it only has its dead letter. */
+  result?: BatchResult;
+}
+
+const EMPTY_RESULT = { outcomes: [], emissions: [], counterparts: [], closed: [] } as unknown as BatchResult;
+
+const where = (batch: Batch) => ({ topic: batch.topic, partition: batch.partition });
+
 interface OutgoingItem {
   topic: string;
   message: Message;
   size: number;
+  /** What it is, for the log: a review flag, a counterpart record, a dead letter. */
+  what: string;
+  /** The input message it comes from (a dead letter's own), to dead-letter if it is refused alone. */
+  source: DeadLetter | undefined;
 }
 
 /** A batch's messages to produce, in requests that fit; `sent` of them are acknowledged. */

@@ -61,8 +61,14 @@ export function createMetrics() {
     }),
     retries: new Counter({
       name: 'fairflag_batch_retries_total',
-      help: 'Batches retried because Redis, Kafka or the registry failed mid-way',
+      help: 'Retries of a batch step, by the error class: an outage of Redis, Kafka or the registry (retried while it lasts), or an unexpected error (at most processing.attempts in all)',
       labelNames: ['cause'] as const,
+      registers: [registry],
+    }),
+    isolations: new Counter({
+      name: 'fairflag_batch_isolations_total',
+      help: 'Batch steps that kept failing with an unexpected error (processing.attempts) and were split to find the message, by step (process, produce)',
+      labelNames: ['step'] as const,
       registers: [registry],
     }),
     registryLookups: new Counter({
