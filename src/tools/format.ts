@@ -48,7 +48,7 @@ export function formatExplanation(e: Explanation): string {
   if (!e.known) return `account ${e.accountId}: nothing remembered (no event within the retention windows)`;
   const c = e.context;
   const lines = [
-    `account ${e.accountId}, as of ${iso(e.asOf)} (its latest event)`,
+    `account ${e.accountId}, as of ${iso(e.asOf)} (its latest event), from the state in Redis as of the last batch its owner wrote`,
     `  context: created ${c.createdAt !== undefined ? iso(c.createdAt) : 'unknown'}, identity ${c.identityVerified === undefined ? 'unknown' : c.identityVerified ? 'verified' : 'not verified'}, ${c.lifetimeCompletedContracts ?? '?'} completed contracts, ${c.lifetimePaidHours ?? '?'} paid hours`,
     `  mitigations:${e.mitigations.length ? '' : ' none'}`,
     ...e.mitigations.map((m) => `    ${m.id}: ${m.effect}`),

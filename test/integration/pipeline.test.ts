@@ -2,6 +2,8 @@
 // family, flags in the registry's wire format, bad input to the dead-letter topic, restarts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActivityEvent } from '../../src/domain/events.js';
+import { Processor } from '../../src/kafka/processor.js';
+import { createLogger } from '../../src/runtime/logger.js';
 import { HOUR, MINUTE } from '../../src/scenarios/reference.js';
 import { accountsOn, isolatedConfig } from '../support/config.js';
 import { Harness } from '../support/pipeline.js';
@@ -311,5 +313,32 @@ describe('pipeline on real Kafka, registry and Redis', () => {
     await h.settle();
     expect(second.counts.processed).toBe(1);
     expect((await h.proc.storedAccount('acct-restart')).events.get('session')?.size).toBe(3);
+  });
+});
+
+describe('co-partitioned topics', () => {
+  it('refuses to start when the consumed topics have different partition counts, naming each', async () => {
+    const loaded = isolatedConfig('mismatch');
+    const t = loaded.config.topics;
+    const h = new Harness(loaded);
+    await h.admin.connect();
+    try {
+      await h.admin.createTopics({
+        waitForLeaders: true,
+        topics: [
+          { topic: t.login, numPartitions: 3 },
+          { topic: t.ip, numPartitions: 2 },
+        ],
+      });
+      const log = createLogger('mismatch-test');
+      log.level = 'fatal';
+      await expect(Processor.start({ loaded, log, http: false })).rejects.toThrow(
+        new RegExp(
+          `same number of partitions.*${t.login.replace(/\./g, '\\.')}: 3.*${t.ip.replace(/\./g, '\\.')}: 2`,
+        ),
+      );
+    } finally {
+      await h.admin.disconnect();
+    }
   });
 });
