@@ -104,6 +104,21 @@ export interface EngineOptions {
    */
   counterparts: 'emit' | 'inline';
   onSignalError?: (signalId: string, err: unknown) => void;
+  /** A batch failed after changing memory (see StateAtRiskError): the live processor exits. */
+  onStateAtRisk?: (err: unknown) => void;
+}
+
+/** A batch failed after its changes were applied in memory: replaying it would lose its flags. */
+export class StateAtRiskError extends Error {
+  constructor(partition: number, cause: unknown) {
+    super(
+      `partition ${partition}: a batch failed after changing memory: ${(cause as Error)?.message ?? String(cause)}`,
+      {
+        cause,
+      },
+    );
+    this.name = 'StateAtRiskError';
+  }
 }
 
 /**
@@ -170,9 +185,17 @@ export class Engine {
     }
     // synchronously with the last step: the snapshot holds exactly the batches processed so far,
     // and the write order is the processing order
-    result.write.entities = run.overlay.updates();
-    result.write.accounts = this.accounts.snapshot(partition);
-    result.turn = this.order.take(partition);
+    try {
+      result.write.entities = run.overlay.updates();
+      result.write.accounts = this.accounts.snapshot(partition);
+      result.turn = this.order.take(partition);
+    } catch (err) {
+      // Memory already holds this batch's changes and its flags would be lost with the batch: it
+      // must not be retried, nor may a later batch write those changes. Nothing should throw
+      // here; if something does, the owner stops (a new process replays from the last commit).
+      this.opts.onStateAtRisk?.(err);
+      throw new StateAtRiskError(partition, err);
+    }
     return result;
   }
 

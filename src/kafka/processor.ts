@@ -293,6 +293,12 @@ export class Processor {
         this.metrics.signalErrors.inc({ signal });
         log.error({ signal, err }, 'signal threw; event processed without it');
       },
+      onStateAtRisk: (err) => {
+        // crash-only: memory holds changes Redis lacks and no later batch may write them; a new
+        // process replays from the last commit (the orchestrator restarts it)
+        log.fatal({ err }, 'a batch failed after changing memory; exiting so the partition is replayed');
+        process.exit(70);
+      },
     });
     this.checks = [
       { name: 'redis', check: async () => (await this.redis.ping()) === 'PONG' },
