@@ -43,6 +43,7 @@ import {
   type DeadLetter,
   type ShapedDeadLetter,
 } from './dead-letters.js';
+import { deadLetteredSince, intentMetadata, readIntent, type Intent } from './dead-letter-ledger.js';
 import { describeError, judge, messageFailure } from './failure.js';
 import { coPartitionedAssigner, commonPartitionCount } from './co-partitioned-assigner.js';
 
@@ -212,7 +213,9 @@ export async function produceLimits(admin: Admin, topics: Config['topics']): Pro
 
 async function partitionCounts(admin: Admin, topics: string[]): Promise<Map<string, number>> {
   const { topics: meta } = await admin.fetchTopicMetadata({ topics });
-  return new Map(meta.map((m) => [m.name, m.partitions.length]));
+  const count = new Map(meta.map((m) => [m.name, m.partitions.length]));
+  // in the order asked: the refusal lists the topics as the config names them
+  return new Map(topics.map((t) => [t, count.get(t) ?? 0]));
 }
 
 /** The partition the default (murmur2) partitioner of kafkajs and the Java client gives a key. */
@@ -257,6 +260,14 @@ export class Processor {
   private owned = new Set<number>();
   /** What the topics fairflag writes to accept (read at start, again after a refusal). */
   private limits!: ProduceLimits;
+  /**
+   * Per source topic-partition ("topic/partition"), known since this member owns it: the source
+   * offsets an earlier attempt (another member, or this one before a failure) already
+   * dead-lettered, and the intent this member left before producing (see dead-letter-ledger.ts).
+   */
+  private readonly ledger = new Map<string, { already: Set<string>; intent: Intent | undefined }>();
+  /** A lower bound of each dead-letter partition's end: where the next dead letter will land or after. */
+  private readonly deadLetterEnds = new Map<number, bigint>();
 
   private constructor(
     private loaded: LoadedConfig,
@@ -375,6 +386,7 @@ export class Processor {
       this.joined = false;
       // whatever it held may have moved on elsewhere meanwhile
       this.engine.forget();
+      this.ledger.clear();
       this.log.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
     });
     this.consumer.on(this.consumer.events.DISCONNECT, () => (this.joined = false));
@@ -405,6 +417,8 @@ export class Processor {
     const now = new Set(Object.values(assignment).flat());
     const revoked = new Set([...this.owned].filter((p) => !now.has(p)));
     const dropped = revoked.size ? this.engine.forget(revoked) : 0;
+    for (const key of [...this.ledger.keys()])
+      if (revoked.has(Number(key.slice(key.lastIndexOf('/') + 1)))) this.ledger.delete(key);
     this.owned = now;
     this.log.info(
       { memberId, partitions: this.ownedPartitions, revoked: [...revoked], accountsDropped: dropped },
@@ -526,14 +540,26 @@ export class Processor {
       }
       const last = batch.messages[batch.messages.length - 1]!.offset;
       b.resolveOffset(last);
+      // an intent that still covers later offsets (an earlier attempt dead-lettered past this
+      // batch) stays on the committed offset; else the commit clears it
+      const entry = this.ledger.get(`${batch.topic}/${batch.partition}`);
+      const carried = entry?.intent && entry.intent.through > BigInt(last) ? entry.intent : undefined;
       await this.consumer.commitOffsets([
-        { topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() },
+        {
+          topic: batch.topic,
+          partition: batch.partition,
+          offset: (BigInt(last) + 1n).toString(),
+          metadata: carried ? intentMetadata(carried) : null,
+        },
       ]);
+      if (entry && !carried) entry.intent = undefined;
     } catch (err) {
       // Given up before the commit (the partition moved, the processor stops, the group changed):
       // memory may hold changes Redis lacks, so the partition is forgotten; its next owner replays.
       for (const part of parts) part.result?.turn.fail(err);
       this.engine.forget(new Set([batch.partition]));
+      // what this batch dead-lettered is found again by whoever replays it
+      this.ledger.delete(`${batch.topic}/${batch.partition}`);
       throw err;
     }
     for (const { part, dead } of done)
@@ -781,7 +807,13 @@ export class Processor {
    * again, is split: the topics' limits are read again, each message is sent on its own, and one
    * that is still refused is replaced by a minimal dead letter of the message it came from.
    */
-  private async produce(b: EachBatchPayload, part: Part, dead: DeadLetter[]): Promise<void> {
+  private async produce(b: EachBatchPayload, part: Part, all: DeadLetter[]): Promise<void> {
+    const dead = await this.attempt(
+      'produce',
+      b,
+      () => this.notYetDeadLettered(b.batch, all),
+      Number.MAX_SAFE_INTEGER,
+    );
     const out = await this.outgoing(part, dead, b.batch);
     try {
       await this.attempt('produce', b, () => this.send(out));
@@ -803,12 +835,16 @@ export class Processor {
         if (!this.isolatable(b, err)) throw err;
         this.log.error(
           { err: describeError(err), what: it.what, topic: it.topic, offset: it.source?.message.offset },
-          'refused on its own; replaced by a minimal dead letter of its message',
+          'refused on its own; replaced by a smaller dead letter of its message',
         );
         if (!it.source) continue;
         const own = it.what === 'dead letter';
         const why = `${own ? 'the whole dead letter' : `its ${it.what}`} was refused: ${describeError(err)}`;
-        const message = await this.deadLetterMessage(own ? it.source : { ...it.source, detail: why }, why);
+        // a dead letter shaped again under the limits just read, if that makes it smaller; else
+        // (or for a flag or counterpart record) a minimal dead letter of the source message
+        let message = own ? await this.deadLetterMessage(it.source) : undefined;
+        if (!message || messageSize(message) >= it.size)
+          message = await this.deadLetterMessage(own ? it.source : { ...it.source, detail: why }, why);
         const replacement = {
           ...it,
           topic: this.config.topics.deadLetter,
@@ -859,16 +895,86 @@ export class Processor {
   }
 
   private async send(out: Outgoing): Promise<void> {
+    const dlq = this.config.topics.deadLetter;
     while (out.sent < out.chunks.length) {
       const chunk = out.chunks[out.sent]!;
       const byTopic = new Map<string, Message[]>();
       for (const it of chunk) byTopic.set(it.topic, [...(byTopic.get(it.topic) ?? []), it.message]);
-      await this.producer.sendBatch({
+      const acked = await this.producer.sendBatch({
         acks: -1,
         topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
       });
+      for (const r of acked)
+        if (r.topicName === dlq && r.baseOffset !== undefined) {
+          const n = (byTopic.get(dlq) ?? []).filter((m) => m.partition === r.partition).length;
+          const end = BigInt(r.baseOffset) + BigInt(n);
+          if (end > (this.deadLetterEnds.get(r.partition) ?? -1n)) this.deadLetterEnds.set(r.partition, end);
+        }
       out.sent++;
     }
+  }
+
+  /**
+   * The dead letters of a batch that no earlier attempt produced; and, before they are produced,
+   * the intent that lets a later owner find them (see dead-letter-ledger.ts).
+   */
+  private async notYetDeadLettered(batch: Batch, dead: DeadLetter[]): Promise<DeadLetter[]> {
+    if (!dead.length) return dead;
+    const { topic, partition } = batch;
+    const key = `${topic}/${partition}`;
+    const first = BigInt(batch.messages[0]!.offset);
+    const target = partition % this.limits.deadLetterPartitions;
+    let entry = this.ledger.get(key);
+    if (!entry) {
+      // first dead letters since this member took the partition: did an earlier attempt leave some?
+      const left = await readIntent(this.admin!, this.config.kafka.groupId, topic, partition);
+      const uncertain = left && left.through >= first ? left : undefined;
+      const already = uncertain
+        ? await deadLetteredSince(
+            this.kafka,
+            this.admin!,
+            this.config.topics.deadLetter,
+            target,
+            uncertain.from,
+            {
+              topic,
+              partition,
+              first,
+            },
+          )
+        : new Set<string>();
+      if (uncertain)
+        this.log.info(
+          { topic, partition, from: String(uncertain.from), found: already.size },
+          'an earlier attempt left dead letters of this partition uncommitted; those are not produced again',
+        );
+      entry = { already, intent: uncertain };
+      this.ledger.set(key, entry);
+    }
+    const fresh = dead.filter((d) => !entry.already.has(d.message.offset));
+    for (const d of dead)
+      if (entry.already.has(d.message.offset))
+        this.log.info(
+          { topic, partition, offset: d.message.offset, reason: d.reason },
+          'already dead-lettered',
+        );
+    if (!fresh.length) return fresh;
+    let end = this.deadLetterEnds.get(target);
+    if (end === undefined) {
+      const ends = await this.admin!.fetchTopicOffsets(this.config.topics.deadLetter);
+      end = BigInt(ends.find((p) => p.partition === target)?.high ?? '0');
+      this.deadLetterEnds.set(target, end);
+    }
+    // an intent of this batch (an earlier part) or of an uncommitted earlier attempt still stands
+    const from = entry.intent && entry.intent.from < end ? entry.intent.from : end;
+    let through = entry.intent?.through ?? -1n;
+    for (const d of fresh) if (BigInt(d.message.offset) > through) through = BigInt(d.message.offset);
+    const intent = { from, through };
+    await this.consumer.commitOffsets([
+      { topic, partition, offset: String(first), metadata: intentMetadata(intent) },
+    ]);
+    entry.intent = intent;
+    return fresh;
   }
 
   /** Metrics, counts and logs, once the batch is committed. */
