@@ -4,6 +4,7 @@
 import type { Server } from 'node:http';
 import { Cluster, Redis } from 'ioredis';
 import { backOff } from 'exponential-backoff';
+import { LRUCache } from 'lru-cache';
 import {
   Kafka,
   Partitioners,
@@ -15,6 +16,7 @@ import {
   type EachBatchPayload,
   type KafkaMessage,
   type Message,
+  type PartitionMetadata,
   type Producer,
 } from 'kafkajs';
 import type { Config } from '../../config/schema.js';
@@ -220,18 +222,30 @@ async function partitionCounts(admin: Admin, topics: string[]): Promise<Map<stri
 
 /** The partition the default (murmur2) partitioner of kafkajs and the Java client gives a key. */
 export function partitionOfKey(key: string, partitions: number): number {
-  return DEFAULT_PARTITIONER({
-    topic: '',
-    partitionMetadata: Array.from({ length: partitions }, (_, partitionId) => ({
-      partitionId,
-      leader: 0,
-      replicas: [0],
-      isr: [0],
-      partitionErrorCode: 0,
-    })),
-    message: { key, value: null },
-  });
+  // asked for every message: an account's partition is remembered, the metadata built once
+  let homes = HOMES.get(partitions);
+  if (!homes) HOMES.set(partitions, (homes = new LRUCache<string, number>({ max: 100_000 })));
+  let home = homes.get(key);
+  if (home === undefined) {
+    let meta = METADATA.get(partitions);
+    if (!meta)
+      METADATA.set(
+        partitions,
+        (meta = Array.from({ length: partitions }, (_, partitionId) => ({
+          partitionId,
+          leader: 0,
+          replicas: [0],
+          isr: [0],
+          partitionErrorCode: 0,
+        }))),
+      );
+    home = DEFAULT_PARTITIONER({ topic: '', partitionMetadata: meta, message: { key, value: null } });
+    homes.set(key, home);
+  }
+  return home;
 }
+const HOMES = new Map<number, LRUCache<string, number>>();
+const METADATA = new Map<number, PartitionMetadata[]>();
 const DEFAULT_PARTITIONER = Partitioners.DefaultPartitioner();
 
 export class Processor {
