@@ -108,7 +108,11 @@ export const configSchema = z
       /** Created topics accept messages up to this size, so an oversized input still fits the DLQ. */
       maxMessageBytes: positiveInt().default(4 * 1024 * 1024),
     }),
-    http: z.strictObject({ port: nonNegativeInt().default(9464) }),
+    http: z.strictObject({
+      port: nonNegativeInt().default(9464),
+      /** The address /livez, /readyz and /metrics listen on: all IPv4 interfaces by default. */
+      host: text().default('0.0.0.0'),
+    }),
     validation: z.strictObject({
       maxPayloadBytes: positiveInt().default(64 * 1024),
       maxFutureSkew: duration().default(300_000),
@@ -124,6 +128,15 @@ export const configSchema = z
       maxHeaders: positiveInt().default(64),
       maxHeaderBytes: positiveInt().default(16 * 1024),
     }),
+    /** replay, diff and check-config: what they read. */
+    tools: z
+      .strictObject({
+        /** An input file (replay, diff) larger than this is refused before it is read. */
+        maxInputBytes: positiveInt().default(1024 * 1024 * 1024),
+        /** A line longer than this is reported as a bad record, without parsing it. */
+        maxLineBytes: positiveInt().default(1024 * 1024),
+      })
+      .prefault({}),
     processing: z
       .strictObject({
         /**

@@ -23,6 +23,8 @@ function loadOrExit(opts: LoadOptions) {
 
 async function fail(err: unknown): Promise<never> {
   process.stderr.write(`fairflag: ${(err as Error).message}\n`);
+  // an input refused (not a regular file, too large) keeps its own exit code
+  if (err instanceof CommanderError) process.exit(err.exitCode);
   process.exit(err instanceof ConfigError ? EXIT.invalid : EXIT.unavailable);
 }
 
@@ -143,20 +145,28 @@ async function replayInput(
       'fairflag.input',
       'give an NDJSON file, or --from-kafka --since <time> [--until <time>]',
     );
-  const { readFileSync } = await import('node:fs');
-  let text: string;
+  const { createReadStream, statSync } = await import('node:fs');
+  const { fileKind } = await import('./runtime/config-loader.js');
+  const { maxInputBytes, maxLineBytes } = loaded.config.tools;
+  const refuse = (why: string) => new CommanderError(EXIT.invalid, 'fairflag.input', `${file}: ${why}`);
+  let size: number;
   try {
-    text = readFileSync(file, 'utf8');
+    // /dev/zero, a FIFO or a directory would be read until memory runs out, or hang
+    const st = statSync(file);
+    if (!st.isFile()) throw refuse(`not a regular file (${fileKind(st)})`);
+    size = st.size;
   } catch (err) {
-    throw new CommanderError(
-      1,
-      'fairflag.input',
-      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-    );
+    if (err instanceof CommanderError) throw err;
+    throw refuse(`cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
-  const total = text.split('\n').filter((l) => l.trim()).length;
+  if (size > maxInputBytes) throw refuse(`${size} bytes, more than tools.maxInputBytes (${maxInputBytes})`);
+  // lines counted as bytes stream by (for the progress bar), not by reading the file into memory
+  let total = 0;
+  for await (const chunk of createReadStream(file)) {
+    for (let i = (chunk as Buffer).indexOf(10); i !== -1; i = (chunk as Buffer).indexOf(10, i + 1)) total++;
+  }
   const items = [];
-  for await (const item of readNdjson(file)) items.push(item);
+  for await (const item of readNdjson(file, maxLineBytes)) items.push(item);
   return { items, total, source: file };
 }
 

@@ -417,8 +417,16 @@ export class Processor {
       },
     });
     if (this.opts.http !== false) {
-      this.server = await startHealthServer(config.http.port, this.metrics.registry, this.checks);
-      this.log.info({ port: config.http.port }, 'health and metrics on /livez /readyz /metrics');
+      this.server = await startHealthServer(
+        config.http.port,
+        config.http.host,
+        this.metrics.registry,
+        this.checks,
+      );
+      this.log.info(
+        { host: config.http.host, port: config.http.port },
+        'health and metrics on /livez /readyz /metrics',
+      );
     }
   }
 

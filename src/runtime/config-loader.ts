@@ -1,7 +1,7 @@
 // Loads config/default.yaml, then an environment file, then environment variables; validates the
 // result and names every problem by its path. A config that fails validation is never used.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, type Stats } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import stringify from 'safe-stable-stringify';
 import { parse as parseYaml } from 'yaml';
@@ -95,11 +95,23 @@ export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
   return out;
 }
 
+/** A config file larger than this is refused before it is read (a config is a few KiB). */
+export const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
+
 function readYaml(file: string, sources: string[]): Tree {
   let text: string;
   try {
+    // /dev/zero, a FIFO or a directory would be read until memory runs out, or hang
+    const st = statSync(file);
+    if (!st.isFile()) throw new ConfigError([`${file}: not a regular file (${fileKind(st)})`], sources);
+    if (st.size > MAX_CONFIG_FILE_BYTES)
+      throw new ConfigError(
+        [`${file}: ${st.size} bytes, more than a config file may have (${MAX_CONFIG_FILE_BYTES})`],
+        sources,
+      );
     text = readFileSync(file, 'utf8');
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     throw new ConfigError(
       [`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`],
       sources,
@@ -116,6 +128,16 @@ function readYaml(file: string, sources: string[]): Tree {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError([`${file}: not valid YAML: ${(err as Error).message.split('\n')[0]}`], sources);
   }
+}
+
+/** What a file that is not a regular one is, in words. */
+export function fileKind(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
 }
 
 function deepMerge(a: Tree, b: Tree): Tree {
@@ -157,6 +179,7 @@ function envOverrides(env: NodeJS.ProcessEnv): [string, string[], unknown][] {
     ['FAIRFLAG_REDIS_CLUSTER_NODES', ['redis', 'clusterNodes'], list],
     ['FAIRFLAG_REDIS_KEY_PREFIX', ['redis', 'keyPrefix'], String],
     ['FAIRFLAG_HTTP_PORT', ['http', 'port'], (v) => parseYaml(v) as unknown],
+    ['FAIRFLAG_HTTP_HOST', ['http', 'host'], String],
   ];
   for (const [name, path, conv] of named) {
     const v = env[name];

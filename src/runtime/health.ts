@@ -31,6 +31,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 
 export function startHealthServer(
   port: number,
+  host: string,
   registry: Registry,
   checks: ReadinessCheck[],
 ): Promise<Server> {
@@ -59,6 +60,6 @@ export function startHealthServer(
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, () => resolve(server));
+    server.listen(port, host, () => resolve(server));
   });
 }

@@ -3,7 +3,9 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'fairflag_' });
+  // event-loop delay sampled every millisecond: fairflag_nodejs_eventloop_lag_max_seconds is the
+  // longest time the loop was held since the previous scrape (no message may hold it for long)
+  collectDefaultMetrics({ register: registry, prefix: 'fairflag_', eventLoopMonitoringPrecision: 1 });
   const m = {
     registry,
     events: new Counter({

@@ -14,6 +14,7 @@ import { OwnedAccounts } from '../features/owned-accounts.js';
 import { RedisStateBackend } from '../features/state-backend.js';
 import { ingest, type DeadLetterReason } from '../ingest/ingest.js';
 import { Codec, DecodeError, readSchema, topicOf } from '../kafka/codec.js';
+import { judge, messageFailure } from '../kafka/failure.js';
 import { connectRedis } from '../kafka/processor.js';
 import { endOffsets, readRange, type Offsets } from '../kafka/topic-tools.js';
 import type { LoadedConfig } from '../runtime/config-loader.js';
@@ -23,7 +24,7 @@ export interface ReplayItem {
   where: string;
   family?: Family;
   record?: unknown;
-  error?: { reason: DeadLetterReason | 'not_json' | 'bad_shape'; detail: string };
+  error?: { reason: DeadLetterReason | 'not_json' | 'bad_shape' | 'registry_unavailable'; detail: string };
 }
 
 export interface Rejected {
@@ -152,7 +153,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
           opts.onProgress?.(result.eventsRead);
           continue;
         }
-        const r = ingest(item.family, record, loaded.config.validation, geo);
+        // whatever a record makes the checks throw, it is reported with its position, never
+        // stops the run (failure.ts: its reason, or processing_error with the error's class)
+        let r: ReturnType<typeof ingest>;
+        try {
+          r = ingest(item.family, record, loaded.config.validation, geo);
+        } catch (err) {
+          r = { ok: false, ...messageFailure(err) };
+        }
         if (r.ok) {
           batch.push({ event: r.event, where: item.where });
           result.accepted++;
@@ -191,7 +199,7 @@ function familyTypes(): Map<Family, avro.Type> {
  * the event in its schema's JSON form (plain values, null for absent optional fields). A bad line
  * becomes a rejected item naming its line number; it never stops the read.
  */
-export async function* readNdjson(file: string): AsyncGenerator<ReplayItem> {
+export async function* readNdjson(file: string, maxLineBytes = Infinity): AsyncGenerator<ReplayItem> {
   const types = familyTypes();
   const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
   let n = 0;
@@ -199,6 +207,16 @@ export async function* readNdjson(file: string): AsyncGenerator<ReplayItem> {
     n++;
     if (!line.trim()) continue;
     const where = `line ${n}`;
+    if (line.length > maxLineBytes) {
+      yield {
+        where,
+        error: {
+          reason: 'oversized',
+          detail: `${line.length} characters, more than tools.maxLineBytes (${maxLineBytes})`,
+        },
+      };
+      continue;
+    }
     let parsed: unknown;
     try {
       parsed = JSON.parse(line);
@@ -266,21 +284,31 @@ export async function readKafkaRange(
         );
       };
       const messages = await readRange(kafka, topic, await at(since), await at(until));
+      const limit = loaded.config.validation.maxPayloadBytes;
       for (const m of messages) {
         const where = `${topic}/${m.partition}@${m.offset}`;
         const order = `${topic}/${String(m.partition).padStart(5, '0')}/${m.offset.padStart(20, '0')}`;
         try {
-          const record = await codec.decodeAs(family, m.value ?? Buffer.alloc(0));
+          const value = m.value ?? Buffer.alloc(0);
+          if (value.length > limit)
+            throw new DecodeError(
+              'undecodable',
+              `payload of ${value.length} bytes exceeds validation.maxPayloadBytes (${limit})`,
+            );
+          const record = await codec.decodeAs(family, value);
           const t = (record as { occurredAt?: number }).occurredAt ?? Number(m.timestamp);
           items.push({ where, family, record, at: t, order });
         } catch (err) {
-          if (!(err instanceof DecodeError)) throw err;
-          items.push({
-            where,
-            error: { reason: err.reason, detail: err.message },
-            at: Number(m.timestamp),
-            order,
-          });
+          // whatever the cause (an id the registry cannot give, even the registry down): this
+          // record is reported with its position and the read goes on
+          const j = judge(err);
+          const error =
+            j.kind === 'outage'
+              ? { reason: 'registry_unavailable' as const, detail: j.detail }
+              : j.kind === 'message'
+                ? { reason: j.reason, detail: j.detail }
+                : { reason: 'processing_error' as const, detail: j.detail };
+          items.push({ where, error, at: Number(m.timestamp), order });
         }
       }
     }

@@ -17,8 +17,13 @@ import { DAY, HOUR, MINUTE, accountTakeover, travellingFreelancer } from '../../
 import { diffConfigs } from '../../src/tools/diff.js';
 import { explainStored } from '../../src/tools/explain.js';
 import { readNdjson, replay, type ReplayItem } from '../../src/tools/replay.js';
-import { isolatedConfig } from '../support/config.js';
+import { Codec } from '../../src/kafka/codec.js';
+import { ensureTopics, kafkaClient } from '../../src/kafka/processor.js';
+import { createLogger } from '../../src/runtime/logger.js';
+import { isolatedConfig, isolatedEnv } from '../support/config.js';
+import { endpoints } from '../support/endpoints.js';
 import { Harness } from '../support/pipeline.js';
+import { registerUnusableSchemas, wireFrame } from '../support/unusable-schemas.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fairflag-analyst-'));
 const toItems = (events: ActivityEvent[]): ReplayItem[] =>
@@ -278,5 +283,106 @@ describe('review outcomes close the loop', () => {
     expect(counts.get('payment.shared_instrument')).toEqual({ CLEARED: 1, CONFIRMED: 1 });
     const metrics = await h.proc.metrics.registry.getSingleMetricAsString('fairflag_review_outcomes_total');
     expect(metrics).toContain('signal="ip.shared_by_accounts",outcome="CLEARED"} 1');
+  });
+});
+
+describe('the tools go on whatever a record is (issue 17)', () => {
+  const cliRun = (args: string[], env: NodeJS.ProcessEnv = {}) => {
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli.ts'), ...args], {
+      cwd: PROJECT_ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+      timeout: 120_000,
+    });
+    return { ...r, ms: Date.now() - t0 };
+  };
+
+  it('replay refuses an input that is not a regular file or is too large, at once, with exit 1', () => {
+    const small = join(dir, 'small.ndjson');
+    writeFileSync(small, `${JSON.stringify(sharedGroup('big', 1, '89.160.20.126', Date.now() - HOUR)[0])}\n`);
+    const candidate = join(dir, 'candidate.yaml');
+    writeFileSync(candidate, 'signals: {ip: {shared_by_accounts: {threshold: 6}}}\n');
+    const cases: [string[], NodeJS.ProcessEnv, RegExp][] = [
+      [['replay', '/dev/zero'], {}, /fairflag: \/dev\/zero: not a regular file \(a character device\)/],
+      [['diff', dir, '--candidate', candidate], {}, /: not a regular file \(a directory\)/],
+      [
+        ['replay', small],
+        { FAIRFLAG__tools__maxInputBytes: '100' },
+        /small\.ndjson: \d+ bytes, more than tools\.maxInputBytes \(100\)/,
+      ],
+    ];
+    for (const [args, env, message] of cases) {
+      const r = cliRun([...args, '--no-progress'], env);
+      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.stderr, args.join(' ')).toMatch(message);
+      expect(r.ms, args.join(' ')).toBeLessThan(60_000);
+    }
+  });
+
+  it('replay reports a zone-id IPv6 and an over-long line with their line numbers and replays the rest', () => {
+    const [good, other] = sharedGroup('zone', 2, '89.160.20.127', Date.now() - HOUR);
+    const file = join(dir, 'zone.ndjson');
+    writeFileSync(
+      file,
+      [
+        JSON.stringify(good),
+        JSON.stringify({ family: 'login', event: { ...good!.event, eventId: 'zone-1', ip: 'fe80::1%en-0' } }),
+        JSON.stringify({
+          family: 'login',
+          event: { ...good!.event, eventId: 'zone-2', deviceId: 'd'.repeat(5000) },
+        }),
+        JSON.stringify(other),
+      ].join('\n'),
+    );
+    const r = cliRun(['replay', file, '--no-progress'], { FAIRFLAG__tools__maxLineBytes: '2000' });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain('events read 4, accepted 2, rejected 2');
+    expect(r.stdout).toMatch(
+      /line 2: invalid_field: ip: an IPv6 zone id \(after "%"\) is not accepted: "fe80::1%en-0"/,
+    );
+    expect(r.stdout).toMatch(/line 3: oversized: \d+ characters, more than tools\.maxLineBytes \(2000\)/);
+  });
+
+  it('replay --from-kafka reports unusable and unknown schema ids with their position and replays the rest', async () => {
+    const env = isolatedEnv('tools-kafka', endpoints(), 't');
+    const { config } = loadConfig({ env });
+    const log = createLogger('tools-test');
+    log.level = 'error';
+    const kafka = kafkaClient(config.kafka, log, '-tools-test');
+    const producer = kafka.producer();
+    await producer.connect();
+    try {
+      await ensureTopics(kafka, config.topics);
+      const codec = await Codec.connect(config);
+      const ids = await registerUnusableSchemas(config.registry.url, config.redis.keyPrefix);
+      const since = Date.now() - 1000;
+      const [good] = sharedGroup('fk', 1, '89.160.20.128', Date.now() - HOUR);
+      await producer.send({
+        topic: config.topics.login,
+        acks: -1,
+        messages: [
+          { key: 'a', partition: 0, value: wireFrame(ids.draft04) },
+          { key: 'b', partition: 0, value: wireFrame(ids.unionDefault) },
+          { key: 'c', partition: 0, value: wireFrame(2_000_000_001) },
+          { key: good!.event.accountId, partition: 0, value: await codec.encode('login', good!.event) },
+        ],
+      });
+      const r = cliRun(['replay', '--from-kafka', '--since', String(since), '--no-progress'], env);
+      expect(r.status, r.stderr).toBe(1);
+      expect(r.stdout).toContain('events read 4, accepted 1, rejected 3');
+      const at = (n: number) => `${config.topics.login.replace(/[.]/g, '\\.')}/0@${n}`;
+      expect(r.stdout).toMatch(
+        new RegExp(`${at(0)}: unsupported_schema: schema id ${ids.draft04} is a JSON schema`),
+      );
+      expect(r.stdout).toMatch(
+        new RegExp(`${at(1)}: unsupported_schema: schema id ${ids.unionDefault} cannot be compiled as Avro`),
+      );
+      expect(r.stdout).toMatch(
+        new RegExp(`${at(2)}: unknown_schema_id: schema id 2000000001 is not in the registry`),
+      );
+    } finally {
+      await producer.disconnect();
+    }
   });
 });

@@ -69,6 +69,24 @@ describe('fairflag check-config', () => {
     expect(r.stderr).toContain(file);
   });
 
+  it('refuses a config file that is not a regular file or is too large, at once, with exit 1', () => {
+    const big = join(dir, 'big.yaml');
+    writeFileSync(big, `# ${'x'.repeat(2 * 1024 * 1024)}\n`);
+    const cases: [string, RegExp][] = [
+      ['/dev/zero', /\/dev\/zero: not a regular file \(a character device\)/],
+      [dir, /: not a regular file \(a directory\)/],
+      [big, /big\.yaml: 2097155 bytes, more than a config file may have \(1048576\)/],
+    ];
+    for (const [file, message] of cases) {
+      const t0 = Date.now();
+      const r = cli(['check-config', '--config', file]);
+      expect(r.status, file).toBe(1);
+      expect(r.stderr, file).toMatch(message);
+      // it did not read /dev/zero until memory ran out
+      expect(Date.now() - t0, file).toBeLessThan(30_000);
+    }
+  });
+
   it('exits 2 on a usage error', () => {
     const r = cli(['no-such-command']);
     expect(r.status).toBe(2);
@@ -90,6 +108,7 @@ describe('fairflag run', () => {
       FAIRFLAG_GROUP_ID: c.kafka.groupId,
       FAIRFLAG_REDIS_KEY_PREFIX: c.redis.keyPrefix,
       FAIRFLAG_HTTP_PORT: String(port),
+      FAIRFLAG_HTTP_HOST: '127.0.0.1',
       FAIRFLAG_LOG_LEVEL: 'info',
       ...Object.fromEntries(Object.entries(c.topics).map(([k, v]) => [`FAIRFLAG__topics__${k}`, String(v)])),
     };
@@ -107,6 +126,8 @@ describe('fairflag run', () => {
     });
     const live = await fetch(`http://127.0.0.1:${port}/livez`);
     expect(live.status).toBe(200);
+    // the bind address is configurable (http.host, default 0.0.0.0)
+    expect(output).toMatch(new RegExp(`"host":"127\\.0\\.0\\.1","port":${port},"msg":"health and metrics`));
 
     // events flow through the process
     const log = createLogger('cli-test');
