@@ -1000,12 +1000,34 @@ export class Processor {
   }
 
   /** Metrics, counts and logs, once the batch is committed. */
+  /** The account cache's counts since the last batch, into the metrics. */
+  private readonly cacheSeen = { loads: 0, empty: 0, unreadable: 0, evictions: 0 };
+  private cacheMetrics(): void {
+    const s = this.accounts.stats;
+    const was = this.cacheSeen;
+    this.metrics.accountsInMemory.set(this.accounts.size);
+    const found = s.loads - s.loadedEmpty - s.unreadable - (was.loads - was.empty - was.unreadable);
+    if (found) this.metrics.accountLoads.inc({ stored: 'found' }, found);
+    if (s.loadedEmpty > was.empty)
+      this.metrics.accountLoads.inc({ stored: 'none' }, s.loadedEmpty - was.empty);
+    if (s.unreadable > was.unreadable)
+      this.metrics.accountLoads.inc({ stored: 'unreadable' }, s.unreadable - was.unreadable);
+    if (s.evictions > was.evictions) this.metrics.accountEvictions.inc(s.evictions - was.evictions);
+    Object.assign(was, {
+      loads: s.loads,
+      empty: s.loadedEmpty,
+      unreadable: s.unreadable,
+      evictions: s.evictions,
+    });
+  }
+
   private account(
     batch: Batch,
     { prepared, result = EMPTY_RESULT }: Part,
     dead: DeadLetter[],
     times: { startedAt: number; begunAt: number; written: number; flagsOnTopic: number },
   ): void {
+    this.cacheMetrics();
     const topic = batch.topic;
     let processed = 0;
     let late = 0;

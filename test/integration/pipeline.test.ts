@@ -126,6 +126,14 @@ describe('pipeline on real Kafka, registry and Redis', () => {
     const metric = await h.proc.metrics.registry.getSingleMetric('fairflag_events_total')!.get();
     const count = (topic: string, outcome: string) =>
       metric.values.find((v) => v.labels['topic'] === topic && v.labels['outcome'] === outcome)?.value ?? 0;
+    // the accounts are held in memory, each loaded (finding nothing) on its first event
+    const cache = await h.proc.metrics.registry.getMetricsAsJSON();
+    const value = (name: string, stored?: string) =>
+      cache
+        .find((m) => m.name === name)
+        ?.values.find((v) => stored === undefined || v.labels['stored'] === stored)?.value ?? 0;
+    expect(value('fairflag_accounts_in_memory')).toBeGreaterThanOrEqual(2);
+    expect(value('fairflag_account_loads_total', 'none')).toBeGreaterThanOrEqual(2);
     for (const topic of [
       h.topics.login,
       h.topics.ip,
