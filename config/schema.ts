@@ -128,6 +128,17 @@ export const configSchema = z
       maxHeaders: positiveInt().default(64),
       maxHeaderBytes: positiveInt().default(16 * 1024),
     }),
+    deadLetters: z
+      .strictObject({
+        /**
+         * A dead letter copies the original key, value and headers whole up to this many bytes
+         * together; a larger original is truncated (source position, sizes, SHA-256 digests and
+         * the first 64 KiB kept). Producing megabytes holds the event loop: kafkajs encodes and
+         * checksums a record batch in JavaScript, several milliseconds per MiB.
+         */
+        maxOriginalBytes: positiveInt().default(1024 * 1024),
+      })
+      .prefault({}),
     /** replay, diff and check-config: what they read. */
     tools: z
       .strictObject({

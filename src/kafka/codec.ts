@@ -353,6 +353,27 @@ export class Codec {
     return writer;
   }
 
+  /**
+   * Looks up, a few at a time, the writers' ids among these messages that are neither known nor
+   * refused yet: a batch of many distinct ids then waits for the slowest few lookups, not for all
+   * of them one after the other. What a lookup finds is remembered; its errors are not thrown here.
+   */
+  async warm(values: readonly (Buffer | null)[], concurrency = 8): Promise<void> {
+    const ids = new Set<number>();
+    for (const v of values) {
+      if (!v || v.length < 5 || v[0] !== 0) continue;
+      const id = v.readInt32BE(1);
+      if (!this.own.has(id) && !this.usable.has(id) && !this.rejected.has(id)) ids.add(id);
+    }
+    if (ids.size < 2) return;
+    const queue = [...ids];
+    const worker = async () => {
+      for (let id = queue.shift(); id !== undefined; id = queue.shift())
+        await this.writerType(id).catch(() => undefined);
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, worker));
+  }
+
   private refuse(id: number, err: DecodeError): DecodeError {
     this.rejected.set(id, err);
     return err;

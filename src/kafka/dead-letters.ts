@@ -53,6 +53,12 @@ export interface ShapedDeadLetter {
 export interface DeadLetterLimits {
   /** The most a dead letter's record may take once encoded (the topic's limit less framing). */
   recordBudget: number;
+  /**
+   * The most of an original (key, value and headers together) a dead letter copies whole;
+   * beyond it, it is truncated. Producing megabytes holds the event loop (kafkajs encodes and
+   * checksums a record batch in JavaScript, several milliseconds per MiB).
+   */
+  maxOriginalBytes: number;
   /** Partitions of the dead-letter topic: a source partition's dead letters all go to one. */
   partitions: number;
   /** validation.maxHeaders / maxHeaderBytes: a dead letter never copies more headers than these. */
@@ -127,8 +133,8 @@ function boundedDetail(detail: string): string {
 }
 
 /**
- * Shapes a dead letter: the full original when it fits `limits.recordBudget` and its headers are
- * within the limits; else a truncated one (see the file's comment). Work is bounded by the
+ * Shapes a dead letter: the full original when it fits `limits.recordBudget`, is at most
+ * `limits.maxOriginalBytes` and its headers are within the limits; else a truncated one (see the file's comment). Work is bounded by the
  * message's size: nothing but copies of what is kept and digests off the event loop.
  */
 export async function shapeDeadLetter(
@@ -156,7 +162,8 @@ export async function shapeDeadLetter(
     processorVersion,
     truncated: null,
   };
-  if (headersOver || recordSize(record) > limits.recordBudget) {
+  const original = (key?.length ?? 0) + (value?.length ?? 0) + totals.bytes;
+  if (headersOver || original > limits.maxOriginalBytes || recordSize(record) > limits.recordBudget) {
     // keep what fits a quarter of the budget each of key and value, and headers up to the limits
     const keep = (b: Buffer | null, most: number) =>
       b && b.length > most ? Buffer.from(b.subarray(0, Math.max(0, most))) : b;

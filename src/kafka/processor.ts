@@ -184,6 +184,22 @@ export async function ensureTopics(kafka: Kafka, topics: Config['topics']): Prom
 export const DEAD_LETTER_HEADROOM = 64 * 1024;
 /** Kept free of every produce request and record batch: batch and record framing. */
 const PRODUCE_MARGIN = 1024;
+/** A produce request holds at most this much (a larger message goes alone). */
+const PRODUCE_REQUEST_BYTES = 1024 * 1024;
+
+/**
+ * Lets other work run between messages: awaiting resolved promises never yields to the event
+ * loop, so a batch of hundreds of bad messages would be handled in one go otherwise.
+ */
+class TimeSlice {
+  private start = performance.now();
+  constructor(private readonly ms = 4) {}
+  async check(): Promise<void> {
+    if (performance.now() - this.start < this.ms) return;
+    await new Promise((r) => setImmediate(r));
+    this.start = performance.now();
+  }
+}
 
 /** The limits of the topics fairflag produces to, as the broker has them (max.message.bytes). */
 export interface ProduceLimits {
@@ -679,7 +695,11 @@ export class Processor {
     const dead: DeadLetter[] = [];
     const now = Date.now();
     const family = this.codec.familyOfTopic(batch.topic);
+    // registry lookups of the batch's new writer ids, in parallel, before the messages in order
+    if (batch.topic !== this.config.topics.counterparts) await this.codec.warm(messages.map((m) => m.value));
+    const slice = new TimeSlice();
     for (const message of messages) {
+      await slice.check();
       const fail = (reason: DeadLetterReason, detail: string) =>
         dead.push({ reason, detail, message, topic: batch.topic, partition: batch.partition });
       // before anything that costs: the sizes kafkajs already knows
@@ -807,9 +827,17 @@ export class Processor {
         `counterpart record for ${r.accountId}`,
         sourceOf(r.kind === 'side' ? r.event.eventId : r.eventId),
       );
-    for (const d of dead) add(t.deadLetter, await this.deadLetterMessage(d), 'dead letter', d);
+    const slice = new TimeSlice();
+    for (const d of dead) {
+      await slice.check();
+      add(t.deadLetter, await this.deadLetterMessage(d), 'dead letter', d);
+    }
+    // requests of at most PRODUCE_REQUEST_BYTES: kafkajs encodes and checksums each synchronously
     const budget = (topic: string) =>
-      (this.limits.maxMessageBytes.get(topic) ?? this.config.topics.maxMessageBytes) - PRODUCE_MARGIN;
+      Math.min(
+        PRODUCE_REQUEST_BYTES,
+        (this.limits.maxMessageBytes.get(topic) ?? this.config.topics.maxMessageBytes) - PRODUCE_MARGIN,
+      );
     return { chunks: chunkBySize(items, budget), sent: 0 };
   }
 
@@ -897,6 +925,7 @@ export class Processor {
           PRODUCE_MARGIN -
           2 * DEAD_LETTER_KEY_ROOM,
         partitions: this.limits.deadLetterPartitions,
+        maxOriginalBytes: this.config.deadLetters.maxOriginalBytes,
         maxHeaders: v.maxHeaders,
         maxHeaderBytes: v.maxHeaderBytes,
       },

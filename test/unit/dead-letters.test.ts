@@ -38,7 +38,13 @@ function letter(over: Partial<KafkaMessage> = {}, partition = 2): DeadLetter {
     } as unknown as KafkaMessage,
   };
 }
-const limits = { recordBudget: 200_000, partitions: 3, maxHeaders: 64, maxHeaderBytes: 16_384 };
+const limits = {
+  recordBudget: 200_000,
+  maxOriginalBytes: 1024 * 1024,
+  partitions: 3,
+  maxHeaders: 64,
+  maxHeaderBytes: 16_384,
+};
 
 describe('shapeDeadLetter', () => {
   it('keeps the original whole when it fits, with the source position in a header', async () => {
@@ -82,6 +88,21 @@ describe('shapeDeadLetter', () => {
     // the Kafka key is bounded and names the original by its digest
     expect(s.key!.length).toBeLessThanOrEqual(DEAD_LETTER_KEY_MAX);
     expect(s.key!.toString()).toBe(`${'k'.repeat(128)}...#sha256=${hex(key)}`);
+  });
+
+  it('copies an original whole only up to maxOriginalBytes, however large the topic', async () => {
+    const value = Buffer.alloc(300_000, 5);
+    const roomy = { ...limits, recordBudget: 10_000_000, maxOriginalBytes: 250_000 };
+    const s = await shapeDeadLetter(letter({ value }), roomy, 'fairflag/test');
+    expect(s.record.truncated).toMatchObject({ valueBytes: 300_000, valueSha256: hex(value) });
+    expect(s.record.value!.length).toBe(64 * 1024);
+    const under = await shapeDeadLetter(
+      letter({ value: value.subarray(0, 200_000) }),
+      roomy,
+      'fairflag/test',
+    );
+    expect(under.record.truncated).toBeNull();
+    expect(under.record.value!.length).toBe(200_000);
   });
 
   it('never copies more headers than the limits allow', async () => {

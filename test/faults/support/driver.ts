@@ -24,8 +24,12 @@ export interface BadMessage {
   name: string;
   topic: string;
   value: Buffer;
-  key?: string;
+  key?: string | Buffer;
   reason: string;
+  /** Sent to this partition (else the key's); a huge key must name one (murmur2 over it takes minutes). */
+  partition?: number;
+  /** More headers, after its x-bad. */
+  headers?: Record<string, string | Buffer>;
 }
 
 export type Dump = Record<string, unknown>;
@@ -239,7 +243,12 @@ export class StreamPublisher {
       for (const m of bad) {
         const half = Math.floor((byTopic.get(m.topic)?.length ?? 0) / 2);
         const list = byTopic.get(m.topic) ?? [];
-        list.splice(half, 0, { key: m.key ?? `bad-${m.name}`, value: m.value, headers: { 'x-bad': m.name } });
+        list.splice(half, 0, {
+          key: m.key ?? `bad-${m.name}`,
+          value: m.value,
+          headers: { 'x-bad': m.name, ...m.headers },
+          ...(m.partition === undefined ? {} : { partition: m.partition }),
+        });
         byTopic.set(m.topic, list);
       }
       await this.d.send(byTopic);
