@@ -1,7 +1,9 @@
 // Bad input on every input topic (the five activity topics and the review outcomes): each message
 // lands in the dead-letter topic with a specific reason, the processor keeps processing the good
-// events around it, and each dead letter decodes with its schema and carries the original bytes,
-// key, headers and source topic/partition/offset.
+// events around it, and each dead letter decodes with its schema and carries the original bytes
+// (the first of them and a digest when the original is over deadLetters.maxOriginalBytes), key,
+// headers and source topic/partition/offset.
+import { createHash } from 'node:crypto';
 import { SchemaType } from '@kafkajs/confluent-schema-registry';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accountsOn } from '../support/config.js';
@@ -371,6 +373,8 @@ describe('bad input on every input topic', () => {
   });
 
   it('keeps the original bytes, key, headers and source position in each dead letter', () => {
+    // the six 1 MB payloads, and nothing else, are over deadLetters.maxOriginalBytes
+    expect(dead.filter((x) => x.truncated).map((x) => x.reason)).toEqual(Array(6).fill('oversized'));
     for (const x of dead) {
       const name = x.headers.find((h) => h.key === 'x-case')!.value!.toString();
       const { c, topic } = sent.get(name)!;
@@ -379,7 +383,14 @@ describe('bad input on every input topic', () => {
       expect(x.sourcePartition, name).toBe(0);
       expect(x.sourceOffset, name).toBe(pos.offset);
       expect(x.key?.toString(), name).toBe(pos.key);
-      expect(Buffer.compare(x.value ?? Buffer.alloc(0), c.value), `${name}: original bytes`).toBe(0);
+      if (x.truncated) {
+        // an original over deadLetters.maxOriginalBytes (the 1 MB payloads): its first bytes,
+        // its size and its digest
+        expect(c.value.length, `${name}: truncated only when large`).toBeGreaterThan(1024 * 1024);
+        expect(x.truncated.valueBytes, name).toBe(c.value.length);
+        expect(x.truncated.valueSha256, name).toBe(createHash('sha256').update(c.value).digest('hex'));
+        expect(c.value.subarray(0, x.value!.length).equals(x.value!), `${name}: first bytes`).toBe(true);
+      } else expect(Buffer.compare(x.value ?? Buffer.alloc(0), c.value), `${name}: original bytes`).toBe(0);
       expect(x.headers.find((h) => h.key === 'x-bin')?.value, name).toEqual(Buffer.from([0, 255, 1]));
       expect(x.processorVersion).toMatch(/^fairflag\//);
     }
