@@ -295,7 +295,10 @@ export class Processor {
    * offsets an earlier attempt (another member, or this one before a failure) already
    * dead-lettered, and the intent this member left before producing (see dead-letter-ledger.ts).
    */
-  private readonly ledger = new Map<string, { already: Set<string>; intent: Intent | undefined }>();
+  private readonly ledger = new Map<
+    string,
+    { already: Set<string> | undefined; intent: Intent | undefined }
+  >();
   /** A lower bound of each dead-letter partition's end: where the next dead letter will land or after. */
   private readonly deadLetterEnds = new Map<number, bigint>();
 
@@ -970,17 +973,23 @@ export class Processor {
    * the intent that lets a later owner find them (see dead-letter-ledger.ts).
    */
   private async notYetDeadLettered(batch: Batch, dead: DeadLetter[]): Promise<DeadLetter[]> {
-    if (!dead.length) return dead;
     const { topic, partition } = batch;
     const key = `${topic}/${partition}`;
     const first = BigInt(batch.messages[0]!.offset);
     const target = partition % this.limits.deadLetterPartitions;
     let entry = this.ledger.get(key);
     if (!entry) {
-      // first dead letters since this member took the partition: did an earlier attempt leave some?
+      // the first batch since this member took the partition, dead letters or not: an intent an
+      // earlier attempt left must survive this member's commits while it covers later offsets
       const left = await readIntent(this.admin!, this.config.kafka.groupId, topic, partition);
-      const uncertain = left && left.through >= first ? left : undefined;
-      const already = uncertain
+      entry = { already: undefined, intent: left && left.through >= first ? left : undefined };
+      this.ledger.set(key, entry);
+    }
+    if (!dead.length) return dead;
+    if (!entry.already) {
+      // the first dead letters since then: did an earlier attempt produce some of them?
+      const uncertain = entry.intent && entry.intent.through >= first ? entry.intent : undefined;
+      entry.already = uncertain
         ? await deadLetteredSince(
             this.kafka,
             this.admin!,
@@ -996,15 +1005,14 @@ export class Processor {
         : new Set<string>();
       if (uncertain)
         this.log.info(
-          { topic, partition, from: String(uncertain.from), found: already.size },
+          { topic, partition, from: String(uncertain.from), found: entry.already.size },
           'an earlier attempt left dead letters of this partition uncommitted; those are not produced again',
         );
-      entry = { already, intent: uncertain };
-      this.ledger.set(key, entry);
     }
-    const fresh = dead.filter((d) => !entry.already.has(d.message.offset));
+    const already = entry.already;
+    const fresh = dead.filter((d) => !already.has(d.message.offset));
     for (const d of dead)
-      if (entry.already.has(d.message.offset))
+      if (already.has(d.message.offset))
         this.log.info(
           { topic, partition, offset: d.message.offset, reason: d.reason },
           'already dead-lettered',
