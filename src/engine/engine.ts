@@ -345,7 +345,7 @@ export class Engine {
     const seen = o.features.recall(eventId, digest);
     if (seen === 'replay') return { status: 'replay' as const, lateFor: [], evaluations: [] };
     if (seen === 'conflict') {
-      const before = o.features.seenEvents.get(eventId)!;
+      const before = o.features.seenEvent(eventId)!;
       return {
         status: 'conflict' as const,
         detail: `event id ${eventId} was applied for ${o.features.accountId} at ${new Date(before.at).toISOString()} with other content (digest ${before.digest}, this one ${digest}); the first one counts`,

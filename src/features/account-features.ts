@@ -74,7 +74,10 @@ export interface SeenEvent {
   digest: string;
 }
 
-/** 64 bits of SHA-1 in base64url: how counted-only kinds keep an event id, and content digests. */
+/**
+ * 64 bits of SHA-1 in base64url: how counted-only kinds and the replay memory keep an event id,
+ * and content digests. Among one account's few hundred remembered ids a collision is out of reach.
+ */
 export function digestOf(text: string): string {
   return hash('sha1', text, 'base64url').slice(0, 11);
 }
@@ -103,7 +106,7 @@ export class AccountFeatures {
   readonly clearedPatterns = new Map<string, number>();
   /** Sets whose member cap was reached, with the time it was. */
   readonly capsReached = new Map<string, number>();
-  /** Event ids applied, per family, for as long as a replay of them would not be late. */
+  /** Event ids applied (by digest, see remember), for as long as a replay would not be late. */
   readonly seenEvents = new Map<string, SeenEvent>();
 
   constructor(
@@ -139,14 +142,22 @@ export class AccountFeatures {
    * older replay is late, and late events change no windowed feature.
    */
   recall(eventId: string, digest: string): 'new' | 'replay' | 'conflict' {
-    const seen = this.seenEvents.get(eventId);
+    const seen = this.seenEvents.get(digestOf(eventId));
     if (!seen) return 'new';
     return seen.digest === digest ? 'replay' : 'conflict';
   }
 
-  /** Remembers an applied (not late) event; ids a replay could no longer reach are forgotten. */
+  /** What was remembered of an event id (see recall). */
+  seenEvent(eventId: string): SeenEvent | undefined {
+    return this.seenEvents.get(digestOf(eventId));
+  }
+
+  /**
+   * Remembers an applied (not late) event, by a 64-bit digest of its id (a third of a typical id's
+   * bytes in the stored copy); ids a replay could no longer reach are forgotten.
+   */
   remember(eventId: string, at: number, family: string, digest: string): void {
-    this.seenEvents.set(eventId, { at, family, digest });
+    this.seenEvents.set(digestOf(eventId), { at, family, digest });
     // the family's watermark only grows: a replay that is not late is always still recognised
     const horizon = (this.familyWatermarks.get(family) ?? at) - this.layout.allowedLatenessMs;
     for (const [id, s] of this.seenEvents)

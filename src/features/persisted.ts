@@ -12,6 +12,7 @@
 // a part is a count and its entries. Unknown formats and truncated or malformed values are
 // refused with PersistedStateError, never guessed at.
 import stringify from 'safe-stable-stringify';
+import { FAMILIES } from '../domain/events.js';
 import { AccountFeatures, type ForgottenValue } from './account-features.js';
 import {
   CONTEXT_FIELDS,
@@ -170,6 +171,21 @@ const CONTRACT_TIMES = ['startedAt', 'endedAt', 'firstPaidAt', 'lastPaidAt', 'di
 
 let base = 0;
 
+/** A family's name as its index in FAMILIES (a byte), or 255 and the name for any other. */
+function family(name: string): void {
+  const i = FAMILY_INDEX.get(name);
+  if (i !== undefined) uint(i);
+  else {
+    uint(255);
+    str(name);
+  }
+}
+function familyEntry(t: number, name: string): void {
+  family(name);
+  int(t - base);
+}
+const FAMILY_INDEX = new Map<string, number>(FAMILIES.map((f, i) => [f, i]));
+
 // forEach with module-level callbacks: iterating [key, value] pairs allocated one per entry
 function timedEntry(t: number, k: string): void {
   str(k);
@@ -247,7 +263,8 @@ export function encodeAccount(a: AccountFeatures, sizes?: Map<string, number>): 
   room(1);
   buf[pos++] = STATE_FORMAT;
   uint(base);
-  timed(a.familyWatermarks);
+  uint(a.familyWatermarks.size);
+  a.familyWatermarks.forEach(familyEntry);
   mark('familyWatermarks');
   uint(a.events.size);
   for (const [k, set] of a.events) {
@@ -320,7 +337,7 @@ export function encodeAccount(a: AccountFeatures, sizes?: Map<string, number>): 
   for (const [id, s] of a.seenEvents) {
     str(id);
     int(s.at - base);
-    str(s.family);
+    family(s.family);
     str(s.digest);
   }
   mark('seenEvents');
@@ -371,13 +388,20 @@ export function decodeAccount(accountId: string, bytes: Buffer, layout: FeatureL
   const at0 = r.uint();
   a.watermark = at0;
   const abs = (t: number) => t + at0;
+  const readFamily = (): string => {
+    const i = r.uint();
+    return i === 255 ? r.str() : (FAMILIES[i] ?? r.fail(`unknown family ${i}`));
+  };
   const readTimed = (m: Map<string, number>) => {
     for (let n = r.count(); n > 0; n--) m.set(r.str(), abs(r.int()));
   };
   const readAbsolute = (m: Map<string, number>) => {
     for (let n = r.count(); n > 0; n--) m.set(r.str(), r.uint());
   };
-  readTimed(a.familyWatermarks);
+  for (let n = r.count(); n > 0; n--) {
+    const f = readFamily();
+    a.familyWatermarks.set(f, abs(r.int()));
+  }
   for (let n = r.count(); n > 0; n--) {
     const code = r.str();
     const kind = KIND_OF_EVENT_CODE.get(code) ?? r.fail(`unknown event kind "${code}"`);
@@ -490,7 +514,7 @@ export function decodeAccount(accountId: string, bytes: Buffer, layout: FeatureL
   }
   for (let n = r.count(); n > 0; n--) {
     const id = r.str();
-    a.seenEvents.set(id, { at: abs(r.int()), family: r.str(), digest: r.str() });
+    a.seenEvents.set(id, { at: abs(r.int()), family: readFamily(), digest: r.str() });
   }
   r.end();
   return a;
