@@ -330,10 +330,14 @@ export class AccountFeatures {
    */
   private newestSeen = -Infinity;
   private newestValue(): number {
-    if (this.newestSeen === -Infinity)
-      for (const m of this.values.values())
-        for (const t of m.values()) if (t > this.newestSeen) this.newestSeen = t;
     return this.newestSeen;
+  }
+
+  /** After the value sets were filled directly (a stored copy read back). */
+  valuesRestored(): void {
+    this.newestSeen = -Infinity;
+    for (const m of this.values.values())
+      for (const t of m.values()) if (t > this.newestSeen) this.newestSeen = t;
   }
 
   /** Sets a context field as of `at` (also how a stored copy is read back). */

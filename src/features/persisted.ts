@@ -416,6 +416,7 @@ export function decodeAccount(accountId: string, bytes: Buffer, layout: FeatureL
     readTimed(m);
     a.values.set(kind, m);
   }
+  a.valuesRestored();
   readTimed(a.firstSeen);
   for (let n = r.count(); n > 0; n--) {
     const id = r.str();
