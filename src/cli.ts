@@ -44,7 +44,10 @@ program
   .action(async (opts: { config?: string }) => {
     const { Processor } = await import('./kafka/processor.js');
     const log = createLogger();
-    const loadOpts: LoadOptions = { file: opts.config };
+    const loadOpts: LoadOptions = {
+      file: opts.config,
+      onWarnings: (warnings) => log.warn({ warnings }, 'config: signals that can never reach review'),
+    };
     const loaded = loadOrExit(loadOpts);
     const proc = await Processor.start({ loaded, log, reloadWith: loadOpts }).catch(fail);
     let timer: NodeJS.Timeout | undefined;
@@ -74,6 +77,8 @@ program
   .option('-c, --config <file>', 'environment config merged over config/default.yaml (or FAIRFLAG_CONFIG)')
   .action((opts: { config?: string }) => {
     const loaded = loadOrExit({ file: opts.config });
+    // a hole in the policy is valid config, so a warning (exit 0), never silence
+    for (const w of loaded.warnings) process.stderr.write(`warning: ${w}\n`);
     process.stdout.write(`config OK: version ${loaded.version} (${loaded.sources.join(' + ')})\n`);
   });
 

@@ -2,7 +2,13 @@
 // No Kafka, no Redis: signals are tested in memory and run unchanged in the pipeline and in replay.
 import type { z } from 'zod';
 import type { SignalBaseParams } from '../../config/params.js';
-import type { AccountMemory, AccountQuery, EntitySnapshot, EntityType } from '../features/model.js';
+import type {
+  AccountMemory,
+  AccountQuery,
+  EntitySnapshot,
+  EntityType,
+  EventKind,
+} from '../features/model.js';
 
 import type { AccountView } from '../features/view.js';
 import type { EnrichedEvent } from './events.js';
@@ -39,9 +45,17 @@ interface Measured {
   /** What was observed, in an analyst's words; never shown to members. */
   summary: string;
 }
+/**
+ * The event is itself one occurrence of a pattern the signal counts over time (an account-sharing
+ * episode): the engine records it under this kind, so later evaluations can count it. Signals stay
+ * pure; the engine does the write.
+ */
+interface Recorded {
+  recordAs?: EventKind;
+}
 export type Evaluation =
-  | ({ status: 'fired'; evidenceEventIds: string[] } & Measured)
-  | ({ status: 'below' } & Measured)
+  | ({ status: 'fired'; evidenceEventIds: string[] } & Measured & Recorded)
+  | ({ status: 'below' } & Measured & Recorded)
   /** Not applicable to this event, or deliberately not judged (e.g. an anonymizer's location). */
   | { status: 'skipped'; reason: string };
 

@@ -15,6 +15,7 @@ import type { Evaluation, SignalContext, SubjectRole } from '../domain/signal.js
 import { AccountFeatures, digestOf, type Applied } from '../features/account-features.js';
 import {
   queryKey,
+  type AccountOp,
   type AccountQuery,
   type AccountSnapshot,
   type EntitySnapshot,
@@ -394,8 +395,21 @@ export class Engine {
     eventId: string,
     run: Run,
   ): void {
+    const from = out.evaluations.length;
     const observations = this.evaluate(signals, ctx, out, o.features.accountId);
+    this.recordOccurrences(o, ctx.event, out.evaluations.slice(from));
     if (observations.length) this.rememberAndScore(o, ctx.event.event.occurredAt, eventId, observations, run);
+  }
+
+  /** What a signal said this event is an occurrence of (a sharing episode) is kept for its later counts. */
+  private recordOccurrences(o: OwnedAccount, event: EnrichedEvent, evaluations: SignalEvaluation[]): void {
+    const ops: AccountOp[] = [];
+    for (const { evaluation: ev } of evaluations)
+      if ((ev.status === 'fired' || ev.status === 'below') && ev.recordAs)
+        ops.push({ op: 'event', kind: ev.recordAs, eventId: event.event.eventId });
+    if (!ops.length) return;
+    o.features.apply(event.event.occurredAt, ops, event.family);
+    this.accounts.changed(o);
   }
 
   private rememberAndScore(

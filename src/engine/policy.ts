@@ -34,12 +34,16 @@ export function paramsOf(config: Config, signal: AnySignal): ActiveSignal['param
   return params;
 }
 
-export function compilePolicy(loaded: LoadedConfig): Policy {
-  const { config } = loaded;
-  const signals = SIGNALS.map((definition) => ({ definition, params: paramsOf(config, definition) })).filter(
+/** The enabled signals with their params. */
+export function enabledSignals(config: Config): ActiveSignal[] {
+  return SIGNALS.map((definition) => ({ definition, params: paramsOf(config, definition) })).filter(
     (s) => s.params.enabled,
   );
-  const settings = new Map<string, SignalSettings>(
+}
+
+/** What scoring needs to know of each enabled signal. */
+export function signalSettings(signals: readonly ActiveSignal[]): Map<string, SignalSettings> {
+  return new Map<string, SignalSettings>(
     signals.map(({ definition, params }) => [
       definition.id,
       {
@@ -52,6 +56,12 @@ export function compilePolicy(loaded: LoadedConfig): Policy {
       },
     ]),
   );
+}
+
+export function compilePolicy(loaded: LoadedConfig): Policy {
+  const { config } = loaded;
+  const signals = enabledSignals(config);
+  const settings = signalSettings(signals);
   const layout = layoutFor(config, signals);
   return {
     config,

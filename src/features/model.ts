@@ -12,6 +12,12 @@ export const EVENT_KINDS = {
   milestonePaid: 'M',
   dispute: 'D',
   nonDeliveryDispute: 'N',
+  /**
+   * Logins that found a far-away session of the account open (account sharing), recorded by the
+   * engine when login.concurrent_distant_sessions says so: what a signal judged, like observations,
+   * so it depends on the order logins were judged in.
+   */
+  sharingEpisode: 'E',
 } as const;
 export type EventKind = keyof typeof EVENT_KINDS;
 

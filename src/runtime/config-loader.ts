@@ -7,6 +7,8 @@ import stringify from 'safe-stable-stringify';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type Config } from '../../config/schema.js';
+import { unreachableSignals } from '../domain/reachability.js';
+import { enabledSignals, signalSettings } from '../engine/policy.js';
 import { PROJECT_ROOT } from './project.js';
 
 export const DEFAULT_CONFIG_FILE = join(PROJECT_ROOT, 'config', 'default.yaml');
@@ -16,6 +18,8 @@ export interface LoadedConfig {
   /** Hash of the policy sections: stamped on flags, logged on reload. */
   version: string;
   sources: string[];
+  /** Valid but probably not meant: every enabled signal that can never reach review, and why. */
+  warnings: string[];
 }
 
 export class ConfigError extends Error {
@@ -34,6 +38,8 @@ export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
   /** Replaces default.yaml (for diff: compare two complete configs). */
   baseFile?: string;
+  /** Told the warnings of every config loaded with these options (at start and on each reload). */
+  onWarnings?: (warnings: string[]) => void;
 }
 
 type Tree = Record<string, unknown>;
@@ -53,7 +59,9 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     sources.push(`env (${fromEnv.map(([name]) => name).join(', ')})`);
     for (const [, path, value] of fromEnv) setPath(tree, path, value);
   }
-  return validateConfig(tree, sources);
+  const loaded = validateConfig(tree, sources);
+  if (loaded.warnings.length) opts.onWarnings?.(loaded.warnings);
+  return loaded;
 }
 
 export function validateConfig(tree: unknown, sources: string[]): LoadedConfig {
@@ -64,7 +72,10 @@ export function validateConfig(tree: unknown, sources: string[]): LoadedConfig {
     const p = config.maxmind[key];
     if (p && !isAbsolute(p)) config.maxmind[key] = join(PROJECT_ROOT, p);
   }
-  return { config, version: configVersion(config), sources };
+  const warnings = unreachableSignals(signalSettings(enabledSignals(config)), config).map(
+    (u) => `signals.${u.signalId}: can never reach review: ${u.reason}`,
+  );
+  return { config, version: configVersion(config), sources, warnings };
 }
 
 /** Only the policy counts: moving a broker does not change what a flag means. */

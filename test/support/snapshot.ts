@@ -371,9 +371,12 @@ export class SnapshotBuilder {
     return this;
   }
 
-  /** Events of a kind in (asOf - window, asOf]; ids newest first. n defaults to ids.length. */
-  count(kind: EventKind, windowMs: number, ids: string[], n = ids.length): this {
-    return this.put({ q: 'count', kind, from: -windowMs, to: 0, maxIds: ids.length }, { n, ids });
+  /**
+   * Events of a kind in (asOf - window, asOf]; ids newest first. n defaults to ids.length, and so
+   * does the maxIds the question is asked with.
+   */
+  count(kind: EventKind, windowMs: number, ids: string[], n = ids.length, maxIds = ids.length): this {
+    return this.put({ q: 'count', kind, from: -windowMs, to: 0, maxIds }, { n, ids });
   }
 
   /** Events of a kind in (asOf - 1, asOf + window]: recorded before this (earlier) event arrived. */

@@ -291,7 +291,8 @@ export const hostileStream: fc.Arbitrary<EnrichedEvent[]> = stream.chain((events
 /**
  * What a run leaves that anyone can observe: every account's and entity's stored state, the
  * features alone (the state without signal memory, flags and cap markers, which depend on the
- * order events were judged in), the flag messages in order, and what was refused.
+ * order events were judged in: observations, and the sharing episodes a signal found), the flag
+ * messages in order, and what was refused.
  */
 export function observable(p: MemoryPipeline) {
   const state: Record<string, string> = {};
@@ -303,6 +304,7 @@ export function observable(p: MemoryPipeline) {
     f.openFlags.clear();
     f.flagGenerations.clear();
     f.capsReached.clear();
+    f.events.delete('sharingEpisode');
     features[id] = canonicalAccount(f);
   }
   const entities: Record<string, [string, number][]> = {};

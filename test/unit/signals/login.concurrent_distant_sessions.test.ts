@@ -4,6 +4,7 @@ import { planEvent } from '../../../processors/registry.js';
 import type { Geo } from '../../../src/domain/events.js';
 import {
   GEO,
+  DAY,
   HOUR,
   MINUTE,
   T0,
@@ -17,50 +18,92 @@ import {
 } from '../../support/snapshot.js';
 
 const p = paramsFor(concurrentDistantSessions);
-const WINDOW = 2 * HOUR;
+const SESSION_WINDOW = 2 * HOUR;
 
-/** A login at `here` while sessions started at `elsewhere` are open; the store lists this one too. */
-function loginWhile(here: Geo, elsewhere: Geo[], params = p) {
+/**
+ * A login at `here` while sessions started at `elsewhere` are open; the store lists this one too,
+ * and the episodes recorded before (`earlier`, newest first; `ongoing`: one within the session window).
+ */
+function loginWhile(
+  here: Geo,
+  elsewhere: Geo[],
+  params = p,
+  episodes: { earlier?: string[]; ongoing?: boolean } = {},
+) {
   const others = elsewhere.map((geo, i) =>
     login({ geo, at: T0 - (30 + i) * MINUTE, eventId: `login-other-${i + 1}`, sessionId: `sess-${i + 1}` }),
   );
   const e = login({ geo: here, eventId: 'login-now', sessionId: 'sess-now' });
   const open = [e, ...others].filter((l) => !l.geo?.anonymizer && !l.geo?.hosting).map(sessionOf);
-  return concurrentDistantSessions.evaluate(contextFor(e, snapshot().sessions(params.window, open)), params);
+  const earlier = episodes.earlier ?? [];
+  const latest = episodes.ongoing ? earlier.slice(0, 1) : [];
+  const view = snapshot()
+    .sessions(params.sessionWindow, open)
+    .count('sharingEpisode', params.window, earlier.slice(0, 20), earlier.length, 20)
+    .count('sharingEpisode', params.sessionWindow, latest, latest.length, 1);
+  return concurrentDistantSessions.evaluate(contextFor(e, view), params);
 }
 
 describe('login.concurrent_distant_sessions', () => {
-  it('ships with one far session within 2 hours at 500 km or more', () => {
-    expect(p.threshold).toBe(1);
-    expect(p.window).toBe(WINDOW);
+  it('ships counting three episodes in 30 days, sessions open 2 hours, 500 km or more apart', () => {
+    expect(p.threshold).toBe(3);
+    expect(p.window).toBe(30 * DAY);
+    expect(p.sessionWindow).toBe(SESSION_WINDOW);
     expect(p.minDistanceKm).toBe(500);
+    expect(p.sufficientAlone).toBe(true);
+    expect(p.queue).toBe('identity');
   });
 
-  it('fires when a session in Milton is open while the account logs in from Changchun', () => {
+  it('a first overlap (Milton open, login from Changchun) is one episode: recorded, below the threshold', () => {
     const r = loginWhile(GEO.changchun, [GEO.milton]);
     expect(r).toMatchObject({
-      status: 'fired',
+      status: 'below',
       observed: 1,
-      threshold: 1,
-      window: '2h',
-      evidenceEventIds: ['login-other-1', 'login-now'],
+      threshold: 3,
+      window: '30d',
+      recordAs: 'sharingEpisode',
     });
-    expect(r.status !== 'skipped' && r.summary).toMatch(/^1 other open session\(s\) \d+ km away$/);
+    expect(r.status !== 'skipped' && r.summary).toMatch(
+      /^1 episode\(s\) in 30d of sessions open at once far apart; now 1 other open session\(s\) \d+ km away$/,
+    );
+  });
+
+  it('fires at the third episode, with every episode and both sessions as evidence', () => {
+    const r = loginWhile(GEO.changchun, [GEO.milton], p, { earlier: ['login-day2', 'login-day1'] });
+    expect(r).toMatchObject({
+      status: 'fired',
+      observed: 3,
+      threshold: 3,
+      recordAs: 'sharingEpisode',
+      evidenceEventIds: ['login-day2', 'login-day1', 'login-other-1', 'login-now'],
+    });
+  });
+
+  it('a second login within the same overlap is the same episode: not counted, not recorded again', () => {
+    const r = loginWhile(GEO.changchun, [GEO.milton], p, {
+      earlier: ['login-day2', 'login-day1'],
+      ongoing: true,
+    });
+    expect(r).toMatchObject({ status: 'below', observed: 2 });
+    expect(r).not.toHaveProperty('recordAs');
   });
 
   it('does not count the session of this login, nor a session in the same city', () => {
     expect(loginWhile(GEO.milton, [])).toMatchObject({ status: 'below', observed: 0 });
-    expect(loginWhile(GEO.milton, [sameNetwork(GEO.milton, 9)])).toMatchObject({
+    const r = loginWhile(GEO.milton, [sameNetwork(GEO.milton, 9)], p, { earlier: ['login-day1'] });
+    expect(r).toEqual({
       status: 'below',
       observed: 0,
-      summary: 'no far-away open session',
+      threshold: 3,
+      window: '30d',
+      summary: 'no far-away open session now (1 earlier episode(s) in 30d)',
     });
   });
 
   it('fires at exactly the threshold and not one below it', () => {
     const two = { ...p, threshold: 2 };
     expect(loginWhile(GEO.changchun, [GEO.milton], two)).toMatchObject({ status: 'below', observed: 1 });
-    expect(loginWhile(GEO.changchun, [GEO.milton, GEO.linkoping], two)).toMatchObject({
+    expect(loginWhile(GEO.changchun, [GEO.milton], two, { earlier: ['login-day1'] })).toMatchObject({
       status: 'fired',
       observed: 2,
       threshold: 2,
