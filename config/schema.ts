@@ -22,7 +22,15 @@ const signalsSchema = z.strictObject(
 );
 
 const mitigation = <T extends z.ZodRawShape>(extra: T) =>
-  z.strictObject({ enabled: flag().default(true), factor: factor(), ...extra });
+  z.strictObject({
+    enabled: flag().default(true),
+    factor: factor(),
+    /** The review queues (concerns) it dampens; elsewhere it is listed as not applicable. */
+    appliesTo: z
+      .array(text(), { error: 'expected a list of review queues' })
+      .min(1, { error: 'expected at least one review queue (disable it with enabled: false)' }),
+    ...extra,
+  });
 
 const notice = z.strictObject(
   {
@@ -188,7 +196,12 @@ export const configSchema = z
       verified_identity: mitigation({}),
       contract_history: mitigation({ minCompletedContracts: positiveInt(), minPaidHours: positiveNumber() }),
       long_running_contract: mitigation({ minAge: duration(), maxPaymentGap: duration() }),
-      cleared_review: mitigation({ cooldown: duration() }),
+      // pattern-specific, not account-wide: it applies where the cleared pattern is judged again
+      cleared_review: z.strictObject({
+        enabled: flag().default(true),
+        factor: factor(),
+        cooldown: duration(),
+      }),
     }),
     review: z.strictObject({
       action: z.literal(REVIEW_ACTION, {
@@ -232,6 +245,18 @@ export const configSchema = z
           input: true,
         });
       }
+    }
+    for (const [id, m] of Object.entries(cfg.mitigations)) {
+      if (!('appliesTo' in m)) continue;
+      m.appliesTo.forEach((queue, i) => {
+        if (!(queue in cfg.queues))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['mitigations', id, 'appliesTo', i],
+            message: `expected one of the configured queues (${Object.keys(cfg.queues).join(', ')})`,
+            input: queue,
+          });
+      });
     }
     const bands = cfg.review.severities;
     bands.forEach((b, i) => {

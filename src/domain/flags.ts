@@ -34,6 +34,8 @@ export interface ReviewFlag {
     observedAt: number;
   }[];
   mitigations: { id: string; factor: number; effect: string }[];
+  /** What the account has that does not speak to this queue's concern, and why. */
+  notApplicableMitigations: { id: string; reason: string }[];
   notice: { category: string; text: string; howToResolve: string };
   configVersion: string;
   processorVersion: string;
@@ -115,6 +117,7 @@ export function updateFlag(args: {
       observedAt: s.observation.observedAt,
     })),
     mitigations: d.mitigations.map((m) => ({ id: m.id, factor: m.factor, effect: m.effect })),
+    notApplicableMitigations: d.notApplicable.map((m) => ({ id: m.id, reason: m.reason })),
     notice: { ...notice },
     configVersion: args.configVersion,
     processorVersion: args.processorVersion,

@@ -10,6 +10,40 @@ export interface AppliedMitigation {
   effect: string;
 }
 
+/** What the account has that argues for it, and the review queues (concerns) it speaks to. */
+export interface AccountMitigation extends AppliedMitigation {
+  appliesTo: readonly string[];
+  /** What the account has, without its effect on the score. */
+  fact: string;
+}
+
+/** A mitigation the account has that says nothing about the concern under review. */
+export interface NotApplicableMitigation {
+  id: string;
+  reason: string;
+}
+
+/**
+ * Splits the account's mitigations for one queue: verified identity says who someone is, not
+ * whether they deliver, so it must not dampen a contracts concern (config: mitigations.*.appliesTo).
+ */
+export function mitigationsFor(
+  queue: string,
+  mitigations: readonly AccountMitigation[],
+): { applied: AppliedMitigation[]; notApplicable: NotApplicableMitigation[] } {
+  const applied: AppliedMitigation[] = [];
+  const notApplicable: NotApplicableMitigation[] = [];
+  for (const { appliesTo, fact, ...m } of mitigations) {
+    if (appliesTo.includes(queue)) applied.push(m);
+    else
+      notApplicable.push({
+        id: m.id,
+        reason: `${fact}, but it says nothing about ${queue} concerns (it dampens ${appliesTo.join(', ')})`,
+      });
+  }
+  return { applied, notApplicable };
+}
+
 export interface MitigationInput {
   asOf: number;
   context: AccountContext;
@@ -17,34 +51,31 @@ export interface MitigationInput {
 }
 
 /** Mitigations that depend on the account alone (not on the pattern under review). */
-export function accountMitigations(input: MitigationInput, m: Config['mitigations']): AppliedMitigation[] {
-  const out: AppliedMitigation[] = [];
+export function accountMitigations(input: MitigationInput, m: Config['mitigations']): AccountMitigation[] {
+  const out: AccountMitigation[] = [];
   const { asOf, context: c } = input;
-  const times = (f: number) => `score x ${f}`;
+  const add = (id: string, cfg: { factor: number; appliesTo: string[] }, fact: string) =>
+    out.push({
+      id,
+      factor: cfg.factor,
+      appliesTo: cfg.appliesTo,
+      fact,
+      effect: `${fact}: score x ${cfg.factor}`,
+    });
   if (m.tenure.enabled && c.createdAt !== undefined && asOf - c.createdAt >= m.tenure.minAge) {
-    out.push({
-      id: 'tenure',
-      factor: m.tenure.factor,
-      effect: `account ${formatDuration(asOf - c.createdAt)} old (at least ${formatDuration(m.tenure.minAge)}): ${times(m.tenure.factor)}`,
-    });
+    add(
+      'tenure',
+      m.tenure,
+      `account ${formatDuration(asOf - c.createdAt)} old (at least ${formatDuration(m.tenure.minAge)})`,
+    );
   }
-  if (m.verified_identity.enabled && c.identityVerified) {
-    out.push({
-      id: 'verified_identity',
-      factor: m.verified_identity.factor,
-      effect: `identity verified: ${times(m.verified_identity.factor)}`,
-    });
-  }
+  if (m.verified_identity.enabled && c.identityVerified)
+    add('verified_identity', m.verified_identity, 'identity verified');
   const h = m.contract_history;
   const contracts = c.lifetimeCompletedContracts ?? 0;
   const hours = c.lifetimePaidHours ?? 0;
-  if (h.enabled && (contracts >= h.minCompletedContracts || hours >= h.minPaidHours)) {
-    out.push({
-      id: 'contract_history',
-      factor: h.factor,
-      effect: `${contracts} completed contracts, ${hours} paid hours: ${times(h.factor)}`,
-    });
-  }
+  if (h.enabled && (contracts >= h.minCompletedContracts || hours >= h.minPaidHours))
+    add('contract_history', h, `${contracts} completed contracts, ${hours} paid hours`);
   const l = m.long_running_contract;
   if (l.enabled) {
     const running = input.contracts.find(
@@ -56,11 +87,12 @@ export function accountMitigations(input: MitigationInput, m: Config['mitigation
         asOf - k.lastPaidAt <= l.maxPaymentGap,
     );
     if (running) {
-      out.push({
-        id: 'long_running_contract',
-        factor: l.factor,
-        effect: `contract ${running.contractId} with ${running.counterpart} running ${formatDuration(asOf - running.startedAt!)}, last paid ${formatDuration(asOf - running.lastPaidAt!)} ago: ${times(l.factor)}`,
-      });
+      const sincePaid = asOf - running.lastPaidAt!;
+      add(
+        'long_running_contract',
+        l,
+        `contract ${running.contractId} with ${running.counterpart} running ${formatDuration(asOf - running.startedAt!)}, ${sincePaid === 0 ? 'paid at this event' : `last paid ${formatDuration(sincePaid)} ago`}`,
+      );
     }
   }
   return out;

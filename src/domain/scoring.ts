@@ -2,7 +2,14 @@
 // decision per review queue. The only outcome it can produce is "review" or nothing.
 import type { Config } from '../../config/schema.js';
 import type { StoredObservation } from '../features/model.js';
-import { clearedReviewMitigation, reviewPattern, type AppliedMitigation } from './mitigations.js';
+import {
+  clearedReviewMitigation,
+  mitigationsFor,
+  reviewPattern,
+  type AccountMitigation,
+  type AppliedMitigation,
+  type NotApplicableMitigation,
+} from './mitigations.js';
 import type { AnySignal } from './signal.js';
 
 export interface ScoredSignal {
@@ -21,6 +28,8 @@ export interface QueueDecision {
   signals: ScoredSignal[];
   families: string[];
   mitigations: AppliedMitigation[];
+  /** What the account has that does not speak to this queue's concern, and why. */
+  notApplicable: NotApplicableMitigation[];
   score: number;
   threshold: number;
   /** Why the signals do or do not corroborate each other. */
@@ -60,7 +69,7 @@ export function strengthOf(
 export function decide(
   observations: StoredObservation[],
   settings: ReadonlyMap<string, SignalSettings>,
-  accountMitigations: AppliedMitigation[],
+  accountMitigations: readonly AccountMitigation[],
   clearedPatterns: ReadonlyMap<string, number>,
   asOf: number,
   cfg: Pick<Config, 'review' | 'mitigations'>,
@@ -75,7 +84,7 @@ export function decide(
   for (const [queue, items] of [...byQueue].sort(([a], [b]) => a.localeCompare(b))) {
     const families = [...new Set(items.map((i) => i.o.family))].sort();
     const pattern = reviewPattern(queue, families);
-    const mitigations = [...accountMitigations];
+    const { applied: mitigations, notApplicable } = mitigationsFor(queue, accountMitigations);
     const cleared = clearedReviewMitigation(pattern, clearedPatterns.get(pattern), asOf, cfg.mitigations);
     if (cleared) mitigations.push(cleared);
     const product = mitigations.reduce((p, m) => p * m.factor, 1);
@@ -104,6 +113,7 @@ export function decide(
       signals,
       families,
       mitigations,
+      notApplicable,
       score,
       threshold: cfg.review.threshold,
       corroboration,

@@ -3,7 +3,7 @@
 import { planLogin } from '../../processors/login/index.js';
 import { formatDuration } from '../../config/params.js';
 import type { EnrichedEvent } from '../domain/events.js';
-import { accountMitigations, type AppliedMitigation } from '../domain/mitigations.js';
+import { accountMitigations, type AccountMitigation } from '../domain/mitigations.js';
 import type { QueueDecision } from '../domain/scoring.js';
 import type { Evaluation } from '../domain/signal.js';
 import type { GeoIp } from '../enrich/geoip.js';
@@ -50,7 +50,7 @@ export interface Explanation {
   known: boolean;
   asOf: number;
   context: AccountContext;
-  mitigations: AppliedMitigation[];
+  mitigations: AccountMitigation[];
   features: FeatureValue[];
   signals: SignalExplanation[];
   decisions: QueueDecision[];
@@ -68,6 +68,7 @@ const EVENT_LABELS: Record<string, string> = {
   milestonePaid: 'milestone payments received',
   dispute: 'disputes and refunds against the freelancer',
   nonDeliveryDispute: 'non-delivery disputes',
+  sharingEpisode: 'account-sharing episodes (far-apart sessions open at once)',
 };
 const VALUE_LABELS: Record<string, string> = {
   country: 'countries (personal IPs)',

@@ -19,6 +19,7 @@ export function formatFlag(f: ReviewFlag, indent = '  '): string {
     ),
     `${indent}  mitigations:${f.mitigations.length ? '' : ' none'}`,
     ...f.mitigations.map((m) => `${indent}    ${m.id}: ${m.effect}`),
+    ...f.notApplicableMitigations.map((m) => `${indent}    ${m.id}: not applicable: ${m.reason}`),
     `${indent}  member notice [${f.notice.category}]: ${f.notice.text}`,
     `${indent}    how to resolve: ${f.notice.howToResolve}`,
     `${indent}  config ${f.configVersion}, ${f.processorVersion}`,
@@ -39,6 +40,7 @@ export function formatDecision(d: QueueDecision, indent = '  '): string {
         `${indent}  ${s.observation.signalId.padEnd(34)} ${num(s.observation.observed)} vs ${num(s.observation.threshold)} (${s.observation.window})${s.weak ? ' [weak]' : ''} -> ${num(s.contribution)}: ${s.observation.summary}`,
     ),
     ...d.mitigations.map((m) => `${indent}  mitigation ${m.id}: ${m.effect}`),
+    ...d.notApplicable.map((m) => `${indent}  mitigation ${m.id} not applicable: ${m.reason}`),
   ].join('\n');
 }
 
@@ -51,7 +53,7 @@ export function formatExplanation(e: Explanation): string {
     `account ${e.accountId}, as of ${iso(e.asOf)} (its latest event), from the state in Redis as of the last batch its owner wrote`,
     `  context: created ${c.createdAt !== undefined ? iso(c.createdAt) : 'unknown'}, identity ${c.identityVerified === undefined ? 'unknown' : c.identityVerified ? 'verified' : 'not verified'}, ${c.lifetimeCompletedContracts ?? '?'} completed contracts, ${c.lifetimePaidHours ?? '?'} paid hours`,
     `  mitigations:${e.mitigations.length ? '' : ' none'}`,
-    ...e.mitigations.map((m) => `    ${m.id}: ${m.effect}`),
+    ...e.mitigations.map((m) => `    ${m.id}: ${m.effect} (dampens ${m.appliesTo.join(', ')})`),
     ...e.clearedPatterns.map((p) => `    cleared review of ${p.pattern} until ${iso(p.until)}`),
     `  features (window: value):`,
     ...e.features.map(

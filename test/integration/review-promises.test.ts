@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DAY, HOUR } from '../../src/scenarios/reference.js';
 import { isolatedConfig } from '../support/config.js';
 import { Harness } from '../support/pipeline.js';
-import { accountSharing } from '../support/stories.js';
+import { accountSharing, newAgency } from '../support/stories.js';
 
 describe('issue 18 through Kafka', () => {
   let h: Harness;
@@ -12,13 +12,25 @@ describe('issue 18 through Kafka', () => {
   const t0 = Date.now() - 4 * DAY;
   const shared = `acct-sharing-${run}`;
   const once = `acct-sharing-once-${run}`;
+  const agency = `acct-agency-${run}`;
+  const client = `acct-agency-client-${run}`;
 
   beforeAll(async () => {
     h = await new Harness(isolatedConfig('promises')).start();
     // one phase per day, as the days would arrive
     const sharing = accountSharing(shared, t0, 3);
     const single = accountSharing(once, t0 + HOUR, 1);
-    await h.publishPhases([[...sharing.slice(0, 2), ...single], sharing.slice(2, 4), sharing.slice(4)]);
+    // the agency's account history first: another topic than its contract events
+    const scam = newAgency(agency, client, Date.now() - 2 * HOUR);
+    const [history, contracts] = [
+      scam.filter((e) => e.family === 'account'),
+      scam.filter((e) => e.family === 'contract'),
+    ];
+    await h.publishPhases([
+      [...sharing.slice(0, 2), ...single, ...history],
+      [...sharing.slice(2, 4), ...contracts],
+      sharing.slice(4),
+    ]);
   });
   afterAll(async () => {
     await h?.stop();
@@ -37,5 +49,15 @@ describe('issue 18 through Kafka', () => {
     );
     expect(mine[0]!.notice.category).toBe('Identity');
     expect(flags.filter((f) => f.accountId === once)).toEqual([]);
+  });
+
+  it('3. a brand-new verified agency disputed for non-delivery after its first milestone is reviewed; verified identity is not applicable to contracts', async () => {
+    const mine = (await h.flags()).filter((f) => f.accountId === agency);
+    expect(mine.map((f) => [f.reviewQueue, f.severity])).toEqual([['contracts', 'medium']]);
+    expect(mine[0]!.signals.map((s) => s.id)).toEqual(['contract.first_payment_then_dispute']);
+    expect(mine[0]!.mitigations).toEqual([]);
+    expect(mine[0]!.notApplicableMitigations.map((m) => m.id)).toEqual(['verified_identity']);
+    expect(mine[0]!.notApplicableMitigations[0]!.reason).toMatch(/says nothing about contracts concerns/);
+    expect((await h.flags()).filter((f) => f.accountId === client)).toEqual([]);
   });
 });

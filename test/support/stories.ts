@@ -3,7 +3,7 @@ import type { ActivityEvent } from '../../src/domain/events.js';
 import type { EnrichedEvent } from '../../src/domain/events.js';
 import type { GeoIp } from '../../src/enrich/geoip.js';
 import { ingest } from '../../src/ingest/ingest.js';
-import { DAY, MINUTE, login } from '../../src/scenarios/reference.js';
+import { DAY, HOUR, MINUTE, account, contract, login } from '../../src/scenarios/reference.js';
 import { shippedConfig } from './snapshot.js';
 
 export const MILTON = '216.160.83.56';
@@ -31,6 +31,35 @@ export function accountSharing(accountId: string, t0: number, days: number): Act
       }),
     ];
   }).flat();
+}
+
+/**
+ * A brand-new "agency" (created ten days before, identity verified) takes a client's first
+ * milestone payment and is disputed for non-delivery: the client scammed by a fake agency.
+ */
+export function newAgency(agency: string, client: string, t0: number): ActivityEvent[] {
+  const ids = idsFor(`agency-${agency}`);
+  const contractId = `ctr-${agency}`;
+  const sides = { contractId, clientAccountId: client, freelancerAccountId: agency };
+  return [
+    account(ids, agency, t0 - 10 * DAY, { action: 'CREATED', accountType: 'AGENCY' }),
+    account(ids, agency, t0 - 9 * DAY, { action: 'IDENTITY_VERIFIED' }),
+    account(ids, client, t0 - 800 * DAY, { action: 'CREATED', accountType: 'CLIENT' }),
+    contract(ids, t0 - 5 * DAY, { ...sides, accountId: client, action: 'STARTED' }),
+    contract(ids, t0 - 2 * DAY, {
+      ...sides,
+      accountId: client,
+      action: 'MILESTONE_PAID',
+      amount: 2500,
+      currency: 'USD',
+    }),
+    contract(ids, t0 + HOUR, {
+      ...sides,
+      accountId: client,
+      action: 'DISPUTED',
+      disputeReason: 'NON_DELIVERY',
+    }),
+  ];
 }
 
 /** Events as the pipeline sees them after validation and MaxMind enrichment. */

@@ -344,3 +344,16 @@ describe('validateConfig', () => {
     expect(validateConfig(tree, ['test']).version).toBe(loadConfig({ env: {} }).version);
   });
 });
+
+describe('mitigation scope in config', () => {
+  it('refuses a queue that does not exist and an empty list, naming the path', () => {
+    expect(
+      problemsOf({ file: yamlFile('mitigations: {verified_identity: {appliesTo: [contracts, fraud]}}') }),
+    ).toEqual([
+      'mitigations.verified_identity.appliesTo.1: expected one of the configured queues (account_security, identity, payments, contracts), got "fraud"',
+    ]);
+    expect(problemsOf({ file: yamlFile('mitigations: {tenure: {appliesTo: []}}') })).toEqual([
+      'mitigations.tenure.appliesTo: expected at least one review queue (disable it with enabled: false), got []',
+    ]);
+  });
+});

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { SIGNALS } from '../../processors/registry.js';
-import type { AppliedMitigation } from '../../src/domain/mitigations.js';
+import type { AccountMitigation } from '../../src/domain/mitigations.js';
 import { decide, strengthOf, type SignalSettings } from '../../src/domain/scoring.js';
 import { FAMILIES, type Family } from '../../src/domain/events.js';
 import { InvalidEventError, validateActivity } from '../../src/ingest/validate.js';
@@ -366,9 +366,11 @@ describe('scoring', () => {
       id: fc.constantFrom('tenure', 'verified_identity'),
       factor: fc.double({ min: 0.01, max: 1, noNaN: true }),
       effect: fc.constant('x'),
+      fact: fc.constant('x'),
+      appliesTo: fc.constant(Object.keys(cfg.queues)),
     }),
     { maxLength: 3 },
-  ) as fc.Arbitrary<AppliedMitigation[]>;
+  ) as fc.Arbitrary<AccountMitigation[]>;
   const review = fc.record({
     threshold: fc.double({ min: 0.01, max: 10, noNaN: true }),
     minFamilies: fc.integer({ min: 1, max: 3 }),

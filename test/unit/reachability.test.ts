@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { unreachableSignals } from '../../src/domain/reachability.js';
 import { decide, type SignalSettings } from '../../src/domain/scoring.js';
-import type { AppliedMitigation } from '../../src/domain/mitigations.js';
+import type { AccountMitigation } from '../../src/domain/mitigations.js';
 import { loadConfig } from '../../src/runtime/config-loader.js';
 import { DEFAULT_CONFIG_FILE } from '../../src/runtime/config-loader.js';
 import { observation, shippedPolicy } from '../support/snapshot.js';
@@ -118,10 +118,12 @@ describe('signals that can never reach review', () => {
         fc.subarray([0.8, 0.8, 0.6]),
         (settings, fired, strengths, factors) => {
           const holes = new Set(unreachableSignals(settings, cfg).map((u) => u.signalId));
-          const mitigations: AppliedMitigation[] = factors.map((factor, i) => ({
+          const mitigations: AccountMitigation[] = factors.map((factor, i) => ({
             id: `m${i}`,
             factor,
             effect: '',
+            fact: '',
+            appliesTo: queues,
           }));
           const observations = fired.map((id) =>
             observation(id, { observed: strengths[ids.indexOf(id)]!, threshold: 1 }),

@@ -6,7 +6,7 @@ import { GeoIp } from '../../src/enrich/geoip.js';
 import { DAY } from '../../src/scenarios/reference.js';
 import { MemoryPipeline } from '../support/engine.js';
 import { shippedConfig } from '../support/snapshot.js';
-import { accountSharing, enriched } from '../support/stories.js';
+import { accountSharing, enriched, newAgency } from '../support/stories.js';
 
 const T0 = Date.UTC(2026, 5, 1, 8);
 let geo: GeoIp;
@@ -59,5 +59,28 @@ describe('account sharing reaches review', () => {
     })) as typeof first;
     await p.feed([...first, ...late]);
     expect(p.flags).toEqual([]);
+  });
+});
+
+describe('mitigations where they belong', () => {
+  it('a brand-new verified agency disputed for non-delivery after its first milestone goes to review; verified identity is listed as not applicable', async () => {
+    const p = new MemoryPipeline();
+    const events = enriched(newAgency('acct-agency', 'acct-scammed', T0), geo, T0 + DAY);
+    await p.feed(events);
+    const mine = p.flags.filter((f) => f.accountId === 'acct-agency');
+    expect(mine.map((f) => [f.reviewQueue, f.severity])).toEqual([['contracts', 'medium']]);
+    const f = mine[0]!;
+    expect(f.signals.map((s) => s.id)).toEqual(['contract.first_payment_then_dispute']);
+    expect(f.score).toBe(4);
+    expect(f.mitigations).toEqual([]);
+    expect(f.notApplicableMitigations).toEqual([
+      {
+        id: 'verified_identity',
+        reason:
+          'identity verified, but it says nothing about contracts concerns (it dampens account_security, identity)',
+      },
+    ]);
+    // the client who was scammed is not reviewed
+    expect(p.flags.filter((x) => x.accountId === 'acct-scammed')).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { accountMitigations, type AppliedMitigation } from '../../src/domain/mitigations.js';
+import { accountMitigations, type AccountMitigation } from '../../src/domain/mitigations.js';
 import { decide, strengthOf, type QueueDecision, type SignalSettings } from '../../src/domain/scoring.js';
 import type { ContractRecord, StoredObservation } from '../../src/features/model.js';
 import { DAY, T0, observation, shippedPolicy } from '../support/snapshot.js';
@@ -13,7 +14,7 @@ const obs = (id: string, observed: number, threshold: number) => observation(id,
 function decideOne(
   observations: StoredObservation[],
   o: {
-    mitigations?: AppliedMitigation[];
+    mitigations?: AccountMitigation[];
     cleared?: Map<string, number>;
     settings?: ReadonlyMap<string, SignalSettings>;
     review?: Partial<typeof cfg.review>;
@@ -102,7 +103,7 @@ describe('scoring', () => {
       ['verified_identity', 0.8],
     ]);
     const d = decideOne(takeover, { mitigations });
-    expect(d.mitigations).toEqual(mitigations);
+    expect(d.mitigations).toEqual(mitigations.map(({ id, factor, effect }) => ({ id, factor, effect })));
     expect(contributionOf(d, 'login.failed_burst')).toBe(1.28); // 2 x 0.8 x 0.8
     expect(contributionOf(d, 'payment.added_after_risky_login')).toBe(0.96); // 1.5 x 0.64, above the floor
     expect(d.score).toBe(2.24);
@@ -205,12 +206,16 @@ describe('corroboration', () => {
   });
 
   it('flags one family when a signal is sufficient alone', () => {
-    for (const id of ['contract.self_dealing', 'contract.first_payment_then_dispute']) {
+    for (const [id, severity] of [
+      ['contract.self_dealing', 'low'],
+      // weighted 4: at the threshold even at the strong-signal floor (see config/default.yaml)
+      ['contract.first_payment_then_dispute', 'medium'],
+    ] as const) {
       const d = decideOne([obs(id, 1, 1)]);
       expect(d).toMatchObject({
         corroborated: true,
         corroboration: `${id} is sufficient alone`,
-        severity: 'low',
+        severity,
       });
     }
     const loop = decideOne([obs('contract.rapid_feedback_loop', 3, 3), obs('contract.dispute_rate', 1, 3)]);
@@ -308,5 +313,56 @@ describe('severity bands', () => {
     });
     expect(d).toMatchObject({ score: 2, corroborated: true, threshold: 2.5 });
     expect(d.severity).toBeUndefined();
+  });
+});
+
+describe('mitigation scope', () => {
+  const everything = accountMitigations(
+    {
+      asOf: T0,
+      context: { ...established.context, lifetimeCompletedContracts: 80 },
+      contracts: established.contracts,
+    },
+    cfg.mitigations,
+  );
+
+  it('ships each mitigation with the concerns it speaks to', () => {
+    expect(Object.fromEntries(everything.map((m) => [m.id, m.appliesTo]))).toEqual({
+      tenure: ['account_security', 'identity', 'payments', 'contracts'],
+      verified_identity: ['account_security', 'identity'],
+      contract_history: ['contracts', 'account_security'],
+      long_running_contract: ['contracts', 'account_security'],
+    });
+  });
+
+  it('dampens only the queues a mitigation applies to, and says why the others do not', () => {
+    const d = decideOne([obs('contract.self_dealing', 1, 1)], { mitigations: everything });
+    expect(d.queue).toBe('contracts');
+    expect(d.mitigations.map((m) => m.id)).toEqual(['tenure', 'contract_history', 'long_running_contract']);
+    expect(d.notApplicable).toEqual([
+      {
+        id: 'verified_identity',
+        reason:
+          'identity verified, but it says nothing about contracts concerns (it dampens account_security, identity)',
+      },
+    ]);
+    const shared = decideOne([obs('payment.shared_instrument', 5, 3), obs('ip.shared_by_accounts', 5, 4)], {
+      mitigations: everything,
+    });
+    expect(shared.queue).toBe('identity');
+    expect(shared.mitigations.map((m) => m.id)).toEqual(['tenure', 'verified_identity']);
+    expect(shared.notApplicable.map((m) => m.id)).toEqual(['contract_history', 'long_running_contract']);
+  });
+
+  it('a new account disputed for non-delivery after its first payment reaches review with any mitigation that could apply', () => {
+    // every subset of what an account can have (as the config defines it), however unlikely at 30 days
+    fc.assert(
+      fc.property(fc.subarray(everything), (mitigations) => {
+        const d = decideOne([obs('contract.first_payment_then_dispute', 1, 1)], { mitigations });
+        expect(d.severity).toBeDefined();
+        expect(d.score).toBeGreaterThanOrEqual(d.threshold);
+        expect(d.mitigations.map((m) => m.id)).not.toContain('verified_identity');
+      }),
+    );
   });
 });
