@@ -196,12 +196,8 @@ export const configSchema = z
       verified_identity: mitigation({}),
       contract_history: mitigation({ minCompletedContracts: positiveInt(), minPaidHours: positiveNumber() }),
       long_running_contract: mitigation({ minAge: duration(), maxPaymentGap: duration() }),
-      // pattern-specific, not account-wide: it applies where the cleared pattern is judged again
-      cleared_review: z.strictObject({
-        enabled: flag().default(true),
-        factor: factor(),
-        cooldown: duration(),
-      }),
+      // not a factor: a reviewer's decision suppresses the same pattern for the cooldown
+      cleared_review: z.strictObject({ enabled: flag().default(true), cooldown: duration() }),
     }),
     review: z.strictObject({
       action: z.literal(REVIEW_ACTION, {

@@ -98,21 +98,96 @@ export function accountMitigations(input: MitigationInput, m: Config['mitigation
   return out;
 }
 
-/** The pattern a review clears: the queue and the signal families of the flag. */
-export function reviewPattern(queue: string, families: Iterable<string>): string {
-  return `${queue}:${[...new Set(families)].sort().join('+')}`;
+/**
+ * The pattern a review clears: the queue, the signal families and the signals of the flag, as
+ * one key (the account remembers it with the end of its cooldown). Records written before the
+ * signals were part of the key have none.
+ */
+export interface ReviewPattern {
+  queue: string;
+  families: string[];
+  signals?: string[];
 }
 
-export function clearedReviewMitigation(
-  pattern: string,
-  clearedUntil: number | undefined,
+export function patternKey(queue: string, signals: readonly { signalId: string; family: string }[]): string {
+  const families = [...new Set(signals.map((s) => s.family))].sort();
+  const ids = [...new Set(signals.map((s) => s.signalId))].sort();
+  return `${queue}:${families.join('+')}|${ids.join(',')}`;
+}
+
+export function parsePattern(key: string): ReviewPattern {
+  const [head = '', ids] = key.split('|');
+  const at = head.indexOf(':');
+  const families = head
+    .slice(at + 1)
+    .split('+')
+    .filter(Boolean);
+  return {
+    queue: head.slice(0, at),
+    families,
+    ...(ids !== undefined && { signals: ids.split(',').filter(Boolean) }),
+  };
+}
+
+export function describePattern(p: ReviewPattern): string {
+  return `${p.queue}: ${p.families.join(' + ')}${p.signals ? ` (${p.signals.join(', ')})` : ''}`;
+}
+
+export interface ClearedReview {
+  /** The same pattern, cleared by a reviewer: not raised again until the cooldown ends. */
+  covered: boolean;
+  /** Listed with the decision (factor 1: a human decision is not a discount on the score). */
+  mitigation: AppliedMitigation;
+}
+
+/**
+ * Principle 5. A decision is covered by a cleared review of its queue when its signals that are
+ * not weak bring no family and no signal beyond what the reviewer saw: a new country, a new device
+ * or VPN use again do not make a pattern new, a failed-login burst does. Otherwise an earlier clearance is
+ * still named, so the reviewer knows a related pattern was cleared.
+ */
+export function clearedReview(
+  queue: string,
+  signals: readonly { signalId: string; family: string; weak: boolean }[],
+  cleared: ReadonlyMap<string, number>,
   asOf: number,
   m: Config['mitigations'],
-): AppliedMitigation | undefined {
-  if (!m.cleared_review.enabled || clearedUntil === undefined || clearedUntil <= asOf) return undefined;
+): ClearedReview | undefined {
+  if (!m.cleared_review.enabled) return undefined;
+  let related: { p: ReviewPattern; until: number; news: string[] } | undefined;
+  for (const [key, until] of [...cleared].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (until <= asOf) continue;
+    const p = parsePattern(key);
+    if (p.queue !== queue) continue;
+    const news = [
+      ...new Set(
+        signals.filter((s) => !s.weak && !p.families.includes(s.family)).map((s) => `the ${s.family} family`),
+      ),
+      ...signals
+        .filter(
+          (s) => !s.weak && p.families.includes(s.family) && p.signals && !p.signals.includes(s.signalId),
+        )
+        .map((s) => s.signalId),
+    ];
+    const ends = `${new Date(until).toISOString()} (in ${formatDuration(until - asOf)})`;
+    if (!news.length)
+      return {
+        covered: true,
+        mitigation: {
+          id: 'cleared_review',
+          factor: 1,
+          effect: `a review cleared this pattern (${describePattern(p)}): not raised again until its cooldown ends ${ends}`,
+        },
+      };
+    if (!related) related = { p, until, news };
+  }
+  if (!related) return undefined;
   return {
-    id: 'cleared_review',
-    factor: m.cleared_review.factor,
-    effect: `a review cleared this pattern (${pattern}); cooldown ends in ${formatDuration(clearedUntil - asOf)}: score x ${m.cleared_review.factor}`,
+    covered: false,
+    mitigation: {
+      id: 'cleared_review',
+      factor: 1,
+      effect: `an earlier review cleared a related pattern (${describePattern(related.p)}, cooldown ends ${new Date(related.until).toISOString()}); new here: ${related.news.join(', ')}`,
+    },
   };
 }

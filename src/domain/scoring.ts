@@ -3,9 +3,8 @@
 import type { Config } from '../../config/schema.js';
 import type { StoredObservation } from '../features/model.js';
 import {
-  clearedReviewMitigation,
+  clearedReview,
   mitigationsFor,
-  reviewPattern,
   type AccountMitigation,
   type AppliedMitigation,
   type NotApplicableMitigation,
@@ -35,6 +34,8 @@ export interface QueueDecision {
   /** Why the signals do or do not corroborate each other. */
   corroboration: string;
   corroborated: boolean;
+  /** The same pattern was cleared by a reviewer and its cooldown has not ended: no review. */
+  clearedByReview?: boolean;
   /** Set when the account goes to review: the severity band reached. */
   severity?: string;
 }
@@ -83,10 +84,15 @@ export function decide(
   const decisions: QueueDecision[] = [];
   for (const [queue, items] of [...byQueue].sort(([a], [b]) => a.localeCompare(b))) {
     const families = [...new Set(items.map((i) => i.o.family))].sort();
-    const pattern = reviewPattern(queue, families);
     const { applied: mitigations, notApplicable } = mitigationsFor(queue, accountMitigations);
-    const cleared = clearedReviewMitigation(pattern, clearedPatterns.get(pattern), asOf, cfg.mitigations);
-    if (cleared) mitigations.push(cleared);
+    const cleared = clearedReview(
+      queue,
+      items.map(({ o, s }) => ({ signalId: o.signalId, family: o.family, weak: s.definition.weak })),
+      clearedPatterns,
+      asOf,
+      cfg.mitigations,
+    );
+    if (cleared) mitigations.push(cleared.mitigation);
     const product = mitigations.reduce((p, m) => p * m.factor, 1);
     const strongFactor = Math.max(product, cfg.review.strongSignalFloor);
     const signals: ScoredSignal[] = items
@@ -119,7 +125,9 @@ export function decide(
       corroboration,
       corroborated,
     };
-    const severity = severityOf(corroborated, score, cfg.review);
+    if (cleared?.covered) decision.clearedByReview = true;
+    // a reviewer's decision is not a discount: the same pattern is not raised again, whatever it scores
+    const severity = cleared?.covered ? undefined : severityOf(corroborated, score, cfg.review);
     if (severity) decision.severity = severity;
     decisions.push(decision);
   }

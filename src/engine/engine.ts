@@ -9,7 +9,7 @@ import { planEvent } from '../../processors/registry.js';
 import type { EntityPlan, EventPlan, SubjectPlan } from '../../processors/plan.js';
 import type { EnrichedEvent, ReviewOutcome } from '../domain/events.js';
 import { updateFlag, type ReviewFlag } from '../domain/flags.js';
-import { accountMitigations, reviewPattern } from '../domain/mitigations.js';
+import { accountMitigations, patternKey } from '../domain/mitigations.js';
 import { decide, type QueueDecision } from '../domain/scoring.js';
 import type { Evaluation, SignalContext, SubjectRole } from '../domain/signal.js';
 import { AccountFeatures, digestOf, type Applied } from '../features/account-features.js';
@@ -560,8 +560,8 @@ export class Engine {
   // review outcomes
 
   /**
-   * A reviewer's decision closes the open flag. A cleared one remembers the pattern (queue and
-   * signal families) so the same pattern is mitigated for the cooldown (principle 5).
+   * A reviewer's decision closes the open flag. A cleared one remembers the pattern (queue,
+   * families and signals) so the same pattern is not raised again for the cooldown (principle 5).
    */
   private applyOutcome(r: ReviewOutcome, run: Run): InputOutcome {
     const out: InputOutcome = { status: 'applied', lateFor: [], evaluations: [] };
@@ -572,11 +572,10 @@ export class Engine {
     const [queue] = open;
     const state = o.features.closeFlag(queue, r.flagId)!;
     if (r.outcome === 'CLEARED') {
-      const pattern = reviewPattern(
-        queue,
-        state.signals.map((s) => s.family),
-      );
-      o.features.clearPattern(pattern, r.decidedAt + run.policy.config.mitigations.cleared_review.cooldown);
+      const cooldown = run.policy.config.mitigations.cleared_review.cooldown;
+      o.features.clearPattern(patternKey(queue, state.signals), r.decidedAt + cooldown);
+      // what the reviewer saw and cleared is never presented again as new evidence
+      o.features.forgetObservations(state.signals.map((s) => s.signalId));
     }
     this.accounts.changed(o);
     const counts = run.result.write.outcomeCounts;

@@ -498,6 +498,11 @@ export class AccountFeatures {
     if (untilMs > (this.clearedPatterns.get(pattern) ?? 0)) this.clearedPatterns.set(pattern, untilMs);
   }
 
+  /** Forgets remembered observations of these signals (a reviewer saw them and cleared them). */
+  forgetObservations(signalIds: Iterable<string>): void {
+    for (const id of signalIds) this.observations.delete(id);
+  }
+
   // -------------------------------------------------------------------------------------------
   // Questions, relative to an event's time `t`
 

@@ -1,5 +1,6 @@
 // Human-readable renderings of flags and decisions, for the demo, replay and explain.
 import type { ReviewFlag } from '../domain/flags.js';
+import { describePattern, parsePattern } from '../domain/mitigations.js';
 import type { QueueDecision } from '../domain/scoring.js';
 import type { DiffResult, FlagChange } from './diff.js';
 import type { Explanation } from './explain.js';
@@ -30,9 +31,11 @@ export function formatFlag(f: ReviewFlag, indent = '  '): string {
 export function formatDecision(d: QueueDecision, indent = '  '): string {
   const verdict = d.severity
     ? `REVIEW (${d.severity})`
-    : d.corroborated
-      ? `no flag: score under the review threshold`
-      : `no flag: ${d.corroboration}`;
+    : d.clearedByReview
+      ? 'no flag: a reviewer cleared this pattern and its cooldown has not ended'
+      : d.corroborated
+        ? `no flag: score under the review threshold`
+        : `no flag: ${d.corroboration}`;
   return [
     `${indent}queue ${d.queue}: score ${num(d.score)} vs review threshold ${num(d.threshold)} -> ${verdict}`,
     ...d.signals.map(
@@ -54,7 +57,9 @@ export function formatExplanation(e: Explanation): string {
     `  context: created ${c.createdAt !== undefined ? iso(c.createdAt) : 'unknown'}, identity ${c.identityVerified === undefined ? 'unknown' : c.identityVerified ? 'verified' : 'not verified'}, ${c.lifetimeCompletedContracts ?? '?'} completed contracts, ${c.lifetimePaidHours ?? '?'} paid hours`,
     `  mitigations:${e.mitigations.length ? '' : ' none'}`,
     ...e.mitigations.map((m) => `    ${m.id}: ${m.effect} (dampens ${m.appliesTo.join(', ')})`),
-    ...e.clearedPatterns.map((p) => `    cleared review of ${p.pattern} until ${iso(p.until)}`),
+    ...e.clearedPatterns.map(
+      (p) => `    cleared review of ${describePattern(parsePattern(p.pattern))} until ${iso(p.until)}`,
+    ),
     `  features (window: value):`,
     ...e.features.map(
       (f) =>

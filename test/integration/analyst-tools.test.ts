@@ -273,7 +273,9 @@ describe('review outcomes close the loop', () => {
     // explain shows the cleared pattern and its mitigation; the signals report counts both reviews
     const geo = await GeoIp.open(h.config.maxmind);
     const e = await explainStored('acct-oc-4', h.proc.backend, h.proc.activePolicy, geo);
-    expect(e.clearedPatterns.map((p) => p.pattern)).toEqual(['identity:ip+payment']);
+    expect(e.clearedPatterns.map((p) => p.pattern)).toEqual([
+      'identity:ip+payment|ip.shared_by_accounts,payment.shared_instrument',
+    ]);
     const identity = e.decisions.find((d) => d.queue === 'identity')!;
     expect(identity.mitigations.map((m) => m.id)).toContain('cleared_review');
     expect(identity.severity).toBeUndefined();

@@ -1,10 +1,11 @@
 // Issue 18's stories through the live pipeline on the real Kafka, registry and Redis: what the
 // flag contract promises reviewers and members, end to end.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DAY, HOUR } from '../../src/scenarios/reference.js';
+import { DAY, HOUR, travellingFreelancer, type Scenario } from '../../src/scenarios/reference.js';
 import { isolatedConfig } from '../support/config.js';
 import { Harness } from '../support/pipeline.js';
-import { accountSharing, newAgency } from '../support/stories.js';
+import { AWAY, accountSharing, newAgency, takeoverAttempt, vpnTrip } from '../support/stories.js';
+import { scoreAccount } from '../../src/engine/engine.js';
 
 describe('issue 18 through Kafka', () => {
   let h: Harness;
@@ -59,5 +60,67 @@ describe('issue 18 through Kafka', () => {
     expect(mine[0]!.notApplicableMitigations.map((m) => m.id)).toEqual(['verified_identity']);
     expect(mine[0]!.notApplicableMitigations[0]!.reason).toMatch(/says nothing about contracts concerns/);
     expect((await h.flags()).filter((f) => f.accountId === client)).toEqual([]);
+  });
+
+  it('2. cleared stays cleared: the same pattern the next morning and a week later raises nothing, after the cooldown it does; a takeover during the cooldown does', async () => {
+    const start = Date.now() - 43 * DAY;
+    const x = travellingFreelancer(start, `cleared-${run}`);
+    const y = travellingFreelancer(start, `takeover-${run}`);
+    const trip = (s: Scenario, days: number, away: string, n: number) =>
+      vpnTrip(s.accountId, start + days * DAY + 8 * HOUR, away, n);
+    const flagsOf = async (s: Scenario) => (await h.flags()).filter((f) => f.accountId === s.accountId);
+    await h.publishPhases([
+      [...x.phases[0]!, ...y.phases[0]!],
+      [...x.phases[1]!, ...y.phases[1]!],
+      [...trip(x, 10, AWAY.changchun, 1), ...trip(y, 10, AWAY.changchun, 1)],
+    ]);
+    const [fx] = await flagsOf(x);
+    const [fy] = await flagsOf(y);
+    for (const f of [fx, fy]) expect([f?.reviewQueue, f?.severity]).toEqual(['account_security', 'medium']);
+
+    const decidedAt = start + 10 * DAY + 12 * HOUR;
+    await h.publishRaw(
+      h.topics.reviewOutcomes,
+      await Promise.all(
+        [fx!, fy!].map(async (f) => ({
+          key: f.accountId,
+          value: await h.proc.codec.encode('reviewOutcome', {
+            outcomeId: `cleared-${f.flagId}`,
+            flagId: f.flagId,
+            accountId: f.accountId,
+            outcome: 'CLEARED',
+            noteCategory: 'travel-confirmed',
+            decidedAt,
+          }),
+        })),
+      ),
+    );
+    await h.settle();
+    await h.publishPhases([
+      [...trip(x, 11, AWAY.milton, 2), ...takeoverAttempt(y.accountId, start + 12 * DAY + 3 * HOUR)],
+      trip(x, 17, AWAY.manila, 3),
+    ]);
+    expect(await flagsOf(x)).toHaveLength(1);
+    const stored = await h.proc.storedAccount(x.accountId);
+    const [decision] = scoreAccount(stored, stored.watermark, h.proc.activePolicy);
+    expect(decision).toMatchObject({ queue: 'account_security', clearedByReview: true });
+    expect(decision!.mitigations.find((m) => m.id === 'cleared_review')!.effect).toMatch(
+      /^a review cleared this pattern/,
+    );
+
+    const takeover = await flagsOf(y);
+    expect(takeover).toHaveLength(2);
+    expect(takeover[1]!.flagId).not.toBe(fy!.flagId);
+    expect(takeover[1]!.signals.map((s) => s.id)).toContain('login.failed_burst');
+    expect(takeover[1]!.mitigations.find((m) => m.id === 'cleared_review')!.effect).toMatch(
+      /related pattern .*new here: login\.failed_burst/,
+    );
+
+    // the cooldown ends 30 days after the decision: the same pattern is judged normally again
+    await h.publishPhases([trip(x, 41, AWAY.boxford, 4)]);
+    const after = await flagsOf(x);
+    expect(after).toHaveLength(2);
+    expect(after[1]!.flagId).not.toBe(fx!.flagId);
+    expect(after[1]!.revision).toBe(1);
   });
 });

@@ -3,7 +3,7 @@ import type { ActivityEvent } from '../../src/domain/events.js';
 import type { EnrichedEvent } from '../../src/domain/events.js';
 import type { GeoIp } from '../../src/enrich/geoip.js';
 import { ingest } from '../../src/ingest/ingest.js';
-import { DAY, HOUR, MINUTE, account, contract, login } from '../../src/scenarios/reference.js';
+import { DAY, HOUR, MINUTE, account, contract, login, payment } from '../../src/scenarios/reference.js';
 import { shippedConfig } from './snapshot.js';
 
 export const MILTON = '216.160.83.56';
@@ -58,6 +58,62 @@ export function newAgency(agency: string, client: string, t0: number): ActivityE
       accountId: client,
       action: 'DISPUTED',
       disputeReason: 'NON_DELIVERY',
+    }),
+  ];
+}
+
+export const MELBOURNE = '214.0.1.1';
+/** Non-anonymizer addresses of countries the travelling freelancer has never logged in from. */
+export const AWAY = {
+  changchun: CHANGCHUN,
+  milton: MILTON,
+  manila: '202.196.224.1',
+  boxford: '2.125.160.217',
+};
+export const BHUTAN = '67.43.156.1';
+
+/**
+ * The travelling freelancer (reference scenario A) on a trip fairflag cannot tell from a takeover:
+ * a login from Melbourne, 40 minutes later one from `away` through a VPN the databases do not list
+ * (so it looks direct) on a new device, then a new card. Impossible travel and a card added after a
+ * risky login: a flag a reviewer clears once they have talked to the freelancer.
+ */
+export function vpnTrip(accountId: string, at: number, away: string, n: number): ActivityEvent[] {
+  const ids = idsFor(`trip-${accountId}-${n}`);
+  return [
+    login(ids, accountId, at, MELBOURNE, { deviceId: 'dev-a-laptop', sessionId: `${accountId}-t${n}-a` }),
+    login(ids, accountId, at + 40 * MINUTE, away, {
+      deviceId: `dev-a-travel-${n}`,
+      sessionId: `${accountId}-t${n}-b`,
+    }),
+    payment(ids, accountId, at + 50 * MINUTE, {
+      methodId: `pm-trip-${n}`,
+      instrumentFingerprint: `fp-${accountId}-trip-${n}`,
+    }),
+  ];
+}
+
+/**
+ * The owner logs in from Melbourne; then 12 failed logins from Bhutan in 15 minutes, a success
+ * there on a new device, a new card (reference scenario B's takeover, elsewhere).
+ */
+export function takeoverAttempt(accountId: string, at: number): ActivityEvent[] {
+  const ids = idsFor(`takeover-${accountId}`);
+  return [
+    login(ids, accountId, at - 30 * MINUTE, MELBOURNE, {
+      deviceId: 'dev-a-laptop',
+      sessionId: `${accountId}-owner`,
+    }),
+    ...Array.from({ length: 12 }, (_, i) =>
+      login(ids, accountId, at + i * 75_000, BHUTAN, { outcome: 'FAILURE', deviceId: 'dev-attacker' }),
+    ),
+    login(ids, accountId, at + 20 * MINUTE, BHUTAN, {
+      deviceId: 'dev-attacker',
+      sessionId: `${accountId}-x`,
+    }),
+    payment(ids, accountId, at + 25 * MINUTE, {
+      methodId: 'pm-attacker',
+      instrumentFingerprint: `fp-${accountId}-attacker`,
     }),
   ];
 }

@@ -3,10 +3,12 @@
 // test/integration/review-promises.test.ts.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GeoIp } from '../../src/enrich/geoip.js';
-import { DAY } from '../../src/scenarios/reference.js';
+import { DAY, HOUR, travellingFreelancer } from '../../src/scenarios/reference.js';
 import { MemoryPipeline } from '../support/engine.js';
 import { shippedConfig } from '../support/snapshot.js';
-import { accountSharing, enriched, newAgency } from '../support/stories.js';
+import { AWAY, accountSharing, enriched, newAgency, takeoverAttempt, vpnTrip } from '../support/stories.js';
+import type { ReviewFlag } from '../../src/domain/flags.js';
+import { scoreAccount, type EngineInput } from '../../src/engine/engine.js';
 
 const T0 = Date.UTC(2026, 5, 1, 8);
 let geo: GeoIp;
@@ -82,5 +84,83 @@ describe('mitigations where they belong', () => {
     ]);
     // the client who was scammed is not reviewed
     expect(p.flags.filter((x) => x.accountId === 'acct-scammed')).toEqual([]);
+  });
+});
+
+describe('cleared stays cleared', () => {
+  const start = Date.UTC(2026, 3, 1);
+  const cleared = (f: ReviewFlag, decidedAt: number): EngineInput => ({
+    kind: 'outcome',
+    outcome: {
+      outcomeId: `outcome-${f.flagId}`,
+      flagId: f.flagId,
+      accountId: f.accountId,
+      outcome: 'CLEARED',
+      noteCategory: 'travel-confirmed',
+      decidedAt,
+    },
+  });
+  const now = start + 60 * DAY;
+
+  async function flaggedAndCleared(runId: string) {
+    const p = new MemoryPipeline();
+    const a = travellingFreelancer(start, runId);
+    for (const phase of a.phases) await p.feed(enriched(phase, geo, now), 50);
+    expect(p.flags).toEqual([]);
+    await p.feed(enriched(vpnTrip(a.accountId, start + 10 * DAY + 8 * HOUR, AWAY.changchun, 1), geo, now));
+    expect(p.flags.map((f) => [f.reviewQueue, f.severity])).toEqual([['account_security', 'medium']]);
+    const first = p.flags[0]!;
+    expect(first.signals.map((s) => s.id)).toEqual(
+      expect.arrayContaining(['login.impossible_travel', 'payment.added_after_risky_login']),
+    );
+    await p.batch([cleared(first, start + 10 * DAY + 12 * HOUR)]);
+    return { p, a, first };
+  }
+
+  it('the same pattern the next morning and a week later raises nothing; after the cooldown it is judged again', async () => {
+    const { p, a, first } = await flaggedAndCleared('cleared');
+    // what the reviewer saw is forgotten: nothing remembered of the cleared flag's signals
+    const stored = (await p.stored(a.accountId))!;
+    for (const s of first.signals) expect(stored.observations.has(s.id)).toBe(false);
+    expect([...stored.clearedPatterns.keys()]).toEqual([
+      `account_security:ip+login+payment|${first.signals
+        .map((s) => s.id)
+        .sort()
+        .join(',')}`,
+    ]);
+
+    await p.feed(enriched(vpnTrip(a.accountId, start + 11 * DAY + 8 * HOUR, AWAY.milton, 2), geo, now));
+    await p.feed(enriched(vpnTrip(a.accountId, start + 17 * DAY + 8 * HOUR, AWAY.manila, 3), geo, now));
+    expect(p.flags).toHaveLength(1);
+    // judged and recognised: the decision says the reviewer cleared it
+    const [decision] = scoreAccount((await p.stored(a.accountId))!, start + 17 * DAY + 9 * HOUR, p.policy);
+    expect(decision).toMatchObject({ queue: 'account_security', clearedByReview: true, corroborated: true });
+    expect(decision!.score).toBeGreaterThanOrEqual(decision!.threshold);
+
+    // the cooldown (30d from the decision) is over: the same pattern goes to review again, as a new flag
+    await p.feed(enriched(vpnTrip(a.accountId, start + 41 * DAY + 8 * HOUR, AWAY.boxford, 4), geo, now));
+    expect(p.flags).toHaveLength(2);
+    const again = p.flags[1]!;
+    expect(again.flagId).not.toBe(first.flagId);
+    expect(again.revision).toBe(1);
+    // only this trip's evidence, none of what was cleared
+    const clearedEvidence = new Set(first.signals.flatMap((s) => s.evidenceEventIds));
+    for (const s of again.signals)
+      if (s.id !== 'ip.anonymizer_share')
+        for (const id of s.evidenceEventIds) expect(clearedEvidence.has(id), `${s.id} ${id}`).toBe(false);
+  });
+
+  it('a takeover during the cooldown still reaches review, and says a related pattern was cleared', async () => {
+    const { p, a } = await flaggedAndCleared('takeover');
+    await p.feed(enriched(takeoverAttempt(a.accountId, start + 12 * DAY + 3 * HOUR), geo, now));
+    expect(p.flags).toHaveLength(2);
+    const f = p.flags[1]!;
+    expect(f.reviewQueue).toBe('account_security');
+    expect(f.signals.map((s) => s.id)).toContain('login.failed_burst');
+    const note = f.mitigations.find((m) => m.id === 'cleared_review')!;
+    expect(note.factor).toBe(1);
+    expect(note.effect).toMatch(
+      /^an earlier review cleared a related pattern .*new here: login\.failed_burst/,
+    );
   });
 });

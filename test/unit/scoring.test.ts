@@ -1,6 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { accountMitigations, type AccountMitigation } from '../../src/domain/mitigations.js';
+import {
+  accountMitigations,
+  parsePattern,
+  patternKey,
+  type AccountMitigation,
+} from '../../src/domain/mitigations.js';
 import { decide, strengthOf, type QueueDecision, type SignalSettings } from '../../src/domain/scoring.js';
 import type { ContractRecord, StoredObservation } from '../../src/features/model.js';
 import { DAY, T0, observation, shippedPolicy } from '../support/snapshot.js';
@@ -142,18 +147,71 @@ describe('scoring', () => {
     expect(d.severity).toBeUndefined();
   });
 
-  it('applies a cleared review only to the same pattern and only until its cooldown ends', () => {
+  it('a cleared review suppresses the same pattern whatever it scores, only until its cooldown ends', () => {
     const until = T0 + DAY;
-    const applied = (pattern: string, end: number) =>
-      decideOne(takeover, { cleared: new Map([[pattern, end]]) }).mitigations.some(
-        (m) => m.id === 'cleared_review',
-      );
-    expect(applied('account_security:login+payment', until)).toBe(true);
-    expect(applied('account_security:login', until)).toBe(false);
-    expect(applied('account_security:login+payment', T0)).toBe(false);
-    const d = decideOne(takeover, { cleared: new Map([['account_security:login+payment', until]]) });
-    expect(d.mitigations[0]).toMatchObject({ id: 'cleared_review', factor: 0.1 });
-    expect(d.mitigations[0]!.effect).toContain('cooldown ends in 1d');
+    const key = patternKey('account_security', takeover);
+    expect(key).toBe('account_security:login+payment|login.failed_burst,payment.added_after_risky_login');
+    const d = decideOne(takeover, { cleared: new Map([[key, until]]) });
+    expect(d.score).toBeGreaterThan(cfg.review.threshold);
+    expect(d).toMatchObject({ clearedByReview: true, corroborated: true });
+    expect(d.severity).toBeUndefined();
+    // a human decision, not a discount: no factor, and the reviewer's pattern named
+    expect(d.mitigations).toEqual([
+      {
+        id: 'cleared_review',
+        factor: 1,
+        effect:
+          'a review cleared this pattern (account_security: login + payment (login.failed_burst, payment.added_after_risky_login)): not raised again until its cooldown ends 2025-03-04T09:00:00.000Z (in 1d)',
+      },
+    ]);
+    // the same pattern with a weak signal more is the same pattern
+    expect(
+      decideOne([...takeover, obs('login.new_country', 1, 1)], { cleared: new Map([[key, until]]) }).severity,
+    ).toBeUndefined();
+    // at the end of the cooldown it is judged normally again
+    expect(decideOne(takeover, { cleared: new Map([[key, T0]]) })).toMatchObject({
+      severity: 'medium',
+      mitigations: [],
+    });
+    // a record from before signals were part of the key covers by families
+    expect(
+      decideOne(takeover, { cleared: new Map([['account_security:login+payment', until]]) }).severity,
+    ).toBeUndefined();
+  });
+
+  it('a genuinely new pattern still reaches review and names the related cleared one', () => {
+    const until = T0 + DAY;
+    const travel = [obs('login.impossible_travel', 8000, 1000), obs('payment.added_after_risky_login', 1, 1)];
+    const cleared = new Map([[patternKey('account_security', travel), until]]);
+    // a failed-login burst was not part of what the reviewer cleared
+    const d = decideOne([...travel, obs('login.failed_burst', 12, 10)], { cleared });
+    expect(d.severity).toBe('high');
+    expect(d.clearedByReview).toBeUndefined();
+    expect(d.mitigations.map((m) => [m.id, m.factor])).toEqual([['cleared_review', 1]]);
+    expect(d.mitigations[0]!.effect).toMatch(
+      /^an earlier review cleared a related pattern \(account_security: login \+ payment/,
+    );
+    expect(d.mitigations[0]!.effect).toMatch(/new here: login\.failed_burst$/);
+    // another queue's clearance says nothing about this one
+    const other = new Map([['identity:ip+payment|ip.shared_by_accounts,payment.shared_instrument', until]]);
+    expect(decideOne(travel, { cleared: other }).mitigations).toEqual([]);
+  });
+
+  it('a cleared pattern key reads back as it was written', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...Object.keys(cfg.queues)),
+        fc.subarray([...settings.keys()], { minLength: 1 }),
+        (queue, ids) => {
+          const signals = ids.map((id) => obs(id, 1, 1));
+          expect(parsePattern(patternKey(queue, signals))).toEqual({
+            queue,
+            families: [...new Set(signals.map((s) => s.family))].sort(),
+            signals: [...ids].sort(),
+          });
+        },
+      ),
+    );
   });
 
   it('makes contributions add up to the score', () => {
