@@ -36,7 +36,7 @@ export const impossibleTravel = defineSignal({
         const geo =
           label === 'this' && event.geo
             ? event.geo
-            : { ip: login.ip, anonymizerKinds: [], hosting: login.hosting };
+            : { ip: login.ip, anonymizerKinds: [], anonymizer: login.anonymizer, hosting: login.hosting };
         return { status: 'skipped', reason: `${label} login: ${skipReason(geo)}` };
       }
       if (login.latitude === undefined || login.longitude === undefined) {

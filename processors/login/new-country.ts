@@ -41,12 +41,19 @@ function place(geo: { country?: string; city?: string }): string {
   return geo.city ? `${geo.country} (${geo.city})` : (geo.country ?? 'unknown');
 }
 
-export function skipReason(geo: { ip: string; anonymizerKinds: string[]; hosting: boolean } | null): string {
+/**
+ * Why a login's location is not judged, naming every type the databases list for its IP (a stored
+ * login keeps only whether it was an anonymizer or hosting).
+ */
+export function skipReason(
+  geo: { ip: string; anonymizerKinds: string[]; hosting: boolean; anonymizer?: boolean } | null,
+): string {
   if (!geo) return 'no location known for this IP';
   const kinds = [
     ...geo.anonymizerKinds,
+    ...(geo.anonymizer && !geo.anonymizerKinds.length ? ['an anonymizer'] : []),
     ...(geo.hosting && !geo.anonymizerKinds.includes('hosting') ? ['hosting'] : []),
   ];
-  const which = kinds.length ? ` (${kinds.join(', ')})` : '';
-  return `IP ${geo.ip} is an anonymizer or hosting provider${which}: its location says nothing about the person`;
+  const listed = kinds.length ? kinds.join(', ') : 'an anonymizer or hosting provider';
+  return `IP ${geo.ip} is listed as ${listed}: its location says nothing about the person, so it is not judged`;
 }

@@ -214,7 +214,9 @@ export function explainAccount(f: AccountFeatures, policy: Policy, geo: GeoIp): 
       ...base,
       status: 'not evaluated' as const,
       basis: `no observation in the last ${formatDuration(policy.config.features.correlationWindow)}`,
-      summary: "did not fire on the account's recent events (see the feature values)",
+      // only the latest login is judged again here: say what the absence of an observation means
+      summary:
+        "no observation remembered: on the account's events in that time it did not fire or was skipped (see the feature values)",
     };
   });
 

@@ -117,7 +117,7 @@ describe('login.concurrent_distant_sessions', () => {
     const r = loginWhile(geo, [GEO.milton]);
     expect(r).toEqual({
       status: 'skipped',
-      reason: `IP ${ip} is an anonymizer or hosting provider (${kind}): its location says nothing about the person`,
+      reason: `IP ${ip} is listed as ${kind}: its location says nothing about the person, so it is not judged`,
     });
   });
 
