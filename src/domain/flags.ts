@@ -36,6 +36,8 @@ export interface ReviewFlag {
   mitigations: { id: string; factor: number; effect: string }[];
   /** What the account has that does not speak to this queue's concern, and why. */
   notApplicableMitigations: { id: string; reason: string }[];
+  /** fairflag has seen no creation event for the account: its history is unknown, not absent. */
+  historyUnknown: boolean;
   notice: { category: string; text: string; howToResolve: string };
   configVersion: string;
   processorVersion: string;
@@ -118,6 +120,7 @@ export function updateFlag(args: {
     })),
     mitigations: d.mitigations.map((m) => ({ id: m.id, factor: m.factor, effect: m.effect })),
     notApplicableMitigations: d.notApplicable.map((m) => ({ id: m.id, reason: m.reason })),
+    historyUnknown: d.historyUnknown ?? false,
     notice: { ...notice },
     configVersion: args.configVersion,
     processorVersion: args.processorVersion,

@@ -44,6 +44,17 @@ export function mitigationsFor(
   return { applied, notApplicable };
 }
 
+/**
+ * fairflag knows an account's history only from the events it has seen: without a creation event
+ * it cannot judge tenure, and "no mitigations" must not read as "no history".
+ */
+export function historyUnknown(context: AccountContext): boolean {
+  return context.createdAt === undefined;
+}
+
+export const HISTORY_UNKNOWN =
+  'history unknown to fairflag: no account creation event seen, so tenure, verification and contract history may be missing (no mitigation here does not mean no history)';
+
 export interface MitigationInput {
   asOf: number;
   context: AccountContext;

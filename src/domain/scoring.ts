@@ -34,6 +34,8 @@ export interface QueueDecision {
   /** Why the signals do or do not corroborate each other. */
   corroboration: string;
   corroborated: boolean;
+  /** No account creation event seen: the account's history is unknown, not absent. */
+  historyUnknown?: boolean;
   /** The same pattern was cleared by a reviewer and its cooldown has not ended: no review. */
   clearedByReview?: boolean;
   /** Set when the account goes to review: the severity band reached. */

@@ -9,7 +9,7 @@ import { planEvent } from '../../processors/registry.js';
 import type { EntityPlan, EventPlan, SubjectPlan } from '../../processors/plan.js';
 import type { EnrichedEvent, ReviewOutcome } from '../domain/events.js';
 import { updateFlag, type ReviewFlag } from '../domain/flags.js';
-import { accountMitigations, patternKey } from '../domain/mitigations.js';
+import { accountMitigations, historyUnknown, patternKey } from '../domain/mitigations.js';
 import { decide, type QueueDecision } from '../domain/scoring.js';
 import type { Evaluation, SignalContext, SubjectRole } from '../domain/signal.js';
 import { AccountFeatures, digestOf, type Applied } from '../features/account-features.js';
@@ -662,7 +662,16 @@ export function scoreAccount(f: AccountFeatures, asOf: number, policy: Policy): 
     { asOf, context: f.context, contracts: f.contractList() },
     policy.config.mitigations,
   );
-  return decide(observations, policy.settings, mitigations, f.clearedPatterns, asOf, policy.config);
+  const decisions = decide(
+    observations,
+    policy.settings,
+    mitigations,
+    f.clearedPatterns,
+    asOf,
+    policy.config,
+  );
+  if (historyUnknown(f.context)) for (const d of decisions) d.historyUnknown = true;
+  return decisions;
 }
 
 /** The union of the signals' questions, asked once each (with the most ids wanted). */

@@ -3,7 +3,7 @@
 import { planLogin } from '../../processors/login/index.js';
 import { formatDuration } from '../../config/params.js';
 import type { EnrichedEvent } from '../domain/events.js';
-import { accountMitigations, type AccountMitigation } from '../domain/mitigations.js';
+import { accountMitigations, historyUnknown, type AccountMitigation } from '../domain/mitigations.js';
 import type { QueueDecision } from '../domain/scoring.js';
 import type { Evaluation } from '../domain/signal.js';
 import type { GeoIp } from '../enrich/geoip.js';
@@ -50,6 +50,8 @@ export interface Explanation {
   known: boolean;
   asOf: number;
   context: AccountContext;
+  /** No creation event seen: the account's history is unknown to fairflag, not absent. */
+  historyUnknown: boolean;
   mitigations: AccountMitigation[];
   features: FeatureValue[];
   signals: SignalExplanation[];
@@ -225,6 +227,7 @@ export function explainAccount(f: AccountFeatures, policy: Policy, geo: GeoIp): 
     known,
     asOf,
     context: f.context,
+    historyUnknown: historyUnknown(f.context),
     mitigations: accountMitigations(
       { asOf, context: f.context, contracts: f.contractList() },
       policy.config.mitigations,

@@ -1,6 +1,6 @@
 // Human-readable renderings of flags and decisions, for the demo, replay and explain.
 import type { ReviewFlag } from '../domain/flags.js';
-import { describePattern, parsePattern } from '../domain/mitigations.js';
+import { HISTORY_UNKNOWN, describePattern, parsePattern } from '../domain/mitigations.js';
 import type { QueueDecision } from '../domain/scoring.js';
 import type { DiffResult, FlagChange } from './diff.js';
 import type { Explanation } from './explain.js';
@@ -21,6 +21,7 @@ export function formatFlag(f: ReviewFlag, indent = '  '): string {
     `${indent}  mitigations:${f.mitigations.length ? '' : ' none'}`,
     ...f.mitigations.map((m) => `${indent}    ${m.id}: ${m.effect}`),
     ...f.notApplicableMitigations.map((m) => `${indent}    ${m.id}: not applicable: ${m.reason}`),
+    ...(f.historyUnknown ? [`${indent}    ${HISTORY_UNKNOWN}`] : []),
     `${indent}  member notice [${f.notice.category}]: ${f.notice.text}`,
     `${indent}    how to resolve: ${f.notice.howToResolve}`,
     `${indent}  config ${f.configVersion}, ${f.processorVersion}`,
@@ -44,6 +45,7 @@ export function formatDecision(d: QueueDecision, indent = '  '): string {
     ),
     ...d.mitigations.map((m) => `${indent}  mitigation ${m.id}: ${m.effect}`),
     ...d.notApplicable.map((m) => `${indent}  mitigation ${m.id} not applicable: ${m.reason}`),
+    ...(d.historyUnknown ? [`${indent}  ${HISTORY_UNKNOWN}`] : []),
   ].join('\n');
 }
 
@@ -56,6 +58,7 @@ export function formatExplanation(e: Explanation): string {
     `account ${e.accountId}, as of ${iso(e.asOf)} (its latest event), from the state in Redis as of the last batch its owner wrote`,
     `  context: created ${c.createdAt !== undefined ? iso(c.createdAt) : 'unknown'}, identity ${c.identityVerified === undefined ? 'unknown' : c.identityVerified ? 'verified' : 'not verified'}, ${c.lifetimeCompletedContracts ?? '?'} completed contracts, ${c.lifetimePaidHours ?? '?'} paid hours`,
     `  mitigations:${e.mitigations.length ? '' : ' none'}`,
+    ...(e.historyUnknown ? [`    ${HISTORY_UNKNOWN}`] : []),
     ...e.mitigations.map((m) => `    ${m.id}: ${m.effect} (dampens ${m.appliesTo.join(', ')})`),
     ...e.clearedPatterns.map(
       (p) => `    cleared review of ${describePattern(parsePattern(p.pattern))} until ${iso(p.until)}`,

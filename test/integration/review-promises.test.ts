@@ -6,6 +6,9 @@ import { isolatedConfig } from '../support/config.js';
 import { Harness } from '../support/pipeline.js';
 import { AWAY, accountSharing, newAgency, takeoverAttempt, vpnTrip } from '../support/stories.js';
 import { scoreAccount } from '../../src/engine/engine.js';
+import { GeoIp } from '../../src/enrich/geoip.js';
+import { explainStored } from '../../src/tools/explain.js';
+import { formatExplanation } from '../../src/tools/format.js';
 
 describe('issue 18 through Kafka', () => {
   let h: Harness;
@@ -49,6 +52,18 @@ describe('issue 18 through Kafka', () => {
       [events[1]!, events[3]!, events[4]!, events[5]!].map((e) => e.event.eventId).sort(),
     );
     expect(mine[0]!.notice.category).toBe('Identity');
+    // no creation event seen: the flag and explain say the history is unknown, not absent
+    expect(mine[0]!.historyUnknown).toBe(true);
+    const e = await explainStored(
+      shared,
+      h.proc.backend,
+      h.proc.activePolicy,
+      await GeoIp.open(h.config.maxmind),
+    );
+    expect(e.historyUnknown).toBe(true);
+    expect(formatExplanation(e)).toMatch(
+      /mitigations: none\n    history unknown to fairflag: no account creation event seen/,
+    );
     expect(flags.filter((f) => f.accountId === once)).toEqual([]);
   });
 
@@ -58,6 +73,7 @@ describe('issue 18 through Kafka', () => {
     expect(mine[0]!.signals.map((s) => s.id)).toEqual(['contract.first_payment_then_dispute']);
     expect(mine[0]!.mitigations).toEqual([]);
     expect(mine[0]!.notApplicableMitigations.map((m) => m.id)).toEqual(['verified_identity']);
+    expect(mine[0]!.historyUnknown).toBe(false);
     expect(mine[0]!.notApplicableMitigations[0]!.reason).toMatch(/says nothing about contracts concerns/);
     expect((await h.flags()).filter((f) => f.accountId === client)).toEqual([]);
   });

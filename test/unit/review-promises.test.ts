@@ -30,6 +30,8 @@ describe('account sharing reaches review', () => {
     for (const d of [0, 1, 2]) expect(sharing.evidenceEventIds).toContain(events[2 * d + 1]!.event.eventId);
     expect(sharing.evidenceEventIds).toContain(events[4]!.event.eventId);
     expect(f.triggeringEventId).toBe(events[5]!.event.eventId);
+    // fairflag saw no creation event: the flag says so, rather than reading as "no history"
+    expect(f.historyUnknown).toBe(true);
   });
 
   it('one or two such days are not enough, and the same episode seen twice counts once', async () => {
@@ -82,6 +84,7 @@ describe('mitigations where they belong', () => {
           'identity verified, but it says nothing about contracts concerns (it dampens account_security, identity)',
       },
     ]);
+    expect(f.historyUnknown).toBe(false);
     // the client who was scammed is not reviewed
     expect(p.flags.filter((x) => x.accountId === 'acct-scammed')).toEqual([]);
   });
