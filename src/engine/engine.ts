@@ -25,7 +25,7 @@ import {
   type StoredObservation,
   type ValueKind,
 } from '../features/model.js';
-import type { OwnedAccount, OwnedAccounts } from '../features/owned-accounts.js';
+import type { OwnedAccount, OwnedAccounts, AccountSnapshotWrite } from '../features/owned-accounts.js';
 import {
   EntityOverlay,
   entityKey,
@@ -41,7 +41,7 @@ import {
   type SideRecord,
 } from './counterparts.js';
 import type { ActiveSignal, Policy } from './policy.js';
-import { WriteOrder, type BatchWrites, type WriteTurn } from './write-order.js';
+import { WriteOrder, type WriteTurn } from './write-order.js';
 
 export type EngineInput =
   | { kind: 'event'; event: EnrichedEvent }
@@ -88,10 +88,9 @@ export interface BatchResult {
   /** Records for other accounts' owners (the counterpart topic); empty when applied inline. */
   counterparts: CounterpartRecord[];
   closed: ClosedFlag[];
-  /** The batch's own durable changes; its accounts are written with its group (write-order.ts). */
-  write: Omit<StateWrite, 'accounts'>;
-  /** This batch's place in its partition's write order: its produce turn and its group. */
-  writes: BatchWrites;
+  /** The batch's durable changes: entities, and the partition's accounts changed so far. */
+  write: StateWrite & { accounts: AccountSnapshotWrite[] };
+  /** This batch's place in its partition's write order (see write-order.ts). */
   turn: WriteTurn;
   policyVersion: string;
 }
@@ -157,27 +156,9 @@ interface Run {
 
 export class Engine {
   private readonly signalSets = new WeakMap<Policy, Map<string, SignalSet>>();
-  private readonly order: WriteOrder;
+  private readonly order = new WriteOrder();
 
-  constructor(private readonly opts: EngineOptions) {
-    this.order = new WriteOrder({
-      snapshot: (partition) => {
-        try {
-          return this.accounts.snapshot(partition);
-        } catch (err) {
-          // Memory holds the group's changes and its batches' flags would be lost with them:
-          // nothing should throw here; if something does, the owner stops (a new process
-          // replays from the last commit).
-          this.opts.onStateAtRisk?.(err);
-          throw new StateAtRiskError(partition, err);
-        }
-      },
-      write: async (w) => {
-        await this.opts.backend.write(w, this.opts.policy().accountTtlMs);
-        this.accounts.persisted(w.accounts);
-      },
-    });
-  }
+  constructor(private readonly opts: EngineOptions) {}
 
   private get accounts(): OwnedAccounts {
     return this.opts.accounts;
@@ -193,8 +174,7 @@ export class Engine {
       emissions: [],
       counterparts: [],
       closed: [],
-      write: { entities: [], outcomeCounts: new Map() },
-      writes: undefined as unknown as BatchWrites,
+      write: { entities: [], accounts: [], outcomeCounts: new Map() },
       turn: undefined as unknown as WriteTurn,
       policyVersion: policy.version,
     };
@@ -204,12 +184,12 @@ export class Engine {
     } finally {
       this.accounts.release(owned.values());
     }
-    // synchronously with the last step: the write order is the processing order, and the next
-    // group's snapshot holds this batch's changes
+    // synchronously with the last step: the snapshot holds exactly the batches processed so far,
+    // and the write order is the processing order
     try {
       result.write.entities = run.overlay.updates();
-      result.writes = this.order.enqueue(partition, result.write.entities, result.write.outcomeCounts);
-      result.turn = result.writes.turn;
+      result.write.accounts = this.accounts.snapshot(partition);
+      result.turn = this.order.take(partition);
     } catch (err) {
       // Memory already holds this batch's changes and its flags would be lost with the batch: it
       // must not be retried, nor may a later batch write those changes. Nothing should throw
@@ -221,13 +201,12 @@ export class Engine {
   }
 
   /**
-   * Makes a processed batch's state durable: written with its group, once the group's batches
-   * have produced (call it after this batch's `turn.done()`) and the group before is written. It
-   * may be called again after a failure; WriteGroupAbandoned means never again.
+   * Writes a processed batch's state. Call it in the batch's turn (after `turn.ready`) and after
+   * its flags and counterpart records are produced; it may be called again after a failure.
    */
   async persist(result: BatchResult): Promise<void> {
-    await this.order.readyToWrite(result.writes);
-    await this.order.write(result.writes);
+    await this.opts.backend.write(result.write, this.opts.policy().accountTtlMs);
+    this.accounts.persisted(result.write.accounts);
   }
 
   /**
@@ -632,8 +611,8 @@ export class Engine {
     const result = await this.process(inputs, partition);
     try {
       await result.turn.ready;
-      result.turn.done();
       await this.persist(result);
+      result.turn.done();
     } catch (err) {
       result.turn.fail(err);
       this.forget(new Set([partition]));

@@ -24,7 +24,6 @@ import type { Family } from '../domain/events.js';
 import { GeoIp } from '../enrich/geoip.js';
 import { decodeCounterpart, encodeCounterpart } from '../engine/counterparts.js';
 import { Engine, type BatchResult, type EngineInput } from '../engine/engine.js';
-import { WriteGroupAbandoned } from '../engine/write-order.js';
 import { compilePolicy, type Policy } from '../engine/policy.js';
 import type { AccountFeatures } from '../features/account-features.js';
 import { OwnedAccounts, readStoredAccount } from '../features/owned-accounts.js';
@@ -505,8 +504,6 @@ export class Processor {
       jitter: 'full',
       retry: async (err: Error, attempt) => {
         if (!b.isRunning() || b.isStale() || this.stopping) return false;
-        // a batch it depended on gave up: its partition is replayed from the last commit
-        if (err instanceof WriteGroupAbandoned) return false;
         const j = judge(err);
         if (j.kind !== 'outage' && ++unexpected >= unexpectedAttempts) return false;
         this.healthy = false;
@@ -557,7 +554,7 @@ export class Processor {
     // split to find the message (usually there is one part)
     const parts = await this.processBatch(b);
     const written = Date.now();
-    // produce in this partition's write order, then persist with its group; then commit
+    // produce -> persist, in this partition's write order; then commit
     const done: { part: Part; dead: DeadLetter[] }[] = [];
     let flagsOnTopic = written;
     try {
@@ -566,14 +563,13 @@ export class Processor {
         const dead = this.deadLetters(batch, part);
         await this.produce(b, part, dead);
         flagsOnTopic = Date.now();
-        part.result?.turn.done();
-        done.push({ part, dead });
-      }
-      for (const { part } of done) {
-        const result = part.result;
-        // the store refusing a write is no message's doing: retried while the batch is ours
-        if (result)
+        if (part.result) {
+          const result = part.result;
+          // the store refusing a write is no message's doing: retried while the batch is ours
           await this.attempt('persist', b, () => this.engine.persist(result), Number.MAX_SAFE_INTEGER);
+          result.turn.done();
+        }
+        done.push({ part, dead });
       }
       this.healthy = true;
       if (HOLD_BEFORE_COMMIT_MS > 0) {
