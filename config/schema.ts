@@ -56,14 +56,13 @@ export const configSchema = z
       partitionsConsumedConcurrently: positiveInt().default(16),
       sessionTimeout: duration().default(30_000),
       /**
-       * Fetch sizes bound how many messages wait in memory and how big a batch gets (latency): a
-       * backlog is read in steps, not all at once. A single larger message is still fetched whole.
-       * With a batch per partition in flight, 16 KiB (about 170 events) each. Every event of a
-       * batch waits on Redis at once, so its objects outlive scavenges when batches are big: at
-       * 16 KiB instead of 64 KiB the processor took 14% less CPU per event and 100 MiB less peak
-       * RSS at the same events/s (bench, five rounds side by side); 256 KiB took twice the RSS.
+       * Fetch sizes bound how many messages wait in memory and how big a batch gets: a backlog is
+       * read in steps, not all at once (maxBytes caps a whole fetch). A single larger message is
+       * still fetched whole. Each batch writes its changed accounts and entities once, so bigger
+       * batches mean fewer Redis commands and account writes per event; at 1 MiB the fetches
+       * left the processor waiting (docs/benchmarks.md).
        */
-      maxBytesPerPartition: positiveInt().default(16 * 1024),
+      maxBytesPerPartition: positiveInt().default(256 * 1024),
       maxBytes: positiveInt().default(4 * 1024 * 1024),
     }),
     registry: z.strictObject({
