@@ -62,7 +62,7 @@ describe('issue 18 through Kafka', () => {
     );
     expect(e.historyUnknown).toBe(true);
     expect(formatExplanation(e)).toMatch(
-      /mitigations: none\n    history unknown to fairflag: no account creation event seen/,
+      /mitigations: none\n {4}history unknown to fairflag: no account creation event seen/,
     );
     expect(flags.filter((f) => f.accountId === once)).toEqual([]);
   });
