@@ -150,9 +150,17 @@ async function replayInput(
       'fairflag.input',
       'give an NDJSON file, or --from-kafka --since <time> [--until <time>]',
     );
+  const total = await checkedInputFile(file, loaded);
+  const items = [];
+  for await (const item of readNdjson(file, loaded.config.tools.maxLineBytes)) items.push(item);
+  return { items, total, source: file };
+}
+
+/** Refuses what is not a regular file or is too large (exit 1); the number of lines it has. */
+async function checkedInputFile(file: string, loaded: ReturnType<typeof loadConfig>): Promise<number> {
   const { createReadStream, statSync } = await import('node:fs');
   const { fileKind } = await import('./runtime/config-loader.js');
-  const { maxInputBytes, maxLineBytes } = loaded.config.tools;
+  const { maxInputBytes } = loaded.config.tools;
   const refuse = (why: string) => new CommanderError(EXIT.invalid, 'fairflag.input', `${file}: ${why}`);
   let size: number;
   try {
@@ -170,16 +178,14 @@ async function replayInput(
   for await (const chunk of createReadStream(file)) {
     for (let i = (chunk as Buffer).indexOf(10); i !== -1; i = (chunk as Buffer).indexOf(10, i + 1)) total++;
   }
-  const items = [];
-  for await (const item of readNdjson(file, maxLineBytes)) items.push(item);
-  return { items, total, source: file };
+  return total;
 }
 
-async function progressBar(enabled: boolean | undefined, total: number, label: string) {
+async function progressBar(enabled: boolean | undefined, total: number, label: string, unit = 'events') {
   if (enabled === false || !process.stderr.isTTY) return { update: (_n: number) => {}, stop: () => {} };
   const { SingleBar, Presets } = await import('cli-progress');
   const bar = new SingleBar(
-    { format: `${label} [{bar}] {value}/{total} events`, stream: process.stderr },
+    { format: `${label} [{bar}] {value}/{total} ${unit}`, stream: process.stderr },
     Presets.shades_classic,
   );
   bar.start(total, 0);
@@ -299,6 +305,45 @@ inputOptions(
       process.exit(d.added.length + d.removed.length + d.changed.length ? EXIT.invalid : EXIT.ok);
     },
   );
+
+program
+  .command('bootstrap <snapshot.ndjson>')
+  .description(
+    'Load accounts\' history from the system of record before (or while) fairflag runs: one account a line, {"accountId", "createdAt", "accountType", "identityVerifiedAt", "stats": {"at", "completedContracts", "paidHours", "earnings"}, "openContracts": [{"contractId", "clientAccountId", "freelancerAccountId", "startedAt", "lastPaidAt"}]} (times in epoch ms or ISO-8601), published as the context events they stand for. Idempotent: run it again, or resume with --from-line. Exit 0: every line published; 1: some refused (listed with their line numbers).',
+  )
+  .option('-c, --config <file>', 'environment config merged over config/default.yaml')
+  .option('--from-line <n>', 'resume: skip the lines before this one', (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1)
+      throw new CommanderError(
+        EXIT.usage,
+        'fairflag.usage',
+        `--from-line: expected a line number, got "${v}"`,
+      );
+    return n;
+  })
+  .option('--no-progress', 'no progress bar on stderr')
+  .action(async (file: string, opts: { config?: string; fromLine?: number; progress?: boolean }) => {
+    const { publishSnapshot } = await import('./tools/bootstrap.js');
+    const loaded = loadOrExit({ file: opts.config });
+    const total = await checkedInputFile(file, loaded).catch(fail);
+    const log = createLogger('fairflag', process.stderr);
+    log.level = 'warn';
+    const bar = await progressBar(opts.progress, total, 'bootstrap', 'lines');
+    const r = await publishSnapshot({
+      loaded,
+      file,
+      log,
+      ...(opts.fromLine !== undefined && { fromLine: opts.fromLine }),
+      onProgress: bar.update,
+    }).catch(fail);
+    bar.stop();
+    for (const x of r.rejected) process.stderr.write(`${file}: line ${x.line}: ${x.error}\n`);
+    process.stdout.write(
+      `bootstrap of ${file}: ${r.accounts} account(s), ${r.events} context event(s) published${r.skipped ? `, ${r.skipped} line(s) skipped before --from-line` : ''}, ${r.rejected.length} line(s) refused\n`,
+    );
+    process.exit(r.rejected.length ? EXIT.invalid : EXIT.ok);
+  });
 
 program
   .command('explain <accountId>')

@@ -33,6 +33,9 @@ const newestFirst = (a: [string, number], b: [string, number]) =>
 
 /** Where contract records take part in the value set's retention and cap, as "k:<id>" once did. */
 const CONTRACT_VALUES = 'contract';
+
+/** Started and not ended: context that stays whatever the age of its last sighting. */
+const isOpen = (c: ContractRecord | undefined) => c?.startedAt !== undefined && c.endedAt === undefined;
 export type ValueSetName = ValueKind | typeof CONTRACT_VALUES;
 
 export interface OpenSession {
@@ -270,7 +273,10 @@ export class AccountFeatures {
           break;
         }
         case 'contract':
-          if (staleForValues) break;
+          // A start is context, accepted whatever its age: a contract started 425 days ago that
+          // arrives after newer events still runs. Other old steps (a payment of a life already
+          // ended) would merge into a later life, and differently the second time: not written.
+          if (staleForValues && o.patch.startedAt === undefined) break;
           this.revive(CONTRACT_VALUES, o.contractId, at);
           this.contracts.set(
             o.contractId,
@@ -301,7 +307,8 @@ export class AccountFeatures {
   private revive(set: ValueSetName, value: string, at: number): void {
     const key = `${set}:${value}`;
     const last = this.values.get(set)?.get(value);
-    if (last !== undefined && at > last + this.layout.valueRetentionMs) {
+    const open = set === CONTRACT_VALUES && isOpen(this.contracts.get(value));
+    if (last !== undefined && !open && at > last + this.layout.valueRetentionMs) {
       this.forgetValue(set, value, last + this.layout.valueRetentionMs);
       return;
     }
@@ -412,8 +419,10 @@ export class AccountFeatures {
     let count = 0;
     for (const [set, m] of this.values) {
       for (const [v, at] of m) {
-        // dropped when its life has ended (see revive): a sighting up to then brings it back
-        if (at <= horizon) this.forgetValue(set, v, at + this.layout.valueRetentionMs);
+        // dropped when its life has ended (see revive): a sighting up to then brings it back; an
+        // open contract lives until it ends (the long-running-contract mitigation), within the cap
+        if (at <= horizon && !(set === CONTRACT_VALUES && isOpen(this.contracts.get(v))))
+          this.forgetValue(set, v, at + this.layout.valueRetentionMs);
         else count++;
       }
     }

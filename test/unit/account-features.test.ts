@@ -321,18 +321,41 @@ describe('novelty', () => {
 });
 
 describe('value retention', () => {
-  it('drops values at or before the newest value minus the retention, first sightings and contracts with them', () => {
+  it('drops values at or before the newest value minus the retention, first sightings and ended contracts with them', () => {
     const L = layoutWith();
     const a = fresh(L);
-    a.apply(T0, [device('dev-old'), contractOp('ct-old', { startedAt: T0 })], 'login');
+    a.apply(T0, [device('dev-old'), contractOp('ct-old', { startedAt: T0, endedAt: T0 })], 'login');
+    // an open contract is context: it lives until it ends, however long ago it was last seen
+    a.apply(T0, [contractOp('ct-open', { startedAt: T0 })], 'contract');
     a.apply(T0 + 1, [device('dev-kept')], 'login');
     a.apply(T0 + L.valueRetentionMs, [device('dev-new')], 'login');
     expect(a.distinct('device', 0, 10).values).toEqual(['dev-new', 'dev-kept']);
     expect([...a.firstSeen.keys()].sort()).toEqual(['device:dev-kept', 'device:dev-new']);
-    expect(a.contractList()).toEqual([]);
+    expect(a.contractList()).toEqual([{ contractId: 'ct-open', startedAt: T0 }]);
   });
 
-  it('an event older than the value retention writes no values or contract records, in any order or replayed', () => {
+  it('a contract started long before the newer events of the account still counts, in any order (issue 18)', () => {
+    const L = shippedPolicy().layout;
+    const started = T0 - 425 * DAY;
+    type Step = [number, AccountOp[], string];
+    const login: Step = [T0, [device('dev-1')], 'login'];
+    const start: Step = [started, [contractOp('c', { startedAt: started })], 'contract'];
+    const paid: Step = [T0 - DAY, [contractOp('c', { lastPaidAt: T0 - DAY })], 'contract'];
+    const results = [
+      [login, start, paid],
+      [start, paid, login],
+      [paid, login, start],
+      [start, login, paid, start],
+    ].map((order) => {
+      const a = fresh(L);
+      for (const [at, ops, family] of order) a.apply(at, ops, family);
+      return a.contractList();
+    });
+    for (const r of results)
+      expect(r).toEqual([{ contractId: 'c', startedAt: started, lastPaidAt: T0 - DAY }]);
+  });
+
+  it('an event older than the value retention writes no values or contract steps but a start, in any order or replayed', () => {
     // the counterexample fast-check once found on the Lua store, made explicit: the newest value
     // comes from another family (topics lag each other), so the old contract steps are not late
     const L = shippedPolicy().layout;
