@@ -50,8 +50,21 @@ describe('fairflag check-config', () => {
     const r = cli(['check-config']);
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^config OK: version cfg-[0-9a-f]{12}/);
+    expect(r.stderr).toBe('');
   });
 
+  it('warns of a signal that can never reach review, with the reason, and still exits 0', () => {
+    const file = join(dir, 'hole.yaml');
+    writeFileSync(
+      file,
+      'signals:\n  login: {concurrent_distant_sessions: {sufficientAlone: false}}\n  ip: {shared_by_accounts: {enabled: false}}\n  payment: {shared_instrument: {enabled: false}}\n',
+    );
+    const r = cli(['check-config', '--config', file]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe(
+      'warning: signals.login.concurrent_distant_sessions: can never reach review: alone in queue identity, nothing can corroborate it: 1 family (login); 2 needed or a signal sufficient alone\n',
+    );
+  });
   it('lists every problem with its path, exits 1, and names the file', () => {
     const file = join(dir, 'bad.yaml');
     writeFileSync(
@@ -187,5 +200,18 @@ describe('fairflag run', () => {
     const total = committed[0]!.partitions.reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
     expect(total).toBe(1);
     await Promise.allSettled([producer.disconnect(), admin.disconnect()]);
+  });
+});
+
+describe('fairflag bootstrap (refusals; publishing is tested in bootstrap.test.ts)', () => {
+  it('refuses what is not a regular file (exit 1) and a bad --from-line (exit 2), before connecting to anything', () => {
+    const dev = cli(['bootstrap', '/dev/zero']);
+    expect(dev.status).toBe(1);
+    expect(dev.stderr).toMatch(/\/dev\/zero: not a regular file \(a character device\)/);
+    const file = join(dir, 'snapshot.ndjson');
+    writeFileSync(file, '{}\n');
+    const bad = cli(['bootstrap', file, '--from-line', 'two']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--from-line: expected a line number, got "two"/);
   });
 });
