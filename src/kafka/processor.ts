@@ -601,6 +601,13 @@ export class Processor {
       this.engine.forget(new Set([batch.partition]));
       // what this batch dead-lettered is found again by whoever replays it
       this.ledger.delete(`${batch.topic}/${batch.partition}`);
+      if (err instanceof StoppedBeforeProduce) {
+        this.log.info(
+          { topic: batch.topic, partition: batch.partition, firstOffset: batch.messages[0]?.offset },
+          'stopping: batch not produced; the next owner replays it from the last commit',
+        );
+        return;
+      }
       throw err;
     }
     for (const { part, dead } of done)
@@ -861,6 +868,10 @@ export class Processor {
    * that is still refused is replaced by a minimal dead letter of the message it came from.
    */
   private async produce(b: EachBatchPayload, part: Part, all: DeadLetter[]): Promise<void> {
+    // kafkajs drops commits silently once its consumer is stopping: a dead letter produced now
+    // would have no intent on record, and its message would be dead-lettered again by the next
+    // owner. Nothing is produced; the next owner replays the batch from the last commit.
+    if (this.stopping || !b.isRunning()) throw new StoppedBeforeProduce(b.batch.topic, b.batch.partition);
     const dead = await this.attempt(
       'produce',
       b,
@@ -1194,6 +1205,14 @@ export class Processor {
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.redis.disconnect();
     this.log.info(this.counts, 'stopped');
+  }
+}
+
+/** The consumer stopped between a batch's processing and its produce. */
+class StoppedBeforeProduce extends Error {
+  constructor(topic: string, partition: number) {
+    super(`${topic}/${partition}: the consumer is stopping; the batch is left to the next owner`);
+    this.name = 'StoppedBeforeProduce';
   }
 }
 
