@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import type { Consumer } from 'kafkajs';
 import type { ActivityEvent, Family } from '../src/domain/events.js';
-import { Codec, topicOf } from '../src/kafka/codec.js';
+import { Codec } from '../src/kafka/codec.js';
 import {
   Processor,
   consumedTopics,
@@ -37,7 +37,7 @@ import { cpuMark, cpuSplit, type CpuMark } from './cpu-split.js';
 import { installEngineProbe } from './engine-probe.js';
 import { PhaseProfile } from './profile.js';
 import { formatVerdicts, judgeTargets } from './targets.js';
-import { touchEach, workload } from './workload.js';
+import { produceEvents, touchEach, workload } from './workload.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -283,37 +283,15 @@ async function main(): Promise<void> {
   await producer.connect();
   const accounts = new Set<string>();
   /** Produces events; with `track`, remembers each one's produce time for the durable latency. */
-  const produce = async (events: Iterable<ActivityEvent>, chunk = 2000, track = false) => {
-    let batch: ActivityEvent[] = [];
-    let count = 0;
-    const flush = async () => {
-      const byTopic = new Map<string, { key: string; value: Buffer; timestamp: string }[]>();
-      const encoded = await Promise.all(batch.map((e) => codec.encode(e.family, e.event)));
-      // the produce time the processor reads back from the message (CreateTime)
-      const at = Date.now();
-      batch.forEach((e, i) => {
-        const t = topicOf(e.family, config.topics);
-        let list = byTopic.get(t);
-        if (!list) byTopic.set(t, (list = []));
-        list.push({ key: e.event.accountId, value: encoded[i]!, timestamp: String(at) });
-        if (track) probe.sentAt.set(e.event.eventId, at);
-      });
-      await producer.sendBatch({
-        acks: -1,
-        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-      });
-      count += batch.length;
-      batch = [];
-    };
-    for (const e of events) {
-      accounts.add(e.event.accountId);
-      if (e.family === 'contract') accounts.add(e.event.freelancerAccountId);
-      batch.push(e);
-      if (batch.length >= chunk) await flush();
-    }
-    if (batch.length) await flush();
-    return count;
-  };
+  const produce = (events: Iterable<ActivityEvent>, chunk = 2000, track = false) =>
+    produceEvents({ producer, codec, topics: config.topics }, events, {
+      chunk,
+      each: (e) => {
+        accounts.add(e.event.accountId);
+        if (e.family === 'contract') accounts.add(e.event.freelancerAccountId);
+      },
+      sent: track ? (e, at) => probe.sentAt.set(e.event.eventId, at) : undefined,
+    });
   say(`producing ${P.events} events for ${P.accounts} accounts...`);
   const t = performance.now();
   const total = await produce(

@@ -1,7 +1,10 @@
 // A marketplace-like event stream for the pipeline benchmark: most accounts quiet, a few hot,
 // some behind anonymizers, some sharing an address or a card, contracts between members. IPs are
 // drawn from the networks MaxMind's test databases know, so enrichment and geo signals do real work.
+import type { Producer } from 'kafkajs';
+import type { Config } from '../config/schema.js';
 import type { ActivityEvent } from '../src/domain/events.js';
+import { topicOf, type Codec } from '../src/kafka/codec.js';
 
 export interface WorkloadOptions {
   accounts: number;
@@ -209,4 +212,54 @@ export function* workload(o: WorkloadOptions): Generator<ActivityEvent> {
       };
     }
   }
+}
+
+export interface EventSink {
+  producer: Producer;
+  codec: Codec;
+  topics: Config['topics'];
+}
+
+/**
+ * Produces events in the registry's wire format, keyed by account, `chunk` at a time (acks from
+ * all replicas). `each` sees every event first; `sent` sees it with its produce time, which the
+ * processor reads back from the message (CreateTime).
+ */
+export async function produceEvents(
+  sink: EventSink,
+  events: Iterable<ActivityEvent>,
+  opts: {
+    chunk?: number;
+    each?: (e: ActivityEvent) => void;
+    sent?: (e: ActivityEvent, at: number) => void;
+  } = {},
+): Promise<number> {
+  const chunk = opts.chunk ?? 2000;
+  let batch: ActivityEvent[] = [];
+  let count = 0;
+  const flush = async () => {
+    const byTopic = new Map<string, { key: string; value: Buffer; timestamp: string }[]>();
+    const encoded = await Promise.all(batch.map((e) => sink.codec.encode(e.family, e.event)));
+    const at = Date.now();
+    batch.forEach((e, i) => {
+      const t = topicOf(e.family, sink.topics);
+      let list = byTopic.get(t);
+      if (!list) byTopic.set(t, (list = []));
+      list.push({ key: e.event.accountId, value: encoded[i]!, timestamp: String(at) });
+      opts.sent?.(e, at);
+    });
+    await sink.producer.sendBatch({
+      acks: -1,
+      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+    });
+    count += batch.length;
+    batch = [];
+  };
+  for (const e of events) {
+    opts.each?.(e);
+    batch.push(e);
+    if (batch.length >= chunk) await flush();
+  }
+  if (batch.length) await flush();
+  return count;
 }
