@@ -34,7 +34,8 @@ export interface SignalExplanation {
   id: string;
   family: string;
   weak: boolean;
-  status: 'fired' | 'below' | 'skipped' | 'not evaluated' | 'error';
+  /** 'no observation': not judged again here, and nothing it observed is remembered. */
+  status: 'fired' | 'below' | 'skipped' | 'no observation' | 'error';
   /** Where the status comes from: a remembered observation, or the latest login judged again. */
   basis: string;
   observed?: number;
@@ -214,7 +215,7 @@ export function explainAccount(f: AccountFeatures, policy: Policy, geo: GeoIp): 
     }
     return {
       ...base,
-      status: 'not evaluated' as const,
+      status: 'no observation' as const,
       basis: `no observation in the last ${formatDuration(policy.config.features.correlationWindow)}`,
       // only the latest login is judged again here: say what the absence of an observation means
       summary:

@@ -276,6 +276,10 @@ describe('review outcomes close the loop', () => {
     expect(e.clearedPatterns.map((p) => p.pattern)).toEqual([
       'identity:ip+payment|ip.shared_by_accounts,payment.shared_instrument',
     ]);
+    // a signal with nothing remembered says so, not that it was "not evaluated"
+    const quiet = e.signals.find((s) => s.id === 'contract.first_payment_then_dispute')!;
+    expect(quiet.status).toBe('no observation');
+    expect(quiet.summary).toMatch(/did not fire or was skipped/);
     const identity = e.decisions.find((d) => d.queue === 'identity')!;
     expect(identity.mitigations.map((m) => m.id)).toContain('cleared_review');
     expect(identity.severity).toBeUndefined();
