@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ActivityEvent } from '../src/domain/events.js';
 import { Codec } from '../src/kafka/codec.js';
-import { consumedTopics, ensureTopics, kafkaClient } from '../src/kafka/processor.js';
+import { RedisStateBackend } from '../src/features/state-backend.js';
+import { connectRedis, consumedTopics, ensureTopics, kafkaClient } from '../src/kafka/processor.js';
 import { loadConfig } from '../src/runtime/config-loader.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { PROJECT_ROOT } from '../src/runtime/project.js';
@@ -186,6 +187,12 @@ async function main(): Promise<void> {
   child.kill('SIGTERM');
   const code = await exited;
   await admin.disconnect();
+  // the stack's Redis is shared with the tests: leave nothing behind
+  const redis = connectRedis(config.redis);
+  await redis.connect();
+  const removed = await new RedisStateBackend(redis, config.redis.keyPrefix).dropNamespace();
+  redis.disconnect();
+  say(`removed the run's ${removed} Redis keys`);
 
   const seconds = (caughtUp - t0) / 1000;
   const sorted = [...samples].sort((a, b) => a - b);
