@@ -20,6 +20,7 @@ export const planLogin: FamilyProcessor<'login'> = ({ event: e, geo }) => {
           sessionId: e.sessionId,
           latitude: geo.latitude,
           longitude: geo.longitude,
+          ...(geo.accuracyKm !== undefined && { accuracyKm: geo.accuracyKm }),
           eventId: e.eventId,
         });
       }

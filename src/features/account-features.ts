@@ -42,6 +42,7 @@ export interface OpenSession {
   startedAt: number;
   latitude: number;
   longitude: number;
+  accuracyKm?: number;
   eventId: string;
 }
 
@@ -241,6 +242,7 @@ export class AccountFeatures {
             startedAt: at,
             latitude: o.latitude,
             longitude: o.longitude,
+            ...(o.accuracyKm !== undefined && { accuracyKm: o.accuracyKm }),
             eventId: o.eventId,
           });
           touched.add('sessions');

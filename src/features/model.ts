@@ -82,7 +82,15 @@ export type AccountOp =
   | { op: 'event'; kind: EventKind; eventId: string }
   /** Records the value as seen; the result tells when it was last seen before (novelty). */
   | { op: 'value'; kind: ValueKind; value: string; noveltyName?: string }
-  | { op: 'sessionStart'; sessionId: string; latitude: number; longitude: number; eventId: string }
+  | {
+      op: 'sessionStart';
+      sessionId: string;
+      latitude: number;
+      longitude: number;
+      /** The location's accuracy radius (km), as for a login: distances are measured alike. */
+      accuracyKm?: number;
+      eventId: string;
+    }
   | { op: 'sessionEnd'; sessionId: string }
   /** Account context, last write by event time wins. */
   | { op: 'context'; field: ContextField; value: string }
@@ -168,6 +176,7 @@ export interface SessionRecord {
   eventId: string;
   latitude: number;
   longitude: number;
+  accuracyKm?: number;
   startedAt: number;
 }
 

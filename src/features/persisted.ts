@@ -28,7 +28,9 @@ import {
   type ValueKind,
 } from './model.js';
 
-export const STATE_FORMAT = 1;
+export const STATE_FORMAT = 2;
+/** Format 1 stored sessions without their accuracy radius; it is still read (as unknown). */
+const READABLE_FORMATS = [1, STATE_FORMAT];
 
 export class PersistedStateError extends Error {
   constructor(accountId: string, detail: string) {
@@ -286,6 +288,8 @@ export function encodeAccount(a: AccountFeatures, sizes?: Map<string, number>): 
     int(s.startedAt - base);
     double(s.latitude);
     double(s.longitude);
+    // format 2: the accuracy radius in whole km, 0 when unknown (nothing is subtracted then)
+    uint(Math.max(0, Math.round(s.accuracyKm ?? 0)));
     str(s.eventId);
   }
   mark('sessions');
@@ -382,7 +386,9 @@ function flag(queue: string, f: FlagState): void {
 export function decodeAccount(accountId: string, bytes: Buffer, layout: FeatureLayout): AccountFeatures {
   const r = new Reader(bytes, accountId);
   if (bytes.length === 0) r.fail('empty');
-  if (bytes[0] !== STATE_FORMAT) r.fail(`format ${bytes[0]}, this version reads ${STATE_FORMAT}`);
+  const format = bytes[0]!;
+  if (!READABLE_FORMATS.includes(format))
+    r.fail(`format ${format}, this version reads ${READABLE_FORMATS.join(' and ')}`);
   r.uint(); // the format byte, read as a varint (it is below 128)
   const a = new AccountFeatures(accountId, layout);
   const at0 = r.uint();
@@ -420,10 +426,15 @@ export function decodeAccount(accountId: string, bytes: Buffer, layout: FeatureL
   readTimed(a.firstSeen);
   for (let n = r.count(); n > 0; n--) {
     const id = r.str();
+    const startedAt = abs(r.int());
+    const latitude = r.double();
+    const longitude = r.double();
+    const accuracyKm = format >= 2 ? r.uint() : 0;
     a.sessions.set(id, {
-      startedAt: abs(r.int()),
-      latitude: r.double(),
-      longitude: r.double(),
+      startedAt,
+      latitude,
+      longitude,
+      ...(accuracyKm > 0 && { accuracyKm }),
       eventId: r.str(),
     });
   }

@@ -329,6 +329,7 @@ export function sessionOf(e: Extract<EnrichedEvent, { family: 'login' }>): Sessi
           eventId: op.eventId,
           latitude: op.latitude,
           longitude: op.longitude,
+          ...(op.accuracyKm !== undefined && { accuracyKm: op.accuracyKm }),
           startedAt: e.event.occurredAt,
         };
       }
