@@ -36,6 +36,7 @@ import { bareKafkajs, barePlatformaticKafka } from './bare-consumers.js';
 import { cpuMark, cpuSplit, type CpuMark } from './cpu-split.js';
 import { installEngineProbe } from './engine-probe.js';
 import { PhaseProfile } from './profile.js';
+import { TOPIC_KEYS, stack, stackEnv } from './local-stack.js';
 import { formatVerdicts, judgeTargets } from './targets.js';
 import { produceEvents, touchEach, workload } from './workload.js';
 
@@ -134,8 +135,6 @@ const pct = (xs: number[]) => ({
 });
 const round = (x: number, digits = 0) => Math.round(x * 10 ** digits) / 10 ** digits;
 const git = (...a: string[]) => execFileSync('git', a, { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim();
-const stack = (...a: string[]) =>
-  execFileSync('bash', [join(PROJECT_ROOT, 'scripts/stack.sh'), ...a], { encoding: 'utf8' });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function freePort(): Promise<number> {
@@ -222,37 +221,21 @@ async function main(): Promise<void> {
     say(stack('redis-cluster', 'up').trim());
     clusterNodes = stack('redis-cluster', 'env').trim().split('=')[1]!;
   } else own = await ownRedis();
-  const stackEnv = Object.fromEntries(
-    stack('env')
-      .trim()
-      .split('\n')
-      .map((l) => l.replace(/^export /, '').split('=') as [string, string]),
-  );
+  const stackVariables = stackEnv();
   const id = Date.now().toString(36);
-  const topics = [
-    'login',
-    'ip',
-    'paymentMethod',
-    'contract',
-    'account',
-    'reviewOutcomes',
-    'counterparts',
-    'flags',
-    'deadLetter',
-  ];
   const configOverrides = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => k.startsWith('FAIRFLAG__')),
   );
   const loaded = loadConfig({
     env: {
-      ...stackEnv,
+      ...stackVariables,
       ...(own ? { FAIRFLAG_REDIS_URL: own.url } : { FAIRFLAG_REDIS_CLUSTER_NODES: clusterNodes }),
       FAIRFLAG_GROUP_ID: `bench-${id}`,
       FAIRFLAG_REDIS_KEY_PREFIX: `bench${id}`,
       FAIRFLAG_HTTP_PORT: '0',
       FAIRFLAG__topics__partitions: String(P.partitions),
       ...(P.concurrency && { FAIRFLAG__kafka__partitionsConsumedConcurrently: String(P.concurrency) }),
-      ...Object.fromEntries(topics.map((t) => [`FAIRFLAG__topics__${t}`, `bench-${id}.${t}`])),
+      ...Object.fromEntries(TOPIC_KEYS.map((t) => [`FAIRFLAG__topics__${t}`, `bench-${id}.${t}`])),
       // any other setting to try, e.g. FAIRFLAG__kafka__maxBytesPerPartition=16384 npm run bench
       ...configOverrides,
       ...(P.maxAccounts && { FAIRFLAG__state__maxAccounts: String(P.maxAccounts) }),

@@ -20,6 +20,7 @@ import { connectRedis, consumedTopics, ensureTopics, kafkaClient } from '../src/
 import { loadConfig } from '../src/runtime/config-loader.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { PROJECT_ROOT } from '../src/runtime/project.js';
+import { TOPIC_KEYS, stack, stackEnv } from './local-stack.js';
 import { formatVerdicts, type TargetVerdict } from './targets.js';
 import { produceEvents, touchEach, workload } from './workload.js';
 
@@ -58,8 +59,6 @@ const say = (s: string) => process.stderr.write(`${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mib = (kib: number) => Math.round(kib / 1024);
 const git = (...a: string[]) => execFileSync('git', a, { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim();
-const stack = (...a: string[]) =>
-  execFileSync('bash', [join(PROJECT_ROOT, 'scripts/stack.sh'), ...a], { encoding: 'utf8' });
 
 /** A /proc/<pid>/status field in KiB. */
 function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -80,32 +79,16 @@ async function main(): Promise<void> {
   say('building dist/ ...');
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: PROJECT_ROOT, stdio: 'inherit' });
   say('local stack: ' + stack('up').trim().split('\n').join('; '));
-  const stackEnv = Object.fromEntries(
-    stack('env')
-      .trim()
-      .split('\n')
-      .map((l) => l.replace(/^export /, '').split('=') as [string, string]),
-  );
+  const stackVariables = stackEnv();
   const id = Date.now().toString(36);
-  const topicKeys = [
-    'login',
-    'ip',
-    'paymentMethod',
-    'contract',
-    'account',
-    'reviewOutcomes',
-    'counterparts',
-    'flags',
-    'deadLetter',
-  ];
   const env: Record<string, string> = {
-    ...stackEnv,
+    ...stackVariables,
     FAIRFLAG_GROUP_ID: `mem-${id}`,
     FAIRFLAG_REDIS_KEY_PREFIX: `mem${id}`,
     FAIRFLAG_HTTP_PORT: '0',
     FAIRFLAG_LOG_LEVEL: 'warn',
     FAIRFLAG__topics__partitions: String(P.partitions),
-    ...Object.fromEntries(topicKeys.map((t) => [`FAIRFLAG__topics__${t}`, `mem-${id}.${t}`])),
+    ...Object.fromEntries(TOPIC_KEYS.map((t) => [`FAIRFLAG__topics__${t}`, `mem-${id}.${t}`])),
     ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('FAIRFLAG__'))),
     FAIRFLAG__state__maxAccounts: String(P.maxAccounts),
   } as Record<string, string>;
