@@ -274,11 +274,15 @@ export class AccountFeatures {
           }
           break;
         }
-        case 'contract':
+        case 'contract': {
           // A start is context, accepted whatever its age: a contract started 425 days ago that
-          // arrives after newer events still runs. Other old steps (a payment of a life already
-          // ended) would merge into a later life, and differently the second time: not written.
-          if (staleForValues && o.patch.startedAt === undefined) break;
+          // arrives after newer events still runs. So is any later step of a contract the account
+          // holds open, since an open contract's life never expires: a late end must end it, or a
+          // replayed start would bring back as open a contract that ended. Other old steps (a
+          // payment of a life already ended) would merge into a later life: not written.
+          const held = this.contracts.get(o.contractId);
+          const ofOpen = isOpen(held) && at >= (held?.startedAt ?? Infinity);
+          if (staleForValues && o.patch.startedAt === undefined && !ofOpen) break;
           this.revive(CONTRACT_VALUES, o.contractId, at);
           this.contracts.set(
             o.contractId,
@@ -287,6 +291,7 @@ export class AccountFeatures {
           this.seeValue(CONTRACT_VALUES, o.contractId, at);
           touched.add('values');
           break;
+        }
       }
     }
     this.bound(touched, anchor);

@@ -355,6 +355,35 @@ describe('value retention', () => {
       expect(r).toEqual([{ contractId: 'c', startedAt: started, lastPaidAt: T0 - DAY }]);
   });
 
+  it('a late end of a contract the account holds open ends it, and a replay of both leaves it ended (issue 18)', () => {
+    // the counterexample fast-check found (CI at 5c1c174): without the end landing, the replayed
+    // start came back as an open contract the first pass had ended and forgotten
+    const L = shippedPolicy().layout;
+    const old = T0 - L.valueRetentionMs - DAY;
+    type Step = [number, AccountOp[], string];
+    const start: Step = [old, [contractOp('c', { startedAt: old })], 'contract'];
+    const end: Step = [old, [contractOp('c', { endedAt: old, endEventId: 'end-1' })], 'contract'];
+    const login: Step = [T0, [device('dev-1')], 'login'];
+    const run = (order: Step[]) => {
+      const a = fresh(L);
+      for (const [at, ops, family] of order) a.apply(at, ops, family);
+      return a;
+    };
+    const inOrder = run([start, end, login]);
+    expect(inOrder.contractList()).toEqual([]);
+    for (const order of [
+      [start, end, login, start, end, login],
+      [start, login, end],
+      [login, start, end],
+    ])
+      expect(bytes(run(order))).toEqual(bytes(inOrder));
+    // the late end of a contract still open is kept while the contract's later steps are recent
+    const paid: Step = [T0 - DAY, [contractOp('c', { lastPaidAt: T0 - DAY })], 'contract'];
+    expect(run([start, paid, login, end]).contractList()).toEqual([
+      { contractId: 'c', startedAt: old, lastPaidAt: T0 - DAY, endedAt: old, endEventId: 'end-1' },
+    ]);
+  });
+
   it('an event older than the value retention writes no values or contract steps but a start, in any order or replayed', () => {
     // the counterexample fast-check once found on the Lua store, made explicit: the newest value
     // comes from another family (topics lag each other), so the old contract steps are not late
