@@ -204,7 +204,7 @@ inputOptions(
   program
     .command('replay [events.ndjson]')
     .description(
-      'Replay recorded events through production\'s processors, features and scoring in an isolated Redis namespace (created and removed by the run). Lines: {"family":"login","event":{...}}. Exit 0: all input used; 1: some lines rejected (listed with their line numbers).',
+      'Replay recorded events through production\'s processors, features and scoring in an isolated Redis namespace (created and removed by the run). Lines: {"family":"login","event":{...}}; review outcomes ({"family":"review_outcome",...}, or the review-outcome topic with --from-kafka) are applied as live and label the flags: precision per queue and signal. Exit 0: all input used; 1: some lines rejected (listed with their line numbers).',
     ),
 )
   .option('-o, --out <flags.ndjson>', 'write every flag message as NDJSON')
@@ -217,6 +217,7 @@ inputOptions(
     ) => {
       const { replay } = await import('./tools/replay.js');
       const { formatReplay } = await import('./tools/format.js');
+      const { labelsJson } = await import('./tools/review-labels.js');
       const loaded = loadOrExit({ file: opts.config });
       const input = await replayInput(file, opts, loaded).catch(fail);
       const bar = await progressBar(opts.progress, input.total, 'replay');
@@ -248,6 +249,7 @@ inputOptions(
             flagMessages: r.flags.length,
             signalFires: Object.fromEntries(r.signalFires),
             deciding: Object.fromEntries(r.deciding),
+            ...(r.labels && { labels: labelsJson(r.labels) }),
           })}\n`,
         );
       } else process.stdout.write(`${formatReplay(r, input.source)}\n`);
@@ -286,6 +288,9 @@ inputOptions(
           queue: c.queue,
           severityBefore: c.before?.severity ?? null,
           severityAfter: c.after?.severity ?? null,
+          scoreBefore: c.before?.score ?? null,
+          scoreAfter: c.after?.score ?? null,
+          ...(d.labels && { label: c.label }),
           signalsBefore: c.before?.signals.map((s) => s.id) ?? [],
           signalsAfter: c.after?.signals.map((s) => s.id) ?? [],
           why: c.why,
@@ -299,6 +304,7 @@ inputOptions(
             removed: d.removed.map(slim),
             changed: d.changed.map(slim),
             fires: d.fires,
+            ...(d.labels && { labels: d.labels }),
           })}\n`,
         );
       } else process.stdout.write(`${formatDiff(d)}\n`);
