@@ -4,7 +4,12 @@
 import type { ReviewOutcome } from '../domain/events.js';
 import type { ReviewFlag } from '../domain/flags.js';
 
-export type Label = ReviewOutcome['outcome'] | 'NOT_REVIEWED';
+/** The decisions a label can be; a decision this version cannot read is no label at all. */
+const DECISIONS = ['CONFIRMED', 'CLEARED', 'NEEDS_MORE_INFO'] as const;
+export type Label = (typeof DECISIONS)[number] | 'NOT_REVIEWED';
+type Decided = ReviewOutcome & { outcome: (typeof DECISIONS)[number] };
+const decided = (outcomes: readonly ReviewOutcome[]) =>
+  outcomes.filter((o): o is Decided => (DECISIONS as readonly string[]).includes(o.outcome));
 
 export interface LabelledFlag {
   flag: ReviewFlag;
@@ -15,7 +20,7 @@ export interface LabelledFlag {
    * after the flag would have been created. null when nobody reviewed the account.
    */
   via: 'flag' | 'account' | null;
-  outcome?: ReviewOutcome;
+  outcome?: Decided;
 }
 
 /** One account behind a number, with what fired, so an analyst can open it. */
@@ -58,8 +63,8 @@ const later = (a: ReviewOutcome, b: ReviewOutcome) =>
   a.decidedAt !== b.decidedAt ? a.decidedAt > b.decidedAt : a.outcomeId > b.outcomeId;
 
 function latestBy(outcomes: readonly ReviewOutcome[], key: (o: ReviewOutcome) => string) {
-  const out = new Map<string, ReviewOutcome[]>();
-  for (const o of outcomes) {
+  const out = new Map<string, Decided[]>();
+  for (const o of decided(outcomes)) {
     const list = out.get(key(o));
     if (list) list.push(o);
     else out.set(key(o), [o]);
