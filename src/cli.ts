@@ -312,6 +312,60 @@ inputOptions(
     },
   );
 
+inputOptions(
+  program
+    .command('sweep [events.ndjson]')
+    .description(
+      'Replay the same events once per value of one numeric setting (and once as configured): flags by queue and severity for each value and, with review outcomes in the input, precision and the confirmed accounts each value would stop reviewing. Exit 0: done; 1: some lines rejected; 2: a bad setting or values.',
+    ),
+)
+  .requiredOption(
+    '--setting <path>',
+    'dotted config path, e.g. review.threshold or signals.ip.shared_by_accounts.threshold',
+  )
+  .requiredOption('--values <list>', 'values to try: 1.5,2,2.5 or from:to:step (1:3:0.5)')
+  .option('--json', 'print the result as JSON')
+  .action(
+    async (
+      file: string | undefined,
+      opts: InputOptions & { setting: string; values: string; json?: boolean },
+    ) => {
+      const { sweepSetting, parseSweepValues, settingValue, SweepSettingError } =
+        await import('./tools/sweep.js');
+      const { formatSweep } = await import('./tools/format.js');
+      const load = { file: opts.config };
+      const loaded = loadOrExit(load);
+      let values: number[];
+      try {
+        settingValue(loaded.config, opts.setting);
+        values = parseSweepValues(opts.values);
+      } catch (err) {
+        if (!(err instanceof SweepSettingError)) throw err;
+        process.stderr.write(`sweep: ${err.message}\n`);
+        process.exit(EXIT.usage);
+      }
+      const input = await replayInput(file, opts, loaded).catch(fail);
+      const bar = await progressBar(opts.progress, input.total * (values.length + 1), 'sweep');
+      const r = await sweepSetting({
+        items: input.items,
+        load,
+        setting: opts.setting,
+        values,
+        onProgress: (run, n) => bar.update(run * input.total + n),
+      }).catch((err: unknown) => {
+        bar.stop();
+        if (err instanceof ConfigError || err instanceof SweepSettingError) {
+          process.stderr.write(`sweep: ${err.message}\n`);
+          process.exit(EXIT.usage);
+        }
+        return fail(err);
+      });
+      bar.stop();
+      process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${formatSweep(r, input.source)}\n`);
+      process.exit(r.rejected ? EXIT.invalid : EXIT.ok);
+    },
+  );
+
 program
   .command('bootstrap <snapshot.ndjson>')
   .description(

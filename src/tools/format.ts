@@ -7,6 +7,7 @@ import type { Explanation } from './explain.js';
 import type { ReplayResult } from './replay.js';
 import type { LabelCounts } from './diff.js';
 import type { LabelReport, LabelTally } from './review-labels.js';
+import type { SweepResult } from './sweep.js';
 import { getBorderCharacters, table } from 'table';
 
 const num = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(x < 10 ? 2 : 0));
@@ -195,5 +196,43 @@ export function formatDiff(d: DiffResult): string {
       ['signal', 'before', 'after', 'changed'],
       ...d.fires.map((f) => [f.signal, f.before, f.after, f.before !== f.after ? '*' : '']),
     ]),
+  ].join('\n');
+}
+
+export function formatSweep(r: SweepResult, source: string): string {
+  const groups = [...new Set(r.points.flatMap((p) => Object.keys(p.byQueueSeverity)))].sort();
+  const header = [
+    'value',
+    'flags',
+    ...groups,
+    ...(r.labelled ? ['confirmed', 'cleared', 'not reviewed', 'precision', 'confirmed lost'] : []),
+  ];
+  const rows = r.points.map((p) => [
+    `${p.value === r.current ? '* ' : ''}${p.value}`,
+    p.flags,
+    ...groups.map((g) => p.byQueueSeverity[g] ?? 0),
+    ...(p.labels
+      ? [
+          p.labels.confirmed,
+          p.labels.cleared,
+          p.labels.notReviewed,
+          pct(p.labels.precision),
+          p.labels.confirmedLost.length,
+        ]
+      : []),
+  ]);
+  const lost = r.points.filter((p) => p.labels?.confirmedLost.length);
+  return [
+    `sweep of ${r.setting} over ${source}: ${r.points.length} values, ${r.events} events (${r.rejected} rejected); * = today's value (${r.current})`,
+    ...columns([header, ...rows]),
+    ...(r.labelled
+      ? [
+          '  precision = confirmed / (confirmed + cleared); confirmed lost = confirmed accounts today reviews that this value would not',
+          ...lost.map(
+            (p) =>
+              `  at ${p.value}: ${p.labels!.confirmedLost.slice(0, 5).join(', ')}${p.labels!.confirmedLost.length > 5 ? `, and ${p.labels!.confirmedLost.length - 5} more` : ''}`,
+          ),
+        ]
+      : []),
   ].join('\n');
 }

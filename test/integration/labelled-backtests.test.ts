@@ -129,16 +129,67 @@ describe('labelled backtests', () => {
     );
   });
 
+  it('sweep tries each threshold and says, per value, the flags, precision and confirmed cases lost', () => {
+    const r = cli([
+      'sweep',
+      file,
+      '--setting',
+      'signals.ip.shared_by_accounts.threshold',
+      '--values',
+      '3:6:1',
+      '--json',
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout) as {
+      current: number;
+      labelled: boolean;
+      points: {
+        value: number;
+        flags: number;
+        labels: { confirmed: number; cleared: number; precision: number | null; confirmedLost: string[] };
+      }[];
+    };
+    expect(s.current).toBe(4);
+    expect(s.labelled).toBe(true);
+    const at = new Map(s.points.map((p) => [p.value, p]));
+    expect([...at.keys()]).toEqual([3, 4, 5, 6]);
+    // a lower threshold adds acct-lb-2 (nobody reviewed it); today's value is the labelled replay
+    expect(at.get(3)).toMatchObject({ flags: 3, labels: { confirmed: 1, cleared: 1, confirmedLost: [] } });
+    expect(at.get(4)).toMatchObject({ flags: 2, labels: { precision: 0.5, confirmedLost: [] } });
+    // 5: only the fifth account on the IP (cleared) is left; the confirmed one is lost
+    expect(at.get(5)).toMatchObject({
+      flags: 1,
+      labels: { confirmed: 0, cleared: 1, precision: 0, confirmedLost: ['acct-lb-3 / identity'] },
+    });
+    expect(at.get(6)).toMatchObject({ flags: 0, labels: { precision: null } });
+
+    const text = cli([
+      'sweep',
+      file,
+      '--setting',
+      'signals.ip.shared_by_accounts.threshold',
+      '--values',
+      '4,5',
+    ]);
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^ {2}\* 4 +2 +2 +1 +1 +0 +50% +0$/m);
+    expect(text.stdout).toContain('at 5: acct-lb-3 / identity');
+    const bad = cli(['sweep', file, '--setting', 'signals.ip.shared_by_account.threshold', '--values', '4']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/signals\.ip has no "shared_by_account"/);
+  });
+
   it('replay --from-kafka takes the labels from the review-outcome topic over the same range', async () => {
     const env = isolatedEnv('labels-kafka', endpoints(), 'l');
     const { config } = loadConfig({ env });
     const log = createLogger('labels-test');
     log.level = 'error';
     const kafka = kafkaClient(config.kafka, log, '-labels-test');
+    // topics first: a producer connected before them may keep metadata without them
+    await ensureTopics(kafka, config.topics);
     const producer = kafka.producer();
     await producer.connect();
     try {
-      await ensureTopics(kafka, config.topics);
       const codec = await Codec.connect(config);
       const since = Date.now() - 1000;
       for (const e of events)
