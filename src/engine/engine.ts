@@ -174,7 +174,7 @@ export class Engine {
       emissions: [],
       counterparts: [],
       closed: [],
-      write: { entities: [], accounts: [], outcomeCounts: new Map() },
+      write: { entities: [], accounts: [], reviews: [] },
       turn: undefined as unknown as WriteTurn,
       policyVersion: policy.version,
     };
@@ -544,11 +544,21 @@ export class Engine {
    */
   private applyOutcome(r: ReviewOutcome, run: Run): InputOutcome {
     const out: InputOutcome = { status: 'applied', lateFor: [], evaluations: [] };
-    if (r.outcome === 'NEEDS_MORE_INFO') return out;
     const o = run.owned.get(r.accountId)!;
     const open = [...o.features.openFlags].find(([, s]) => s.flagId === r.flagId);
     if (!open) return out;
-    const [queue] = open;
+    const [queue, flag] = open;
+    // counted for the signals report whatever the decision; once closed, a repeat finds no flag
+    run.result.write.reviews.push({
+      outcomeId: r.outcomeId,
+      flagId: r.flagId,
+      queue,
+      outcome: r.outcome,
+      decidedAt: r.decidedAt,
+      signals: flag.signals.map((s) => s.signalId),
+    });
+    // more information wanted: the flag stays open, in front of the reviewer
+    if (r.outcome === 'NEEDS_MORE_INFO') return out;
     const state = o.features.closeFlag(queue, r.flagId)!;
     if (r.outcome === 'CLEARED') {
       const cooldown = run.policy.config.mitigations.cleared_review.cooldown;
@@ -557,11 +567,6 @@ export class Engine {
       o.features.forgetObservations(state.signals.map((s) => s.signalId));
     }
     this.accounts.changed(o);
-    const counts = run.result.write.outcomeCounts;
-    for (const s of state.signals) {
-      const field = `${s.signalId}|${r.outcome}`;
-      counts.set(field, (counts.get(field) ?? 0) + 1);
-    }
     run.result.closed.push({ accountId: r.accountId, queue, state, outcome: r.outcome });
     return out;
   }

@@ -7,6 +7,7 @@ import type { Explanation } from './explain.js';
 import type { ReplayResult } from './replay.js';
 import type { LabelCounts } from './diff.js';
 import type { LabelReport, LabelTally } from './review-labels.js';
+import type { ReviewReport, ReviewTally } from './review-report.js';
 import type { SweepResult } from './sweep.js';
 import { getBorderCharacters, table } from 'table';
 
@@ -234,5 +235,28 @@ export function formatSweep(r: SweepResult, source: string): string {
           ),
         ]
       : []),
+  ].join('\n');
+}
+
+export function formatReviews(r: ReviewReport): string {
+  const cells = (t: ReviewTally) => [
+    t.reviewedFlags,
+    t.confirmed,
+    t.cleared,
+    t.needsMoreInfo,
+    pct(t.precision),
+  ];
+  const head = ['flags reviewed', 'confirmed', 'cleared', 'more info', 'precision'];
+  const day = (t: number) => new Date(t).toISOString().slice(0, 16).replace('T', ' ');
+  if (!r.records) return `no review decisions from ${day(r.since)} to ${day(r.until)} UTC`;
+  return [
+    `review decisions from ${day(r.since)} to ${day(r.until)} UTC: ${r.records}; precision = confirmed / (confirmed + cleared)`,
+    `per ${r.period} and queue:`,
+    ...columns([
+      [r.period, 'queue', ...head],
+      ...r.byPeriodQueue.map((x) => [x.period, x.queue, ...cells(x)]),
+    ]),
+    'per signal on the reviewed flags:',
+    ...columns([['signal', ...head], ...r.bySignal.map((x) => [x.signal, ...cells(x)])]),
   ].join('\n');
 }
