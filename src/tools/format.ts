@@ -142,6 +142,9 @@ export function formatExplanation(e: Explanation): string {
   return lines.join('\n');
 }
 
+/** How many flagged accounts a replay's text summary names. */
+const FLAGGED_SHOWN = 10;
+
 export function formatReplay(r: ReplayResult, source: string): string {
   const byQueue = new Map<string, number>();
   for (const f of r.finalFlags.values())
@@ -150,6 +153,7 @@ export function formatReplay(r: ReplayResult, source: string): string {
       (byQueue.get(`${f.reviewQueue} / ${f.severity}`) ?? 0) + 1,
     );
   const signals = [...new Set([...r.signalFires.keys(), ...r.deciding.keys()])].sort();
+  const accounts = [...new Set([...r.finalFlags.values()].map((f) => f.accountId))].sort();
   return [
     `replay of ${source} with config ${r.configVersion} (namespace ${r.namespace}${r.namespaceRemoved ? ', removed' : ', kept'})`,
     `  events read ${r.eventsRead}, accepted ${r.accepted}, rejected ${r.rejected.length}, late ${r.late}`,
@@ -158,6 +162,11 @@ export function formatReplay(r: ReplayResult, source: string): string {
       : []),
     `  flags: ${r.finalFlags.size} (${r.flags.length} flag message(s))`,
     ...[...byQueue].sort().map(([k, n]) => `    ${k}: ${n}`),
+    ...(accounts.length
+      ? [
+          `  flagged accounts: ${accounts.slice(0, FLAGGED_SHOWN).join(', ')}${accounts.length > FLAGGED_SHOWN ? ` and ${accounts.length - FLAGGED_SHOWN} more (all with --json)` : ''}`,
+        ]
+      : []),
     ...columns([
       ['signal', 'fired', 'deciding'],
       ...signals.map((s) => [s, r.signalFires.get(s) ?? 0, r.deciding.get(s) ?? 0]),

@@ -95,6 +95,7 @@ describe('labelled backtests', () => {
 
     const text = cli(['replay', file]);
     expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toContain('flagged accounts: acct-lb-3, acct-lb-4\n');
     expect(text.stdout).toMatch(/review outcomes: 2 \(0 about accounts this replay does not flag\)/);
     expect(text.stdout).toMatch(/^ {2}identity +2 +1 +1 +0 +0 +50%$/m);
     expect(text.stdout).toMatch(
