@@ -318,6 +318,10 @@ export class Processor {
     codec.onLookup = (result) => this.metrics.registryLookups.inc({ result });
     this.policy = compilePolicy(loaded);
     setConfigInfo(this.metrics, this.policy.version);
+    // every input topic's series from the start: "nothing processed" is a 0, not a missing series
+    for (const topic of consumedTopics(loaded.config.topics))
+      for (const outcome of ['processed', 'late', 'dead_lettered'])
+        this.metrics.events.inc({ topic, outcome }, 0);
     this.accounts = new OwnedAccounts({
       backend,
       layout: () => this.policy.layout,
@@ -1191,6 +1195,7 @@ export class Processor {
       this.pendingPolicy = compilePolicy(loaded);
       this.loaded = loaded;
       this.metrics.configReloads.inc({ result: 'applied' });
+      this.metrics.configReloadOk.set(1);
       this.log.info(
         { configVersion: loaded.version, previous: this.policy.version },
         'config reloaded; applies from the next batch',
@@ -1199,6 +1204,7 @@ export class Processor {
     } catch (err) {
       const problems = (err as { problems?: string[] }).problems ?? [(err as Error).message];
       this.metrics.configReloads.inc({ result: 'rejected' });
+      this.metrics.configReloadOk.set(0);
       this.log.error(
         { problems, keeping: this.policy.version },
         'config reload rejected; keeping the running config',

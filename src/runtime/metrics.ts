@@ -226,6 +226,11 @@ export function createMetrics() {
       help: 'Clean accounts evicted from memory beyond state.maxAccounts (Redis has them)',
       registers: [registry],
     }),
+    configReloadOk: new Gauge({
+      name: 'fairflag_config_last_reload_successful',
+      help: 'Whether the last config reload was applied (1; also before any reload) or rejected (0: the running config stays)',
+      registers: [registry],
+    }),
     configReloads: new Counter({
       name: 'fairflag_config_reloads_total',
       help: 'Config reloads by result (applied, rejected)',
@@ -234,6 +239,7 @@ export function createMetrics() {
     }),
   };
   m.buildInfo.set({ version: PACKAGE_VERSION, commit: buildCommit() }, 1);
+  m.configReloadOk.set(1);
   // series of fixed label sets exist from the start, so rate() and alerts see the first increase
   for (const stage of BATCH_STAGES) m.stageDuration.zero({ stage });
   for (const step of RETRIED_STEPS) for (const cause of RETRY_CAUSES) m.retries.inc({ step, cause }, 0);

@@ -4,6 +4,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCommit, PACKAGE_VERSION } from '../../src/runtime/project.js';
 import { BATCH_STAGES } from '../../src/runtime/metrics.js';
 import { isolatedConfig } from '../support/config.js';
+import {
+  ALERTS_FILE,
+  alertRules,
+  asPromQL,
+  dashboardExprs,
+  exportedNames,
+  metricNamesIn,
+} from '../support/ops-files.js';
 import { Harness } from '../support/pipeline.js';
 import { PrometheusServer, freePort, type Sample } from '../support/prometheus.js';
 import { takeoverAttempt } from '../support/stories.js';
@@ -20,7 +28,7 @@ beforeAll(async () => {
     isolatedConfig('prometheus', { FAIRFLAG_HTTP_PORT: String(port), FAIRFLAG_HTTP_HOST: '127.0.0.1' }),
     { http: true },
   ).start();
-  prom = await PrometheusServer.start('fairflag', [`127.0.0.1:${port}`]);
+  prom = await PrometheusServer.start('fairflag', [`127.0.0.1:${port}`], [ALERTS_FILE]);
   // 15 login and payment events that flag a takeover, and one message that is not Avro
   await h.publish(takeoverAttempt('acct-prom', Date.now() - 3_600_000));
   await h.publishRaw(h.topics.login, [{ key: 'acct-prom', value: Buffer.from('not avro at all') }]);
@@ -73,4 +81,44 @@ describe('Prometheus scraping a running processor', () => {
     expect(value(await prom.until('process_resident_memory_bytes{job="fairflag"}'))).toBeGreaterThan(1e6);
     expect(await prom.until('nodejs_eventloop_lag_max_seconds{job="fairflag"}')).toHaveLength(1);
   });
+
+  it('loads the alert rules and evaluates every one without error', async () => {
+    type Rules = { groups: { rules: { name: string; health: string; lastError?: string }[] }[] };
+    const names = alertRules().map((r) => r.alert);
+    const evaluated = async () => (await prom.api<Rules>('/api/v1/rules')).groups.flatMap((g) => g.rules);
+    await until(async () => (await evaluated()).every((r) => r.health === 'ok'));
+    const rules = await evaluated();
+    expect(rules.map((r) => r.name).sort()).toEqual([...names].sort());
+    expect(rules.filter((r) => r.lastError)).toEqual([]);
+    // a healthy processor that just processed its events: nothing is firing
+    const firing = await prom.query('ALERTS{alertstate="firing"}');
+    expect(firing.map((s) => s.metric['alertname'])).toEqual([]);
+  });
+
+  it("queries, in the dashboard and the alerts, only metrics the processor's /metrics exports", async () => {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const exported = exportedNames(text);
+    const queries = [
+      ...dashboardExprs(),
+      ...alertRules().map((r) => ({ where: `alert ${r.alert}`, expr: r.expr })),
+    ];
+    const used = new Set<string>();
+    for (const { where, expr } of queries) {
+      // Prometheus parses and runs each one (a typo in PromQL is an error here)
+      await expect(prom.query(asPromQL(expr)), where).resolves.toBeDefined();
+      for (const name of metricNamesIn(expr)) {
+        used.add(name);
+        expect(exported.has(name), `${where}: ${name} is not on /metrics`).toBe(true);
+      }
+    }
+    expect(used.size).toBeGreaterThan(20);
+  });
 });
+
+async function until(check: () => Promise<boolean>, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}

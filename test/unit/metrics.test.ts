@@ -36,7 +36,10 @@ describe('metrics', () => {
     for (const m of own) {
       if (String(m.type) === 'counter') expect(m.name).toMatch(/_total$/);
       else if (String(m.type) === 'histogram') expect(m.name).toMatch(/_seconds$/);
-      else expect(m.name, m.name).toMatch(/_(seconds|bytes|messages|info|accounts|check)$|_in_memory$/);
+      else
+        expect(m.name, m.name).toMatch(
+          /_(seconds|bytes|messages|info|accounts|check)$|_in_memory$|_successful$/,
+        );
     }
   });
 
