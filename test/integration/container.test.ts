@@ -4,12 +4,26 @@
 // entrypoint starts the processor against the real services. docker-compose.yml is checked by
 // profile: what each starts, and that no consumer group mixes two state stores.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { Partitioners } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { Codec } from '../../src/kafka/codec.js';
+import { kafkaClient } from '../../src/kafka/processor.js';
+import { publishActivity } from '../../src/kafka/topic-tools.js';
 import { loadConfig } from '../../src/runtime/config-loader.js';
+import { createLogger } from '../../src/runtime/logger.js';
 import { PROJECT_ROOT } from '../../src/runtime/project.js';
 import { isolatedEnv } from '../support/config.js';
 import { endpoints } from '../support/endpoints.js';
@@ -171,12 +185,15 @@ describe("the runtime stage's layout, started by its entrypoint", () => {
     expect(bad.stderr).toContain('processing.attempts: expected a positive integer, got "lots"');
   });
 
-  it('runs the processor: /livez, /readyz and its health check pass, SIGTERM exits 0', async () => {
+  it('runs the processor: /livez, /readyz and its health check pass, reloads show in the metrics, SIGTERM exits 0', async () => {
     const port = await freePort();
+    const configFile = join(image, 'fairflag.yaml');
+    writeFileSync(configFile, 'signals:\n  login:\n    failed_burst:\n      threshold: 10\n');
     const env = imageEnv({
       ...isolatedEnv('container', endpoints(), 't'),
       FAIRFLAG_HTTP_PORT: String(port),
       FAIRFLAG_COMMIT: 'c0ffee',
+      FAIRFLAG_CONFIG: configFile,
     });
     let output = '';
     const c = spawn(entrypoint[0]!, [...entrypoint.slice(1), ...exec('CMD')], { cwd: image, env });
@@ -202,6 +219,41 @@ describe("the runtime stage's layout, started by its entrypoint", () => {
       /CMD\s+(\[.*\])$/.exec(all(runtime, 'HEALTHCHECK').at(-1)!)![1]!.replace('9464', String(port)),
     ) as string[];
     expect(spawnSync(probe[0]!, probe.slice(1), { env: imageEnv() }).status).toBe(0);
+
+    // config reloads: a rejected one shows at once; an applied one from the next batch on
+    const scrape = async () => await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const configVersion = (m: string) => /^fairflag_config_info\{version="([^"]+)"\} 1$/m.exec(m)?.[1];
+    const reloadOk = (m: string) => /^fairflag_config_last_reload_successful (\d)$/m.exec(m)?.[1];
+    const first = configVersion(metrics);
+    expect(first).toMatch(/^cfg-/);
+    expect(reloadOk(metrics)).toBe('1');
+    writeFileSync(configFile, 'signals:\n  login:\n    failed_burst:\n      threshold: ten\n');
+    c.kill('SIGHUP');
+    await until(async () => reloadOk(await scrape()) === '0');
+    expect(configVersion(await scrape())).toBe(first);
+    writeFileSync(configFile, 'signals:\n  login:\n    failed_burst:\n      threshold: 12\n');
+    c.kill('SIGHUP');
+    await until(async () => reloadOk(await scrape()) === '1');
+    const loaded = loadConfig({ env });
+    const log = createLogger('container-test');
+    log.level = 'error';
+    const kafka = kafkaClient(loaded.config.kafka, log, '-container-test');
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    try {
+      const at = Date.now() - 60_000;
+      const event = { eventId: 'ct-1', accountId: 'acct-ct', occurredAt: at, outcome: 'FAILURE' as const };
+      await publishActivity(producer, await Codec.connect(loaded.config), loaded.config.topics, [
+        { family: 'login', event: { ...event, ip: '175.16.199.1', deviceId: null, sessionId: null } },
+      ]);
+    } finally {
+      await producer.disconnect();
+    }
+    await until(async () => {
+      const v = configVersion(await scrape());
+      return v !== undefined && v !== first;
+    });
+    expect(output).toContain(`"configVersion":"${configVersion(await scrape())}"`);
     c.kill('SIGTERM');
     expect(await exited, output).toBe(0);
   });
@@ -270,3 +322,11 @@ describe('docker-compose.yml', () => {
     expect(cluster[0]!.store).toContain('redis-node-1');
   });
 });
+
+async function until(check: () => Promise<boolean>, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
