@@ -43,6 +43,23 @@ describe('metrics', () => {
     }
   });
 
+  it('labels only by names whose values come from fixed sets (config, code), never from input or errors', () => {
+    // topic: the configured topics; signal, queue, severity: the policy's; partition: the
+    // partition count; version: one series (the build, the config in effect)
+    const bounded = new Set([
+      ...['topic', 'partition', 'outcome', 'reason', 'signal', 'queue', 'severity'],
+      ...['step', 'cause', 'result', 'stored', 'stage', 'check', 'version', 'commit'],
+    ]);
+    const metrics = createMetrics().registry.getMetricsAsArray() as unknown as {
+      name: string;
+      labelNames: string[];
+    }[];
+    const own = metrics.filter((m) => m.name.startsWith('fairflag_'));
+    for (const m of own)
+      for (const label of m.labelNames) expect(bounded, `${m.name}{${label}}`).toContain(label);
+    expect(own.flatMap((m) => m.labelNames).length).toBeGreaterThan(20);
+  });
+
   it('says which version and commit run, and which config is in effect', async () => {
     const m = createMetrics();
     const info = (await m.registry.getSingleMetric('fairflag_build_info')!.get()).values;
