@@ -90,7 +90,9 @@ describe('scripts/Dockerfile', () => {
     const user = all(runtime, 'USER').at(-1);
     expect(user).toBeDefined();
     expect(['root', '0']).not.toContain(user);
-    expect(all(runtime, 'HEALTHCHECK').join(' ')).toContain('http://127.0.0.1:9464/livez');
+    expect(all(runtime, 'HEALTHCHECK').join(' ')).toContain(
+      "'http://127.0.0.1:' + (process.env.FAIRFLAG_HTTP_PORT || 9464) + '/livez'",
+    );
     expect(exec('ENTRYPOINT')).toEqual(['node', 'dist/src/cli.js']);
     expect(exec('CMD')).toEqual(['run']);
     expect(all(runtime, 'ENV')).toContain('FAIRFLAG_MAXMIND_DIR=/data/maxmind');
@@ -214,11 +216,13 @@ describe("the runtime stage's layout, started by its entrypoint", () => {
     expect(await ok('/livez')).toBe(true);
     const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
     expect(metrics).toMatch(/^fairflag_build_info\{version="[^"]+",commit="c0ffee"\} 1$/m);
-    // the image's HEALTHCHECK command, on this port
-    const probe = JSON.parse(
-      /CMD\s+(\[.*\])$/.exec(all(runtime, 'HEALTHCHECK').at(-1)!)![1]!.replace('9464', String(port)),
-    ) as string[];
-    expect(spawnSync(probe[0]!, probe.slice(1), { env: imageEnv() }).status).toBe(0);
+    // the image's HEALTHCHECK command, with the container's environment: passes, and fails on a
+    // port nothing listens on
+    const probe = JSON.parse(/CMD\s+(\[.*\])$/.exec(all(runtime, 'HEALTHCHECK').at(-1)!)![1]!) as string[];
+    const check = (p: number) =>
+      spawnSync(probe[0]!, probe.slice(1), { env: imageEnv({ FAIRFLAG_HTTP_PORT: String(p) }) }).status;
+    expect(check(port)).toBe(0);
+    expect(check(await freePort())).toBe(1);
 
     // config reloads: a rejected one shows at once; an applied one from the next batch on
     const scrape = async () => await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
