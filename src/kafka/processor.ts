@@ -466,10 +466,6 @@ export class Processor {
     const dropped = revoked.size ? this.engine.forget(revoked) : 0;
     for (const key of [...this.ledger.keys()])
       if (revoked.has(Number(key.slice(key.lastIndexOf('/') + 1)))) this.ledger.delete(key);
-    // the new owner reports their lag; a last value left here would be read as this one's
-    for (const p of revoked)
-      for (const topic of consumedTopics(this.config.topics))
-        this.metrics.lag.remove({ topic, partition: String(p) });
     this.owned = now;
     this.log.info(
       { memberId, partitions: this.ownedPartitions, revoked: [...revoked], accountsDropped: dropped },
