@@ -274,7 +274,10 @@ inputOptions(
       'Replay the same events under two configs and report whom the change starts or stops reviewing, and why. Exit 0: no flag changes; 1: flags change.',
     ),
 )
-  .requiredOption('--candidate <file>', 'the proposed config (merged over config/default.yaml)')
+  .requiredOption(
+    '--candidate <file>',
+    'the proposed change, merged over the base (production plus your edit)',
+  )
   .option('--base <file>', 'the current config (merged over config/default.yaml); default: the defaults')
   .option('--json', 'print the result as JSON')
   .action(
@@ -284,8 +287,10 @@ inputOptions(
     ) => {
       const { diffConfigs } = await import('./tools/diff.js');
       const { formatDiff } = await import('./tools/format.js');
-      const base = loadOrExit({ file: opts.base ?? opts.config });
-      const candidate = loadOrExit({ file: opts.candidate });
+      // the candidate is a change to the base: production's config plus the analyst's edit
+      const baseFile = opts.base ?? opts.config ?? process.env['FAIRFLAG_CONFIG'];
+      const base = loadOrExit({ file: baseFile });
+      const candidate = loadOrExit({ file: [baseFile ?? '', opts.candidate] });
       const input = await replayInput(file, opts, base).catch(fail);
       const bar = await progressBar(opts.progress, input.total * 2, 'diff');
       const d = await diffConfigs(input.items, base, candidate, (phase, n) =>

@@ -33,8 +33,8 @@ export class ConfigError extends Error {
 }
 
 export interface LoadOptions {
-  /** An environment-specific file merged over the defaults. */
-  file?: string | undefined;
+  /** An environment-specific file merged over the defaults; several are merged in order. */
+  file?: string | readonly string[] | undefined;
   env?: NodeJS.ProcessEnv;
   /** Replaces default.yaml (for diff: compare two complete configs). */
   baseFile?: string;
@@ -51,8 +51,9 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const base = opts.baseFile ?? DEFAULT_CONFIG_FILE;
   const sources = [base];
   let tree = readYaml(base, sources);
-  const file = opts.file ?? env['FAIRFLAG_CONFIG'];
-  if (file) {
+  const given = opts.file ?? env['FAIRFLAG_CONFIG'];
+  for (const file of typeof given === 'string' ? [given] : (given ?? [])) {
+    if (!file) continue;
     sources.push(file);
     tree = deepMerge(tree, readYaml(file, sources));
   }

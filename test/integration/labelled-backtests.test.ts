@@ -130,6 +130,17 @@ describe('labelled backtests', () => {
     );
   });
 
+  it("diff merges the candidate over the base: production's config plus the analyst's edit", () => {
+    const base = join(dir, 'production.yaml');
+    writeFileSync(base, 'signals:\n  ip:\n    shared_by_accounts:\n      threshold: 6\n');
+    // an edit that changes nothing over that base, but would (threshold back to 4) over the defaults
+    const edit = join(dir, 'edit.yaml');
+    writeFileSync(edit, 'signals:\n  payment:\n    shared_instrument:\n      enabled: true\n');
+    const r = cli(['diff', file, '--base', base, '--candidate', edit]);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('0 start review, 0 stop, 0 change');
+  });
+
   it('sweep tries each threshold and says, per value, the flags, precision and confirmed cases lost', () => {
     const r = cli([
       'sweep',
