@@ -426,8 +426,12 @@ program
     'Explain one account from the feature state in Redis (as of the last batch its owner wrote): features by window, every signal against its threshold, mitigations, score, open flags. Read-only.',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml')
+  .option(
+    '--namespace <prefix>',
+    "the Redis key prefix to read: a replay's kept namespace (replay --keep prints it)",
+  )
   .option('--json', 'print JSON')
-  .action(async (accountId: string, opts: { config?: string; json?: boolean }) => {
+  .action(async (accountId: string, opts: { config?: string; namespace?: string; json?: boolean }) => {
     const loaded = loadOrExit({ file: opts.config });
     const [
       { explainStored },
@@ -448,10 +452,15 @@ program
     const geo = await GeoIp.open(loaded.config.maxmind).catch(fail);
     const redis = connectRedis(loaded.config.redis);
     await redis.connect().catch(fail);
-    const backend = new RedisStateBackend(redis, loaded.config.redis.keyPrefix);
+    const namespace = opts.namespace ?? loaded.config.redis.keyPrefix;
+    const backend = new RedisStateBackend(redis, namespace);
     const e = await explainStored(accountId, backend, policy, geo).catch(fail);
     redis.disconnect();
-    process.stdout.write(opts.json ? `${JSON.stringify(e)}\n` : `${formatExplanation(e)}\n`);
+    process.stdout.write(
+      opts.json
+        ? `${JSON.stringify({ namespace, ...e })}\n`
+        : `${opts.namespace ? `namespace ${namespace}\n` : ''}${formatExplanation(e)}\n`,
+    );
     process.exit(e.known ? EXIT.ok : EXIT.invalid);
   });
 

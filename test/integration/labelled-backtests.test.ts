@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ReviewOutcome } from '../../src/domain/events.js';
 import { Codec, topicOf } from '../../src/kafka/codec.js';
-import { ensureTopics, kafkaClient } from '../../src/kafka/processor.js';
+import { connectRedis, ensureTopics, kafkaClient } from '../../src/kafka/processor.js';
+import { RedisStateBackend } from '../../src/features/state-backend.js';
 import { loadConfig } from '../../src/runtime/config-loader.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import { PROJECT_ROOT } from '../../src/runtime/project.js';
@@ -20,10 +21,18 @@ import { endpoints } from '../support/endpoints.js';
 import { sharedGroup } from '../support/stories.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fairflag-labels-'));
+// the commands that read events draw a progress bar unless told not to
+const READERS = new Set(['replay', 'diff', 'sweep']);
 const cli = (args: string[], env: NodeJS.ProcessEnv = process.env) =>
   spawnSync(
     process.execPath,
-    ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli.ts'), ...args, '--no-progress'],
+    [
+      '--import',
+      'tsx',
+      join(PROJECT_ROOT, 'src/cli.ts'),
+      ...args,
+      ...(READERS.has(args[0]!) ? ['--no-progress'] : []),
+    ],
     {
       cwd: PROJECT_ROOT,
       encoding: 'utf8',
@@ -139,6 +148,25 @@ describe('labelled backtests', () => {
     const r = cli(['diff', file, '--base', base, '--candidate', edit]);
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain('0 start review, 0 stop, 0 change');
+  });
+
+  it("explain --namespace reads a replay's kept namespace", async () => {
+    const kept = cli(['replay', file, '--keep', '--json']);
+    expect(kept.status, kept.stderr).toBe(0);
+    const { namespace } = JSON.parse(kept.stdout) as { namespace: string };
+    try {
+      const e = cli(['explain', 'acct-lb-3', '--namespace', namespace, '--json']);
+      expect(e.status, e.stderr).toBe(0);
+      const x = JSON.parse(e.stdout) as { namespace: string; known: boolean; openFlags: unknown[] };
+      expect(x).toMatchObject({ namespace, known: true });
+      // the live namespace never saw this replay's accounts
+      expect(cli(['explain', 'acct-lb-3']).status).toBe(1);
+    } finally {
+      const redis = connectRedis(loadConfig({ env: process.env }).config.redis);
+      await redis.connect();
+      await new RedisStateBackend(redis, namespace).dropNamespace();
+      redis.disconnect();
+    }
   });
 
   it('sweep tries each threshold and says, per value, the flags, precision and confirmed cases lost', () => {
