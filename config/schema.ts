@@ -64,6 +64,13 @@ export const configSchema = z
        */
       maxBytesPerPartition: positiveInt().default(256 * 1024),
       maxBytes: positiveInt().default(4 * 1024 * 1024),
+      /**
+       * Where a consumer group with no committed offset starts: earliest reads the whole retained
+       * history of the topics, latest only what arrives after it joined.
+       */
+      offsetReset: z
+        .enum(['earliest', 'latest'], { error: 'expected earliest or latest' })
+        .default('earliest'),
     }),
     registry: z.strictObject({
       url: z.url({ error: 'expected an http(s) URL' }),

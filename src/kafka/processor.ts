@@ -424,7 +424,10 @@ export class Processor {
     });
     this.consumer.on(this.consumer.events.DISCONNECT, () => (this.joined = false));
     await this.consumer.connect();
-    await this.consumer.subscribe({ topics: consumedTopics(config.topics), fromBeginning: true });
+    await this.consumer.subscribe({
+      topics: consumedTopics(config.topics),
+      fromBeginning: config.kafka.offsetReset === 'earliest',
+    });
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
