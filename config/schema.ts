@@ -102,6 +102,8 @@ export const configSchema = z
       anonymousIp: text(),
       /** Optional: marks mobile carriers (carrier-grade NAT), where strangers share an IP. */
       connectionType: text().nullable().default(null),
+      /** MaxMind's test databases (fake data) are refused by `run` unless this is true. */
+      allowTestDatabases: flag().default(false),
     }),
     topics: z.strictObject({
       login: text(),

@@ -49,7 +49,12 @@ program
       onWarnings: (warnings) => log.warn({ warnings }, 'config: signals that can never reach review'),
     };
     const loaded = loadOrExit(loadOpts);
-    const proc = await Processor.start({ loaded, log, reloadWith: loadOpts }).catch(fail);
+    const proc = await Processor.start({
+      loaded,
+      log,
+      reloadWith: loadOpts,
+      refuseTestDatabases: true,
+    }).catch(fail);
     let timer: NodeJS.Timeout | undefined;
     const reload = () => proc.reload();
     process.on('SIGHUP', reload);
@@ -75,10 +80,21 @@ program
     'Validate the effective config (defaults + file + environment); print every problem with its path.',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml (or FAIRFLAG_CONFIG)')
-  .action((opts: { config?: string }) => {
+  .action(async (opts: { config?: string }) => {
     const loaded = loadOrExit({ file: opts.config });
     // a hole in the policy is valid config, so a warning (exit 0), never silence
     for (const w of loaded.warnings) process.stderr.write(`warning: ${w}\n`);
+    // the databases are opened and checked as `run` would: a missing or corrupt one is a problem
+    const { GeoIp } = await import('./enrich/geoip.js');
+    const geo = await GeoIp.open(loaded.config.maxmind).catch((err: Error) => {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(EXIT.invalid);
+    });
+    if (geo.testDatabases.length && !loaded.config.maxmind.allowTestDatabases)
+      for (const d of geo.testDatabases)
+        process.stderr.write(
+          `warning: maxmind.${d.setting}: ${d.file} is a MaxMind test database ("${d.description}"); \`run\` refuses it unless maxmind.allowTestDatabases is true\n`,
+        );
     process.stdout.write(`config OK: version ${loaded.version} (${loaded.sources.join(' + ')})\n`);
   });
 

@@ -56,6 +56,11 @@ export interface ProcessorOptions {
   log: Logger;
   /** Serve /livez, /readyz, /metrics; default true. */
   http?: boolean;
+  /**
+   * Refuse MaxMind test databases unless maxmind.allowTestDatabases (what `run` asks); default
+   * false, for the tools, tests and benchmarks that start a processor in-process.
+   */
+  refuseTestDatabases?: boolean;
   /** Called after each batch's effects are written: for the benchmark's exact latencies. */
   onBatchWritten?: (b: BatchTiming) => void;
 }
@@ -378,6 +383,7 @@ export class Processor {
     const log = opts.log;
     log.info({ configVersion: opts.loaded.version, sources: opts.loaded.sources }, 'starting fairflag');
     const geo = await GeoIp.open(config.maxmind);
+    if (opts.refuseTestDatabases && !config.maxmind.allowTestDatabases) geo.refuseTestDatabases();
     const redis = connectRedis(config.redis);
     // Without a listener ioredis prints every failed reconnect to stderr as plain text ("[ioredis]
     // Unhandled error event", about one a second while Redis is down): log them as JSON instead.
