@@ -30,7 +30,8 @@ import { OwnedAccounts, readStoredAccount } from '../features/owned-accounts.js'
 import { RedisStateBackend } from '../features/state-backend.js';
 import { ingest, type DeadLetterReason } from '../ingest/ingest.js';
 import { validateOutcome } from '../ingest/validate.js';
-import { loadConfig, type LoadedConfig, type LoadOptions } from '../runtime/config-loader.js';
+import { ConfigError, loadConfig, type LoadedConfig, type LoadOptions } from '../runtime/config-loader.js';
+import { startOnlyChanges } from '../runtime/reload-guard.js';
 import { startHealthServer, readiness, type ReadinessCheck } from '../runtime/health.js';
 import type { Logger } from '../runtime/logger.js';
 import { createMetrics, type Metrics } from '../runtime/metrics.js';
@@ -1177,6 +1178,12 @@ export class Processor {
   reload(): { applied: boolean; version?: string; problems?: string[] } {
     try {
       const loaded = loadConfig(this.opts.reloadWith ?? {});
+      const fixed = startOnlyChanges(this.config, loaded.config);
+      if (fixed.length)
+        throw new ConfigError(
+          fixed.map((c) => `${c} (read at start only: restart the processor to change it)`),
+          loaded.sources,
+        );
       this.pendingPolicy = compilePolicy(loaded);
       this.loaded = loaded;
       this.metrics.configReloads.inc({ result: 'applied' });
