@@ -4,7 +4,7 @@
 import { watch } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfig, type LoadOptions } from './runtime/config-loader.js';
-import { createLogger } from './runtime/logger.js';
+import { LOG_LEVELS, createLogger, toolLogger } from './runtime/logger.js';
 import { PROCESSOR_VERSION } from './runtime/project.js';
 
 const EXIT = { ok: 0, invalid: 1, usage: 2, unavailable: 3 } as const;
@@ -27,6 +27,22 @@ async function fail(err: unknown): Promise<never> {
   if (err instanceof CommanderError) process.exit(err.exitCode);
   process.exit(err instanceof ConfigError ? EXIT.invalid : EXIT.unavailable);
 }
+
+/** --log-level for the commands people read: JSON logs on stderr only when asked for. */
+const logLevelOption = (cmd: Command) =>
+  cmd.option(
+    '--log-level <level>',
+    `JSON logs on stderr at this level (${LOG_LEVELS.join(', ')}); default: warnings and errors only, as text`,
+    (v) => {
+      if (!(LOG_LEVELS as readonly string[]).includes(v))
+        throw new CommanderError(
+          EXIT.usage,
+          'fairflag.usage',
+          `--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${v}"`,
+        );
+      return v;
+    },
+  );
 
 const program = new Command()
   .name('fairflag')
@@ -74,13 +90,13 @@ program
     process.once('SIGINT', () => void stop('SIGINT'));
   });
 
-program
-  .command('check-config')
+logLevelOption(program.command('check-config'))
   .description(
     'Validate the effective config (defaults + file + environment); print every problem with its path.',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml (or FAIRFLAG_CONFIG)')
-  .action(async (opts: { config?: string }) => {
+  .action(async (opts: { config?: string; logLevel?: string }) => {
+    toolLogger(opts.logLevel).debug({ file: opts.config }, 'checking the config');
     const loaded = loadOrExit({ file: opts.config });
     // a hole in the policy is valid config, so a warning (exit 0), never silence
     for (const w of loaded.warnings) process.stderr.write(`warning: ${w}\n`);
@@ -98,24 +114,23 @@ program
     process.stdout.write(`config OK: version ${loaded.version} (${loaded.sources.join(' + ')})\n`);
   });
 
-program
-  .command('demo')
+logLevelOption(program.command('demo'))
   .description(
     'Start the processor on the local stack, publish the reference scenarios and some bad input, print the flags.',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml')
-  .action(async (opts: { config?: string }) => {
+  .action(async (opts: { config?: string; logLevel?: string }) => {
     const { runDemo } = await import('./tools/demo.js');
     const loaded = loadOrExit({ file: opts.config });
-    // the processor's JSON logs go to stderr at warn level so the story on stdout stays readable
-    const log = createLogger('fairflag', process.stderr);
-    log.level = process.env['FAIRFLAG_LOG_LEVEL'] ?? 'warn';
+    // the story owns stdout; the processor's logs go to stderr (see toolLogger)
+    const log = toolLogger(opts.logLevel);
     const code = await runDemo(loaded, log, (s) => process.stdout.write(`${s}\n`)).catch(fail);
     process.exit(code);
   });
 
 interface InputOptions {
   config?: string;
+  logLevel?: string;
   fromKafka?: boolean;
   since?: string;
   until?: string;
@@ -144,8 +159,7 @@ async function replayInput(
   if (opts.fromKafka) {
     if (file) throw new CommanderError(2, 'fairflag.input', 'give a file or --from-kafka, not both');
     const { kafkaClient } = await import('./kafka/processor.js');
-    const log = createLogger('fairflag', process.stderr);
-    log.level = 'warn';
+    const log = toolLogger(opts.logLevel);
     const since = parseTime('since', opts.since);
     const until = parseTime('until', opts.until, Date.now());
     const items = await readKafkaRange(
@@ -209,7 +223,7 @@ async function progressBar(enabled: boolean | undefined, total: number, label: s
 }
 
 const inputOptions = (cmd: Command) =>
-  cmd
+  logLevelOption(cmd)
     .option('-c, --config <file>', 'environment config merged over config/default.yaml')
     .option('--from-kafka', 'read the input topics instead of a file')
     .option('--since <time>', 'with --from-kafka: first message time (ISO or epoch ms)')
@@ -241,6 +255,7 @@ inputOptions(
         items: input.items,
         keep: opts.keep ?? false,
         onProgress: bar.update,
+        log: toolLogger(opts.logLevel),
       }).catch(fail);
       bar.stop();
       if (opts.out) {
@@ -292,8 +307,12 @@ inputOptions(
       const candidate = loadOrExit({ file: opts.candidate });
       const input = await replayInput(file, opts, base).catch(fail);
       const bar = await progressBar(opts.progress, input.total * 2, 'diff');
-      const d = await diffConfigs(input.items, base, candidate, (phase, n) =>
-        bar.update(phase === 'base' ? n : input.total + n),
+      const d = await diffConfigs(
+        input.items,
+        base,
+        candidate,
+        (phase, n) => bar.update(phase === 'base' ? n : input.total + n),
+        toolLogger(opts.logLevel),
       ).catch(fail);
       bar.stop();
       if (opts.json) {
@@ -361,14 +380,14 @@ program
     process.exit(r.rejected.length ? EXIT.invalid : EXIT.ok);
   });
 
-program
-  .command('explain <accountId>')
+logLevelOption(program.command('explain <accountId>'))
   .description(
     'Explain one account from the feature state in Redis (as of the last batch its owner wrote): features by window, every signal against its threshold, mitigations, score, open flags. Read-only.',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml')
   .option('--json', 'print JSON')
-  .action(async (accountId: string, opts: { config?: string; json?: boolean }) => {
+  .action(async (accountId: string, opts: { config?: string; json?: boolean; logLevel?: string }) => {
+    const log = toolLogger(opts.logLevel);
     const loaded = loadOrExit({ file: opts.config });
     const [
       { explainStored },
@@ -390,6 +409,7 @@ program
     const redis = connectRedis(loaded.config.redis);
     await redis.connect().catch(fail);
     const backend = new RedisStateBackend(redis, loaded.config.redis.keyPrefix);
+    log.info({ accountId, keyPrefix: loaded.config.redis.keyPrefix }, 'explaining from the stored features');
     const e = await explainStored(accountId, backend, policy, geo).catch(fail);
     redis.disconnect();
     process.stdout.write(opts.json ? `${JSON.stringify(e)}\n` : `${formatExplanation(e)}\n`);

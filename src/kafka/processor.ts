@@ -37,6 +37,7 @@ import type { Logger } from '../runtime/logger.js';
 import { createMetrics, type Metrics } from '../runtime/metrics.js';
 import { PROCESSOR_VERSION } from '../runtime/project.js';
 import { Codec, type SchemaRole } from './codec.js';
+import { kafkaLogLevel } from './client-log.js';
 import {
   chunkBySize,
   headerTotals,
@@ -114,13 +115,7 @@ export function connectRedis(cfg: Config['redis']): Redis | Cluster {
 }
 
 export function kafkaClient(cfg: Config['kafka'], log: Logger, clientSuffix = ''): Kafka {
-  const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
-    [logLevel.ERROR]: 'error',
-    [logLevel.WARN]: 'warn',
-    [logLevel.INFO]: 'info',
-    [logLevel.DEBUG]: 'debug',
-  };
-  return new Kafka({
+  const kafka = new Kafka({
     clientId: cfg.clientId + clientSuffix,
     brokers: cfg.brokers,
     logLevel: logLevel.WARN,
@@ -129,9 +124,14 @@ export function kafkaClient(cfg: Config['kafka'], log: Logger, clientSuffix = ''
       () =>
       ({ level, log: entry }) => {
         const { message, ...rest } = entry;
-        log[levels[level] ?? 'info']({ kafkajs: rest }, message);
+        log[kafkaLogLevel(level, entry)]({ kafkajs: rest }, message);
       },
   });
+  // every producer partitions by murmur2 (the partition an account's owner reads), chosen
+  // explicitly rather than left to kafkajs's default, which warns about having changed once
+  const producer = kafka.producer.bind(kafka);
+  kafka.producer = (config) => producer({ createPartitioner: Partitioners.DefaultPartitioner, ...config });
+  return kafka;
 }
 
 /** The topics a processor consumes: partition p of each is owned by one member (co-partitioned). */
@@ -685,7 +685,7 @@ export class Processor {
       if (await this.servicesAnswer()) {
         const { topic, partition } = b.batch;
         this.log.error(
-          { err: describeError(err), topic, partition, offset: message.offset },
+          { err, topic, partition, offset: message.offset },
           'a batch step fails on this message alone; dead-lettered, the rest of the batch goes on',
         );
         const detail = `a batch step failed on this message alone: ${describeError(err)}`;
@@ -908,7 +908,7 @@ export class Processor {
       } catch (err) {
         if (!this.isolatable(b, err)) throw err;
         this.log.error(
-          { err: describeError(err), what: it.what, topic: it.topic, offset: it.source?.message.offset },
+          { err, what: it.what, topic: it.topic, offset: it.source?.message.offset },
           'refused on its own; replaced by a smaller dead letter of its message',
         );
         if (!it.source) continue;
