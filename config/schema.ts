@@ -172,6 +172,11 @@ export const configSchema = z
          * message and dead-letter it. Outages are retried for as long as they last.
          */
         attempts: positiveInt().default(3),
+        /**
+         * How long a stop (SIGTERM, SIGINT) may take to finish the in-flight batches, commit and
+         * disconnect; past it the process exits non-zero naming what was still in flight.
+         */
+        shutdownTimeout: duration().default(30_000),
       })
       .prefault({}),
     state: z

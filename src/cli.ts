@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // fairflag's one binary. Exit codes: 0 success, 1 invalid input or config / expectation not met,
-// 2 usage error, 3 a service (Kafka, registry, Redis, MaxMind file) is unusable.
+// 2 usage error, 3 a service (Kafka, registry, Redis, MaxMind file) is unusable, 4 `run` stopped
+// without finishing its in-flight batches (shutdown deadline, or a second stop signal).
 import { watch } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfig, type LoadOptions } from './runtime/config-loader.js';
 import { LOG_LEVELS, createLogger, toolLogger } from './runtime/logger.js';
 import { PROCESSOR_VERSION } from './runtime/project.js';
 
-const EXIT = { ok: 0, invalid: 1, usage: 2, unavailable: 3 } as const;
+const EXIT = { ok: 0, invalid: 1, usage: 2, unavailable: 3, stopIncomplete: 4 } as const;
 
 function loadOrExit(opts: LoadOptions) {
   try {
@@ -81,13 +82,31 @@ program
         timer = setTimeout(reload, 300);
       }).unref();
     }
+    let stopping = false;
     const stop = async (signal: string) => {
-      log.info({ signal }, 'stop requested');
+      if (stopping) {
+        // an operator who asks twice wants out now; the next owner replays from the last commit
+        log.warn(
+          { signal, inFlight: proc.inFlightBatches(), step: proc.stopStep },
+          'second stop signal: exiting at once without finishing',
+        );
+        process.exit(EXIT.stopIncomplete);
+      }
+      stopping = true;
+      const timeoutMs = proc.config.processing.shutdownTimeout;
+      log.info({ signal, timeoutMs }, 'stop requested');
+      setTimeout(() => {
+        log.error(
+          { timeoutMs, step: proc.stopStep, inFlight: proc.inFlightBatches() },
+          'shutdown deadline (processing.shutdownTimeout) passed; exiting with work unfinished',
+        );
+        process.exit(EXIT.stopIncomplete);
+      }, timeoutMs);
       await proc.stop();
       process.exit(EXIT.ok);
     };
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => void stop('SIGINT'));
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
   });
 
 logLevelOption(program.command('check-config'))

@@ -440,9 +440,23 @@ export class Processor {
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
       eachBatch: async (payload) => {
-        if (!payload.batch.messages.length) return;
-        this.applyPendingPolicy();
-        await this.handleBatch(payload);
+        const { topic, partition, messages } = payload.batch;
+        if (!messages.length) return;
+        const key = `${topic}/${partition}`;
+        this.inFlight.set(key, {
+          topic,
+          partition,
+          firstOffset: messages[0]!.offset,
+          lastOffset: messages[messages.length - 1]!.offset,
+          messages: messages.length,
+          since: Date.now(),
+        });
+        try {
+          this.applyPendingPolicy();
+          await this.handleBatch(payload);
+        } finally {
+          this.inFlight.delete(key);
+        }
       },
     });
     if (this.opts.http !== false) {
@@ -1214,14 +1228,42 @@ export class Processor {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    this.log.info('stopping: finishing in-flight batches');
+    this.log.info({ inFlight: this.inFlightBatches() }, 'stopping: finishing in-flight batches');
+    this.stopStep = 'finishing in-flight batches and leaving the consumer group';
     await this.consumer?.disconnect();
+    this.stopStep = 'disconnecting the Kafka admin client and producer';
     await this.admin?.disconnect();
     await this.producer?.disconnect();
+    this.stopStep = 'closing the HTTP server';
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.redis.disconnect();
+    this.stopStep = 'stopped';
     this.log.info(this.counts, 'stopped');
   }
+
+  /** What a stop is doing now (for the message when it takes too long). */
+  stopStep = 'not stopping';
+
+  /** Batches being handled now, by "topic/partition". */
+  private readonly inFlight = new Map<string, InFlightBatch>();
+
+  /** The batches being handled now, oldest first, with how long each has been going. */
+  inFlightBatches(): (InFlightBatch & { ageMs: number })[] {
+    const now = Date.now();
+    return [...this.inFlight.values()]
+      .sort((a, b) => a.since - b.since)
+      .map((b) => ({ ...b, ageMs: now - b.since }));
+  }
+}
+
+/** A batch being handled: from which offset to which, since when (epoch ms). */
+export interface InFlightBatch {
+  topic: string;
+  partition: number;
+  firstOffset: string;
+  lastOffset: string;
+  messages: number;
+  since: number;
 }
 
 /** The consumer stopped between a batch's processing and its produce. */
