@@ -177,6 +177,11 @@ export const configSchema = z
          * disconnect; past it the process exits non-zero naming what was still in flight.
          */
         shutdownTimeout: duration().default(30_000),
+        /**
+         * A batch still in flight after this long (stuck on something no retry frees) makes the
+         * process unrecoverable: /livez fails and `run` exits non-zero, so it is restarted.
+         */
+        stuckBatchTimeout: duration().default(300_000),
       })
       .prefault({}),
     state: z

@@ -66,11 +66,16 @@ program
       onWarnings: (warnings) => log.warn({ warnings }, 'config: signals that can never reach review'),
     };
     const loaded = loadOrExit(loadOpts);
+    let stopping = false;
+    // a fatal error may come during start (the first join): acted on once stop is defined
+    let fatalDuringStart: string | undefined;
+    let onFatal = (reason: string) => void (fatalDuringStart ??= reason);
     const proc = await Processor.start({
       loaded,
       log,
       reloadWith: loadOpts,
       refuseTestDatabases: true,
+      onFatal: (reason) => onFatal(reason),
     }).catch(fail);
     let timer: NodeJS.Timeout | undefined;
     const reload = () => proc.reload();
@@ -82,29 +87,32 @@ program
         timer = setTimeout(reload, 300);
       }).unref();
     }
-    let stopping = false;
-    const stop = async (signal: string) => {
+    /** Stops and exits with `code`; past processing.shutdownTimeout exits anyway, never with 0. */
+    const stop = async (why: string, code: number = EXIT.ok) => {
       if (stopping) {
         // an operator who asks twice wants out now; the next owner replays from the last commit
         log.warn(
-          { signal, inFlight: proc.inFlightBatches(), step: proc.stopStep },
+          { why, inFlight: proc.inFlightBatches(), step: proc.stopStep },
           'second stop signal: exiting at once without finishing',
         );
         process.exit(EXIT.stopIncomplete);
       }
       stopping = true;
       const timeoutMs = proc.config.processing.shutdownTimeout;
-      log.info({ signal, timeoutMs }, 'stop requested');
+      log.info({ why, timeoutMs }, 'stop requested');
       setTimeout(() => {
         log.error(
           { timeoutMs, step: proc.stopStep, inFlight: proc.inFlightBatches() },
           'shutdown deadline (processing.shutdownTimeout) passed; exiting with work unfinished',
         );
-        process.exit(EXIT.stopIncomplete);
+        process.exit(code === EXIT.ok ? EXIT.stopIncomplete : code);
       }, timeoutMs);
       await proc.stop();
-      process.exit(EXIT.ok);
+      process.exit(code);
     };
+    // the consumer will not recover by itself: exit non-zero so that it is restarted
+    onFatal = (reason) => void stop(`fatal: ${reason}`, EXIT.unavailable);
+    if (fatalDuringStart) onFatal(fatalDuringStart);
     process.on('SIGTERM', () => void stop('SIGTERM'));
     process.on('SIGINT', () => void stop('SIGINT'));
   });

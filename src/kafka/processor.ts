@@ -59,6 +59,11 @@ export interface ProcessorOptions {
   /** Serve /livez, /readyz, /metrics; default true. */
   http?: boolean;
   /**
+   * Told once when the processor cannot go on by itself (the consumer crashed for good, a batch
+   * is stuck): /livez fails from then on; `run` stops and exits non-zero.
+   */
+  onFatal?: (reason: string) => void;
+  /**
    * Refuse MaxMind test databases unless maxmind.allowTestDatabases (what `run` asks); default
    * false, for the tools, tests and benchmarks that start a processor in-process.
    */
@@ -428,9 +433,16 @@ export class Processor {
       this.engine.forget();
       this.ledger.clear();
       this.log.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
+      // kafkajs restarts after a retriable error; otherwise (or when retry.restartOnFailure says
+      // no) the consumer is gone for good and this process consumes nothing any more
+      if (!e.payload.restart && !this.stopping)
+        this.fatal(
+          `the Kafka consumer crashed and will not restart: ${(e.payload.error as Error)?.message ?? String(e.payload.error)}`,
+        );
     });
     this.consumer.on(this.consumer.events.DISCONNECT, () => (this.joined = false));
     await this.consumer.connect();
+    this.watchStuckBatches();
     await this.consumer.subscribe({
       topics: consumedTopics(config.topics),
       fromBeginning: config.kafka.offsetReset === 'earliest',
@@ -465,6 +477,7 @@ export class Processor {
         config.http.host,
         this.metrics.registry,
         this.checks,
+        () => this.liveness(),
       );
       this.log.info(
         { host: config.http.host, port: config.http.port },
@@ -1228,6 +1241,7 @@ export class Processor {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    clearInterval(this.stuckWatch);
     this.log.info({ inFlight: this.inFlightBatches() }, 'stopping: finishing in-flight batches');
     this.stopStep = 'finishing in-flight batches and leaving the consumer group';
     await this.consumer?.disconnect();
@@ -1240,6 +1254,40 @@ export class Processor {
     this.stopStep = 'stopped';
     this.log.info(this.counts, 'stopped');
   }
+
+  /** The port /livez, /readyz and /metrics listen on (the one given, or the one chosen for 0). */
+  get httpPort(): number | undefined {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? a.port : undefined;
+  }
+
+  private fatalReason: string | undefined;
+
+  /** Alive unless the processor cannot go on by itself (see ProcessorOptions.onFatal). */
+  liveness(): { live: boolean; reason?: string } {
+    return this.fatalReason ? { live: false, reason: this.fatalReason } : { live: true };
+  }
+
+  private fatal(reason: string): void {
+    if (this.fatalReason) return;
+    this.fatalReason = reason;
+    this.log.fatal({ reason, inFlight: this.inFlightBatches() }, 'cannot go on: /livez fails from now on');
+    this.opts.onFatal?.(reason);
+  }
+
+  /** A batch in flight longer than processing.stuckBatchTimeout is fatal: nothing else frees it. */
+  private watchStuckBatches(): void {
+    this.stuckWatch = setInterval(() => {
+      if (this.stopping) return;
+      const limit = this.config.processing.stuckBatchTimeout;
+      const oldest = this.inFlightBatches()[0];
+      if (oldest && oldest.ageMs > limit)
+        this.fatal(
+          `batch ${oldest.topic}/${oldest.partition} offsets ${oldest.firstOffset}-${oldest.lastOffset} in flight for ${oldest.ageMs} ms, more than processing.stuckBatchTimeout (${limit} ms)`,
+        );
+    }, 1000).unref();
+  }
+  private stuckWatch: NodeJS.Timeout | undefined;
 
   /** What a stop is doing now (for the message when it takes too long). */
   stopStep = 'not stopping';
