@@ -68,6 +68,11 @@ export const configSchema = z
        * Where a consumer group with no committed offset starts: earliest reads the whole retained
        * history of the topics, latest only what arrives after it joined.
        */
+      /**
+       * How often the group's lag (committed offsets against the partitions' ends) is measured,
+       * for every partition of the consumed topics, whoever owns it.
+       */
+      lagInterval: duration().default(15_000),
       offsetReset: z
         .enum(['earliest', 'latest'], { error: 'expected earliest or latest' })
         .default('earliest'),

@@ -443,6 +443,7 @@ export class Processor {
     this.consumer.on(this.consumer.events.DISCONNECT, () => (this.joined = false));
     await this.consumer.connect();
     this.watchStuckBatches();
+    this.watchLag();
     await this.consumer.subscribe({
       topics: consumedTopics(config.topics),
       fromBeginning: config.kafka.offsetReset === 'earliest',
@@ -1242,6 +1243,7 @@ export class Processor {
     if (this.stopping) return;
     this.stopping = true;
     clearInterval(this.stuckWatch);
+    clearTimeout(this.lagWatch);
     this.log.info({ inFlight: this.inFlightBatches() }, 'stopping: finishing in-flight batches');
     this.stopStep = 'finishing in-flight batches and leaving the consumer group';
     await this.consumer?.disconnect();
@@ -1288,6 +1290,46 @@ export class Processor {
     }, 1000).unref();
   }
   private stuckWatch: NodeJS.Timeout | undefined;
+
+  /**
+   * The group's lag on every partition of the consumed topics, on a timer: a batch's own figure
+   * stops when batches stop, so a stuck member (or another one, stopped) would look caught up.
+   */
+  private watchLag(): void {
+    const { lagInterval, groupId, offsetReset } = this.config.kafka;
+    const topics = consumedTopics(this.config.topics);
+    const measure = async () => {
+      if (this.stopping || !this.admin) return;
+      try {
+        const [committed, ends] = await Promise.all([
+          this.admin.fetchOffsets({ groupId, topics }),
+          Promise.all(topics.map(async (t) => [t, await this.admin!.fetchTopicOffsets(t)] as const)),
+        ]);
+        const at = new Map(
+          committed.flatMap(({ topic, partitions }) =>
+            partitions.map((p) => [`${topic}/${p.partition}`, BigInt(p.offset)] as const),
+          ),
+        );
+        for (const [topic, partitions] of ends)
+          for (const p of partitions) {
+            const high = BigInt(p.high);
+            // no commit yet: the group starts (or started) where offsetReset says
+            const from = at.get(`${topic}/${p.partition}`) ?? -1n;
+            const start = from >= 0n ? from : offsetReset === 'earliest' ? BigInt(p.low) : high;
+            const lag = high > start ? Number(high - start) : 0;
+            this.metrics.lag.set({ topic, partition: String(p.partition) }, lag);
+          }
+      } catch (err) {
+        this.log.warn({ err }, 'consumer lag not measured this time');
+      }
+    };
+    const tick = () => {
+      if (this.stopping) return;
+      this.lagWatch = setTimeout(() => void measure().finally(tick), lagInterval).unref();
+    };
+    tick();
+  }
+  private lagWatch: NodeJS.Timeout | undefined;
 
   /** What a stop is doing now (for the message when it takes too long). */
   stopStep = 'not stopping';
