@@ -38,6 +38,8 @@ import { createMetrics, type Metrics } from '../runtime/metrics.js';
 import { PROCESSOR_VERSION } from '../runtime/project.js';
 import { Codec, type SchemaRole } from './codec.js';
 import { kafkaLogLevel } from './client-log.js';
+import { groupLag } from './group-lag.js';
+import { InFlight } from './in-flight.js';
 import {
   chunkBySize,
   headerTotals,
@@ -453,22 +455,13 @@ export class Processor {
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
       eachBatch: async (payload) => {
-        const { topic, partition, messages } = payload.batch;
-        if (!messages.length) return;
-        const key = `${topic}/${partition}`;
-        this.inFlight.set(key, {
-          topic,
-          partition,
-          firstOffset: messages[0]!.offset,
-          lastOffset: messages[messages.length - 1]!.offset,
-          messages: messages.length,
-          since: Date.now(),
-        });
+        if (!payload.batch.messages.length) return;
+        const done = this.inFlight.begin(payload.batch);
         try {
           this.applyPendingPolicy();
           await this.handleBatch(payload);
         } finally {
-          this.inFlight.delete(key);
+          done();
         }
       },
     });
@@ -1301,24 +1294,8 @@ export class Processor {
     const measure = async () => {
       if (this.stopping || !this.admin) return;
       try {
-        const [committed, ends] = await Promise.all([
-          this.admin.fetchOffsets({ groupId, topics }),
-          Promise.all(topics.map(async (t) => [t, await this.admin!.fetchTopicOffsets(t)] as const)),
-        ]);
-        const at = new Map(
-          committed.flatMap(({ topic, partitions }) =>
-            partitions.map((p) => [`${topic}/${p.partition}`, BigInt(p.offset)] as const),
-          ),
-        );
-        for (const [topic, partitions] of ends)
-          for (const p of partitions) {
-            const high = BigInt(p.high);
-            // no commit yet: the group starts (or started) where offsetReset says
-            const from = at.get(`${topic}/${p.partition}`) ?? -1n;
-            const start = from >= 0n ? from : offsetReset === 'earliest' ? BigInt(p.low) : high;
-            const lag = high > start ? Number(high - start) : 0;
-            this.metrics.lag.set({ topic, partition: String(p.partition) }, lag);
-          }
+        for (const { topic, partition, lag } of await groupLag(this.admin, groupId, topics, offsetReset))
+          this.metrics.lag.set({ topic, partition: String(partition) }, lag);
       } catch (err) {
         this.log.warn({ err }, 'consumer lag not measured this time');
       }
@@ -1334,26 +1311,12 @@ export class Processor {
   /** What a stop is doing now (for the message when it takes too long). */
   stopStep = 'not stopping';
 
-  /** Batches being handled now, by "topic/partition". */
-  private readonly inFlight = new Map<string, InFlightBatch>();
+  private readonly inFlight = new InFlight();
 
   /** The batches being handled now, oldest first, with how long each has been going. */
-  inFlightBatches(): (InFlightBatch & { ageMs: number })[] {
-    const now = Date.now();
-    return [...this.inFlight.values()]
-      .sort((a, b) => a.since - b.since)
-      .map((b) => ({ ...b, ageMs: now - b.since }));
+  inFlightBatches() {
+    return this.inFlight.list();
   }
-}
-
-/** A batch being handled: from which offset to which, since when (epoch ms). */
-export interface InFlightBatch {
-  topic: string;
-  partition: number;
-  firstOffset: string;
-  lastOffset: string;
-  messages: number;
-  since: number;
 }
 
 /** The consumer stopped between a batch's processing and its produce. */
