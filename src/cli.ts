@@ -368,8 +368,7 @@ inputOptions(
     },
   );
 
-program
-  .command('bootstrap <snapshot.ndjson>')
+logLevelOption(program.command('bootstrap <snapshot.ndjson>'))
   .description(
     'Load accounts\' history from the system of record before (or while) fairflag runs: one account a line, {"accountId", "createdAt", "accountType", "identityVerifiedAt", "stats": {"at", "completedContracts", "paidHours", "earnings"}, "openContracts": [{"contractId", "clientAccountId", "freelancerAccountId", "startedAt", "lastPaidAt"}]} (times in epoch ms or ISO-8601), published as the context events they stand for. Idempotent: run it again, or resume with --from-line. Exit 0: every line published; 1: some refused (listed with their line numbers).',
   )
@@ -385,27 +384,31 @@ program
     return n;
   })
   .option('--no-progress', 'no progress bar on stderr')
-  .action(async (file: string, opts: { config?: string; fromLine?: number; progress?: boolean }) => {
-    const { publishSnapshot } = await import('./tools/bootstrap.js');
-    const loaded = loadOrExit({ file: opts.config });
-    const total = await checkedInputFile(file, loaded).catch(fail);
-    const log = createLogger('fairflag', process.stderr);
-    log.level = 'warn';
-    const bar = await progressBar(opts.progress, total, 'bootstrap', 'lines');
-    const r = await publishSnapshot({
-      loaded,
-      file,
-      log,
-      ...(opts.fromLine !== undefined && { fromLine: opts.fromLine }),
-      onProgress: bar.update,
-    }).catch(fail);
-    bar.stop();
-    for (const x of r.rejected) process.stderr.write(`${file}: line ${x.line}: ${x.error}\n`);
-    process.stdout.write(
-      `bootstrap of ${file}: ${r.accounts} account(s), ${r.events} context event(s) published${r.skipped ? `, ${r.skipped} line(s) skipped before --from-line` : ''}, ${r.rejected.length} line(s) refused\n`,
-    );
-    process.exit(r.rejected.length ? EXIT.invalid : EXIT.ok);
-  });
+  .action(
+    async (
+      file: string,
+      opts: { config?: string; fromLine?: number; progress?: boolean; logLevel?: string },
+    ) => {
+      const { publishSnapshot } = await import('./tools/bootstrap.js');
+      const loaded = loadOrExit({ file: opts.config });
+      const total = await checkedInputFile(file, loaded).catch(fail);
+      const log = toolLogger(opts.logLevel);
+      const bar = await progressBar(opts.progress, total, 'bootstrap', 'lines');
+      const r = await publishSnapshot({
+        loaded,
+        file,
+        log,
+        ...(opts.fromLine !== undefined && { fromLine: opts.fromLine }),
+        onProgress: bar.update,
+      }).catch(fail);
+      bar.stop();
+      for (const x of r.rejected) process.stderr.write(`${file}: line ${x.line}: ${x.error}\n`);
+      process.stdout.write(
+        `bootstrap of ${file}: ${r.accounts} account(s), ${r.events} context event(s) published${r.skipped ? `, ${r.skipped} line(s) skipped before --from-line` : ''}, ${r.rejected.length} line(s) refused\n`,
+      );
+      process.exit(r.rejected.length ? EXIT.invalid : EXIT.ok);
+    },
+  );
 
 logLevelOption(program.command('explain <accountId>'))
   .description(

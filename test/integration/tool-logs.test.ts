@@ -1,5 +1,5 @@
 // The commands people read print their report, not the JSON log, unless --log-level asks for it.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -24,7 +24,8 @@ function logLines(output: string): Record<string, unknown>[] {
 describe('human-facing commands and the log', () => {
   // FAIRFLAG_LOG_LEVEL=info is in this environment (childEnv): it is for `run`, not for these
   const env = isolatedEnv('tool-logs', endpoints(), 't');
-  const file = join(mkdtempSync(join(tmpdir(), 'fairflag-tool-logs-')), 'scenarios.ndjson');
+  const dir = mkdtempSync(join(tmpdir(), 'fairflag-tool-logs-'));
+  const file = join(dir, 'scenarios.ndjson');
 
   it('replay prints only its report, and logs as JSON on stderr with --log-level info', async () => {
     expect((await runCli(env, ['scenarios', '--out', file])).code).toBe(0);
@@ -38,6 +39,18 @@ describe('human-facing commands and the log', () => {
     expect(logged.code, logged.output).toBe(0);
     expect(logged.output).toContain('events read 140, accepted 140, rejected 0');
     expect(logLines(logged.output).map((l) => l['msg'])).toEqual(['replay started', 'replay finished']);
+  });
+
+  it('bootstrap prints its summary, not the JSON log of its Kafka client', async () => {
+    const snapshot = join(dir, 'snapshot.ndjson');
+    writeFileSync(
+      snapshot,
+      `${JSON.stringify({ accountId: 'acct-tool-logs', createdAt: '2024-01-01T00:00:00Z' })}\n`,
+    );
+    const r = await runCli(env, ['bootstrap', snapshot]);
+    expect(r.code, r.output).toBe(0);
+    expect(r.output).toContain(`bootstrap of ${snapshot}: 1 account(s)`);
+    expect(logLines(r.output)).toEqual([]);
   });
 
   it('refuses an unknown log level as a usage error', async () => {
