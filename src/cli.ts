@@ -55,7 +55,7 @@ const program = new Command()
 program
   .command('run')
   .description(
-    'Run the processor: consume the input topics, emit review flags. SIGHUP or a config file change reloads the config; SIGTERM stops after the in-flight batch.',
+    'Run the processor: consume the input topics, emit review flags. SIGHUP or a config file change reloads the config (topics and connections only at start). SIGTERM or SIGINT stops after the in-flight batches (exit 0); past processing.shutdownTimeout, or on a second signal, exit 4. Exit 3 when the consumer cannot recover (/livez fails first).',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml (or FAIRFLAG_CONFIG)')
   .action(async (opts: { config?: string }) => {
