@@ -261,7 +261,7 @@ inputOptions(
   program
     .command('replay [events.ndjson]')
     .description(
-      'Replay recorded events through production\'s processors, features and scoring in an isolated Redis namespace (created and removed by the run). Lines: {"family":"login","event":{...}}. Exit 0: all input used; 1: some lines rejected (listed with their line numbers).',
+      'Replay recorded events through production\'s processors, features and scoring in an isolated Redis namespace (created and removed by the run). Lines: {"family":"login","event":{...}}; review outcomes ({"family":"review_outcome",...}, or the review-outcome topic with --from-kafka) are applied as live and label the flags: precision per queue and signal. Exit 0: all input used; 1: some lines rejected (listed with their line numbers).',
     ),
 )
   .option('-o, --out <flags.ndjson>', 'write every flag message as NDJSON')
@@ -274,6 +274,7 @@ inputOptions(
     ) => {
       const { replay } = await import('./tools/replay.js');
       const { formatReplay } = await import('./tools/format.js');
+      const { labelsJson } = await import('./tools/review-labels.js');
       const loaded = loadOrExit({ file: opts.config });
       const input = await replayInput(file, opts, loaded).catch(fail);
       const bar = await progressBar(opts.progress, input.total, 'replay');
@@ -306,6 +307,7 @@ inputOptions(
             flagMessages: r.flags.length,
             signalFires: Object.fromEntries(r.signalFires),
             deciding: Object.fromEntries(r.deciding),
+            ...(r.labels && { labels: labelsJson(r.labels) }),
           })}\n`,
         );
       } else process.stdout.write(`${formatReplay(r, input.source)}\n`);
@@ -348,6 +350,9 @@ inputOptions(
           queue: c.queue,
           severityBefore: c.before?.severity ?? null,
           severityAfter: c.after?.severity ?? null,
+          scoreBefore: c.before?.score ?? null,
+          scoreAfter: c.after?.score ?? null,
+          ...(d.labels && { label: c.label }),
           signalsBefore: c.before?.signals.map((s) => s.id) ?? [],
           signalsAfter: c.after?.signals.map((s) => s.id) ?? [],
           why: c.why,
@@ -361,10 +366,65 @@ inputOptions(
             removed: d.removed.map(slim),
             changed: d.changed.map(slim),
             fires: d.fires,
+            ...(d.labels && { labels: d.labels }),
           })}\n`,
         );
       } else process.stdout.write(`${formatDiff(d)}\n`);
       process.exit(d.added.length + d.removed.length + d.changed.length ? EXIT.invalid : EXIT.ok);
+    },
+  );
+
+inputOptions(
+  program
+    .command('sweep [events.ndjson]')
+    .description(
+      'Replay the same events once per value of one numeric setting (and once as configured): flags by queue and severity for each value and, with review outcomes in the input, precision and the confirmed accounts each value would stop reviewing. Exit 0: done; 1: some lines rejected; 2: a bad setting or values.',
+    ),
+)
+  .requiredOption(
+    '--setting <path>',
+    'dotted config path, e.g. review.threshold or signals.ip.shared_by_accounts.threshold',
+  )
+  .requiredOption('--values <list>', 'values to try: 1.5,2,2.5 or from:to:step (1:3:0.5)')
+  .option('--json', 'print the result as JSON')
+  .action(
+    async (
+      file: string | undefined,
+      opts: InputOptions & { setting: string; values: string; json?: boolean },
+    ) => {
+      const { sweepSetting, parseSweepValues, settingValue, SweepSettingError } =
+        await import('./tools/sweep.js');
+      const { formatSweep } = await import('./tools/format.js');
+      const load = { file: opts.config };
+      const loaded = loadOrExit(load);
+      let values: number[];
+      try {
+        settingValue(loaded.config, opts.setting);
+        values = parseSweepValues(opts.values);
+      } catch (err) {
+        if (!(err instanceof SweepSettingError)) throw err;
+        process.stderr.write(`sweep: ${err.message}\n`);
+        process.exit(EXIT.usage);
+      }
+      const input = await replayInput(file, opts, loaded).catch(fail);
+      const bar = await progressBar(opts.progress, input.total * (values.length + 1), 'sweep');
+      const r = await sweepSetting({
+        items: input.items,
+        load,
+        setting: opts.setting,
+        values,
+        onProgress: (run, n) => bar.update(run * input.total + n),
+      }).catch((err: unknown) => {
+        bar.stop();
+        if (err instanceof ConfigError || err instanceof SweepSettingError) {
+          process.stderr.write(`sweep: ${err.message}\n`);
+          process.exit(EXIT.usage);
+        }
+        return fail(err);
+      });
+      bar.stop();
+      process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${formatSweep(r, input.source)}\n`);
+      process.exit(r.rejected ? EXIT.invalid : EXIT.ok);
     },
   );
 

@@ -13,7 +13,7 @@ import { compilePolicy } from '../../src/engine/policy.js';
 import { GeoIp } from '../../src/enrich/geoip.js';
 import { loadConfig } from '../../src/runtime/config-loader.js';
 import { PROJECT_ROOT } from '../../src/runtime/project.js';
-import { DAY, HOUR, MINUTE, accountTakeover, travellingFreelancer } from '../../src/scenarios/reference.js';
+import { DAY, HOUR, accountTakeover, travellingFreelancer } from '../../src/scenarios/reference.js';
 import { diffConfigs } from '../../src/tools/diff.js';
 import { explainStored } from '../../src/tools/explain.js';
 import { readNdjson, replay, type ReplayItem } from '../../src/tools/replay.js';
@@ -23,47 +23,12 @@ import { createLogger } from '../../src/runtime/logger.js';
 import { isolatedConfig, isolatedEnv } from '../support/config.js';
 import { endpoints } from '../support/endpoints.js';
 import { Harness } from '../support/pipeline.js';
+import { sharedGroup } from '../support/stories.js';
 import { registerUnusableSchemas, wireFrame } from '../support/unusable-schemas.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fairflag-analyst-'));
 const toItems = (events: ActivityEvent[]): ReplayItem[] =>
   events.map((e, i) => ({ where: `line ${i + 1}`, family: e.family, record: e.event }));
-
-/** n accounts log in from one personal IP and add one card: multiple accounts, two families. */
-function sharedGroup(tag: string, n: number, ip: string, start: number): ActivityEvent[] {
-  const events: ActivityEvent[] = [];
-  for (let i = 0; i < n; i++) {
-    const accountId = `acct-${tag}-${i}`;
-    const at = start + i * MINUTE;
-    events.push({
-      family: 'login',
-      event: {
-        eventId: `${tag}-l${i}`,
-        accountId,
-        occurredAt: at,
-        outcome: 'SUCCESS',
-        ip,
-        deviceId: `dev-${tag}-${i}`,
-        sessionId: null,
-      },
-    });
-    events.push({
-      family: 'payment',
-      event: {
-        eventId: `${tag}-p${i}`,
-        accountId,
-        occurredAt: at + 1000,
-        action: 'ADDED',
-        methodId: 'pm-1',
-        methodType: 'CARD',
-        instrumentFingerprint: `fp-${tag}`,
-        ip: null,
-        deviceId: null,
-      },
-    });
-  }
-  return events;
-}
 
 const essence = (f: ReviewFlag) => ({
   flagId: f.flagId,
