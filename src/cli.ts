@@ -414,6 +414,7 @@ inputOptions(
         setting: opts.setting,
         values,
         onProgress: (run, n) => bar.update(run * input.total + n),
+        log: toolLogger(opts.logLevel),
       }).catch((err: unknown) => {
         bar.stop();
         if (err instanceof ConfigError || err instanceof SweepSettingError) {
