@@ -64,6 +64,18 @@ export const configSchema = z
        */
       maxBytesPerPartition: positiveInt().default(256 * 1024),
       maxBytes: positiveInt().default(4 * 1024 * 1024),
+      /**
+       * Where a consumer group with no committed offset starts: earliest reads the whole retained
+       * history of the topics, latest only what arrives after it joined.
+       */
+      /**
+       * How often the group's lag (committed offsets against the partitions' ends) is measured,
+       * for every partition of the consumed topics, whoever owns it.
+       */
+      lagInterval: duration().default(15_000),
+      offsetReset: z
+        .enum(['earliest', 'latest'], { error: 'expected earliest or latest' })
+        .default('earliest'),
     }),
     registry: z.strictObject({
       url: z.url({ error: 'expected an http(s) URL' }),
@@ -95,6 +107,8 @@ export const configSchema = z
       anonymousIp: text(),
       /** Optional: marks mobile carriers (carrier-grade NAT), where strangers share an IP. */
       connectionType: text().nullable().default(null),
+      /** MaxMind's test databases (fake data) are refused by `run` unless this is true. */
+      allowTestDatabases: flag().default(false),
     }),
     topics: z.strictObject({
       login: text(),
@@ -163,6 +177,16 @@ export const configSchema = z
          * message and dead-letter it. Outages are retried for as long as they last.
          */
         attempts: positiveInt().default(3),
+        /**
+         * How long a stop (SIGTERM, SIGINT) may take to finish the in-flight batches, commit and
+         * disconnect; past it the process exits non-zero naming what was still in flight.
+         */
+        shutdownTimeout: duration().default(30_000),
+        /**
+         * A batch still in flight after this long (stuck on something no retry frees) makes the
+         * process unrecoverable: /livez fails and `run` exits non-zero, so it is restarted.
+         */
+        stuckBatchTimeout: duration().default(300_000),
       })
       .prefault({}),
     state: z

@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // fairflag's one binary. Exit codes: 0 success, 1 invalid input or config / expectation not met,
-// 2 usage error, 3 a service (Kafka, registry, Redis, MaxMind file) is unusable.
+// 2 usage error, 3 a service (Kafka, registry, Redis, MaxMind file) is unusable, 4 `run` stopped
+// without finishing its in-flight batches (shutdown deadline, or a second stop signal).
 import ms from 'ms';
 import { watch } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfig, type LoadOptions } from './runtime/config-loader.js';
-import { createLogger } from './runtime/logger.js';
+import { LOG_LEVELS, createLogger, toolLogger } from './runtime/logger.js';
 import { PROCESSOR_VERSION } from './runtime/project.js';
 
-const EXIT = { ok: 0, invalid: 1, usage: 2, unavailable: 3 } as const;
+const EXIT = { ok: 0, invalid: 1, usage: 2, unavailable: 3, stopIncomplete: 4 } as const;
 
 function loadOrExit(opts: LoadOptions) {
   try {
@@ -29,6 +30,22 @@ async function fail(err: unknown): Promise<never> {
   process.exit(err instanceof ConfigError ? EXIT.invalid : EXIT.unavailable);
 }
 
+/** --log-level for the commands people read: JSON logs on stderr only when asked for. */
+const logLevelOption = (cmd: Command) =>
+  cmd.option(
+    '--log-level <level>',
+    `JSON logs on stderr at this level (${LOG_LEVELS.join(', ')}); default: warnings and errors only, as text`,
+    (v) => {
+      if (!(LOG_LEVELS as readonly string[]).includes(v))
+        throw new CommanderError(
+          EXIT.usage,
+          'fairflag.usage',
+          `--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${v}"`,
+        );
+      return v;
+    },
+  );
+
 const program = new Command()
   .name('fairflag')
   .description('Risk-signal stream processor: explainable review flags, never bans.')
@@ -39,7 +56,7 @@ const program = new Command()
 program
   .command('run')
   .description(
-    'Run the processor: consume the input topics, emit review flags. SIGHUP or a config file change reloads the config; SIGTERM stops after the in-flight batch.',
+    'Run the processor: consume the input topics, emit review flags. SIGHUP or a config file change reloads the config (topics and connections only at start). SIGTERM or SIGINT stops after the in-flight batches (exit 0); past processing.shutdownTimeout, or on a second signal, exit 4. Exit 3 when the consumer cannot recover (/livez fails first).',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml (or FAIRFLAG_CONFIG)')
   .action(async (opts: { config?: string }) => {
@@ -50,7 +67,17 @@ program
       onWarnings: (warnings) => log.warn({ warnings }, 'config: signals that can never reach review'),
     };
     const loaded = loadOrExit(loadOpts);
-    const proc = await Processor.start({ loaded, log, reloadWith: loadOpts }).catch(fail);
+    let stopping = false;
+    // a fatal error may come during start (the first join): acted on once stop is defined
+    let fatalDuringStart: string | undefined;
+    let onFatal = (reason: string) => void (fatalDuringStart ??= reason);
+    const proc = await Processor.start({
+      loaded,
+      log,
+      reloadWith: loadOpts,
+      refuseTestDatabases: true,
+      onFatal: (reason) => onFatal(reason),
+    }).catch(fail);
     let timer: NodeJS.Timeout | undefined;
     const reload = () => proc.reload();
     process.on('SIGHUP', reload);
@@ -61,46 +88,77 @@ program
         timer = setTimeout(reload, 300);
       }).unref();
     }
-    const stop = async (signal: string) => {
-      log.info({ signal }, 'stop requested');
+    /** Stops and exits with `code`; past processing.shutdownTimeout exits anyway, never with 0. */
+    const stop = async (why: string, code: number = EXIT.ok) => {
+      if (stopping) {
+        // an operator who asks twice wants out now; the next owner replays from the last commit
+        log.warn(
+          { why, inFlight: proc.inFlightBatches(), step: proc.stopStep },
+          'second stop signal: exiting at once without finishing',
+        );
+        process.exit(EXIT.stopIncomplete);
+      }
+      stopping = true;
+      const timeoutMs = proc.config.processing.shutdownTimeout;
+      log.info({ why, timeoutMs }, 'stop requested');
+      setTimeout(() => {
+        log.error(
+          { timeoutMs, step: proc.stopStep, inFlight: proc.inFlightBatches() },
+          'shutdown deadline (processing.shutdownTimeout) passed; exiting with work unfinished',
+        );
+        process.exit(code === EXIT.ok ? EXIT.stopIncomplete : code);
+      }, timeoutMs);
       await proc.stop();
-      process.exit(EXIT.ok);
+      process.exit(code);
     };
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => void stop('SIGINT'));
+    // the consumer will not recover by itself: exit non-zero so that it is restarted
+    onFatal = (reason) => void stop(`fatal: ${reason}`, EXIT.unavailable);
+    if (fatalDuringStart) onFatal(fatalDuringStart);
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
   });
 
-program
-  .command('check-config')
+logLevelOption(program.command('check-config'))
   .description(
     'Validate the effective config (defaults + file + environment); print every problem with its path.',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml (or FAIRFLAG_CONFIG)')
-  .action((opts: { config?: string }) => {
+  .action(async (opts: { config?: string; logLevel?: string }) => {
+    toolLogger(opts.logLevel).debug({ file: opts.config }, 'checking the config');
     const loaded = loadOrExit({ file: opts.config });
     // a hole in the policy is valid config, so a warning (exit 0), never silence
     for (const w of loaded.warnings) process.stderr.write(`warning: ${w}\n`);
+    // the databases are opened and checked as `run` would: a missing or corrupt one is a problem
+    const { GeoIp } = await import('./enrich/geoip.js');
+    const geo = await GeoIp.open(loaded.config.maxmind).catch((err: Error) => {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(EXIT.invalid);
+    });
+    if (geo.testDatabases.length && !loaded.config.maxmind.allowTestDatabases)
+      for (const d of geo.testDatabases)
+        process.stderr.write(
+          `warning: maxmind.${d.setting}: ${d.file} is a MaxMind test database ("${d.description}"); \`run\` refuses it unless maxmind.allowTestDatabases is true\n`,
+        );
     process.stdout.write(`config OK: version ${loaded.version} (${loaded.sources.join(' + ')})\n`);
   });
 
-program
-  .command('demo')
+logLevelOption(program.command('demo'))
   .description(
     'Start the processor on the local stack, publish the reference scenarios and some bad input, print the flags.',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml')
-  .action(async (opts: { config?: string }) => {
+  .action(async (opts: { config?: string; logLevel?: string }) => {
     const { runDemo } = await import('./tools/demo.js');
     const loaded = loadOrExit({ file: opts.config });
-    // the processor's JSON logs go to stderr at warn level so the story on stdout stays readable
-    const log = createLogger('fairflag', process.stderr);
-    log.level = process.env['FAIRFLAG_LOG_LEVEL'] ?? 'warn';
+    // the story owns stdout; the processor's logs go to stderr (see toolLogger)
+    const log = toolLogger(opts.logLevel);
     const code = await runDemo(loaded, log, (s) => process.stdout.write(`${s}\n`)).catch(fail);
     process.exit(code);
   });
 
 interface InputOptions {
   config?: string;
+  logLevel?: string;
   fromKafka?: boolean;
   since?: string;
   until?: string;
@@ -138,8 +196,7 @@ async function replayInput(
   if (opts.fromKafka) {
     if (file) throw new CommanderError(2, 'fairflag.input', 'give a file or --from-kafka, not both');
     const { kafkaClient } = await import('./kafka/processor.js');
-    const log = createLogger('fairflag', process.stderr);
-    log.level = 'warn';
+    const log = toolLogger(opts.logLevel);
     const since = parseTime('since', opts.since);
     const until = parseTime('until', opts.until, Date.now());
     const items = await readKafkaRange(
@@ -203,7 +260,7 @@ async function progressBar(enabled: boolean | undefined, total: number, label: s
 }
 
 const inputOptions = (cmd: Command) =>
-  cmd
+  logLevelOption(cmd)
     .option('-c, --config <file>', 'environment config merged over config/default.yaml')
     .option('--from-kafka', 'read the input topics instead of a file')
     .option('--since <time>', 'with --from-kafka: first message time (ISO or epoch ms)')
@@ -236,6 +293,7 @@ inputOptions(
         items: input.items,
         keep: opts.keep ?? false,
         onProgress: bar.update,
+        log: toolLogger(opts.logLevel),
       }).catch(fail);
       bar.stop();
       if (opts.out) {
@@ -293,8 +351,12 @@ inputOptions(
       const candidate = loadOrExit({ file: [baseFile ?? '', opts.candidate] });
       const input = await replayInput(file, opts, base).catch(fail);
       const bar = await progressBar(opts.progress, input.total * 2, 'diff');
-      const d = await diffConfigs(input.items, base, candidate, (phase, n) =>
-        bar.update(phase === 'base' ? n : input.total + n),
+      const d = await diffConfigs(
+        input.items,
+        base,
+        candidate,
+        (phase, n) => bar.update(phase === 'base' ? n : input.total + n),
+        toolLogger(opts.logLevel),
       ).catch(fail);
       bar.stop();
       if (opts.json) {
@@ -367,6 +429,7 @@ inputOptions(
         setting: opts.setting,
         values,
         onProgress: (run, n) => bar.update(run * input.total + n),
+        log: toolLogger(opts.logLevel),
       }).catch((err: unknown) => {
         bar.stop();
         if (err instanceof ConfigError || err instanceof SweepSettingError) {
@@ -381,8 +444,7 @@ inputOptions(
     },
   );
 
-program
-  .command('bootstrap <snapshot.ndjson>')
+logLevelOption(program.command('bootstrap <snapshot.ndjson>'))
   .description(
     'Load accounts\' history from the system of record before (or while) fairflag runs: one account a line, {"accountId", "createdAt", "accountType", "identityVerifiedAt", "stats": {"at", "completedContracts", "paidHours", "earnings"}, "openContracts": [{"contractId", "clientAccountId", "freelancerAccountId", "startedAt", "lastPaidAt"}]} (times in epoch ms or ISO-8601), published as the context events they stand for. Idempotent: run it again, or resume with --from-line. Exit 0: every line published; 1: some refused (listed with their line numbers).',
   )
@@ -398,30 +460,33 @@ program
     return n;
   })
   .option('--no-progress', 'no progress bar on stderr')
-  .action(async (file: string, opts: { config?: string; fromLine?: number; progress?: boolean }) => {
-    const { publishSnapshot } = await import('./tools/bootstrap.js');
-    const loaded = loadOrExit({ file: opts.config });
-    const total = await checkedInputFile(file, loaded).catch(fail);
-    const log = createLogger('fairflag', process.stderr);
-    log.level = 'warn';
-    const bar = await progressBar(opts.progress, total, 'bootstrap', 'lines');
-    const r = await publishSnapshot({
-      loaded,
-      file,
-      log,
-      ...(opts.fromLine !== undefined && { fromLine: opts.fromLine }),
-      onProgress: bar.update,
-    }).catch(fail);
-    bar.stop();
-    for (const x of r.rejected) process.stderr.write(`${file}: line ${x.line}: ${x.error}\n`);
-    process.stdout.write(
-      `bootstrap of ${file}: ${r.accounts} account(s), ${r.events} context event(s) published${r.skipped ? `, ${r.skipped} line(s) skipped before --from-line` : ''}, ${r.rejected.length} line(s) refused\n`,
-    );
-    process.exit(r.rejected.length ? EXIT.invalid : EXIT.ok);
-  });
+  .action(
+    async (
+      file: string,
+      opts: { config?: string; fromLine?: number; progress?: boolean; logLevel?: string },
+    ) => {
+      const { publishSnapshot } = await import('./tools/bootstrap.js');
+      const loaded = loadOrExit({ file: opts.config });
+      const total = await checkedInputFile(file, loaded).catch(fail);
+      const log = toolLogger(opts.logLevel);
+      const bar = await progressBar(opts.progress, total, 'bootstrap', 'lines');
+      const r = await publishSnapshot({
+        loaded,
+        file,
+        log,
+        ...(opts.fromLine !== undefined && { fromLine: opts.fromLine }),
+        onProgress: bar.update,
+      }).catch(fail);
+      bar.stop();
+      for (const x of r.rejected) process.stderr.write(`${file}: line ${x.line}: ${x.error}\n`);
+      process.stdout.write(
+        `bootstrap of ${file}: ${r.accounts} account(s), ${r.events} context event(s) published${r.skipped ? `, ${r.skipped} line(s) skipped before --from-line` : ''}, ${r.rejected.length} line(s) refused\n`,
+      );
+      process.exit(r.rejected.length ? EXIT.invalid : EXIT.ok);
+    },
+  );
 
-program
-  .command('explain <accountId>')
+logLevelOption(program.command('explain <accountId>'))
   .description(
     'Explain one account from the feature state in Redis (as of the last batch its owner wrote): features by window, every signal against its threshold, mitigations, score, open flags. Read-only.',
   )
@@ -431,38 +496,45 @@ program
     "the Redis key prefix to read: a replay's kept namespace (replay --keep prints it)",
   )
   .option('--json', 'print JSON')
-  .action(async (accountId: string, opts: { config?: string; namespace?: string; json?: boolean }) => {
-    const loaded = loadOrExit({ file: opts.config });
-    const [
-      { explainStored },
-      { formatExplanation },
-      { connectRedis },
-      { compilePolicy },
-      { RedisStateBackend },
-      { GeoIp },
-    ] = await Promise.all([
-      import('./tools/explain.js'),
-      import('./tools/format.js'),
-      import('./kafka/processor.js'),
-      import('./engine/policy.js'),
-      import('./features/state-backend.js'),
-      import('./enrich/geoip.js'),
-    ]);
-    const policy = compilePolicy(loaded);
-    const geo = await GeoIp.open(loaded.config.maxmind).catch(fail);
-    const redis = connectRedis(loaded.config.redis);
-    await redis.connect().catch(fail);
-    const namespace = opts.namespace ?? loaded.config.redis.keyPrefix;
-    const backend = new RedisStateBackend(redis, namespace);
-    const e = await explainStored(accountId, backend, policy, geo).catch(fail);
-    redis.disconnect();
-    process.stdout.write(
-      opts.json
-        ? `${JSON.stringify({ namespace, ...e })}\n`
-        : `${opts.namespace ? `namespace ${namespace}\n` : ''}${formatExplanation(e)}\n`,
-    );
-    process.exit(e.known ? EXIT.ok : EXIT.invalid);
-  });
+  .action(
+    async (
+      accountId: string,
+      opts: { config?: string; namespace?: string; json?: boolean; logLevel?: string },
+    ) => {
+      const log = toolLogger(opts.logLevel);
+      const loaded = loadOrExit({ file: opts.config });
+      const [
+        { explainStored },
+        { formatExplanation },
+        { connectRedis },
+        { compilePolicy },
+        { RedisStateBackend },
+        { GeoIp },
+      ] = await Promise.all([
+        import('./tools/explain.js'),
+        import('./tools/format.js'),
+        import('./kafka/processor.js'),
+        import('./engine/policy.js'),
+        import('./features/state-backend.js'),
+        import('./enrich/geoip.js'),
+      ]);
+      const policy = compilePolicy(loaded);
+      const geo = await GeoIp.open(loaded.config.maxmind).catch(fail);
+      const redis = connectRedis(loaded.config.redis);
+      await redis.connect().catch(fail);
+      const namespace = opts.namespace ?? loaded.config.redis.keyPrefix;
+      const backend = new RedisStateBackend(redis, namespace);
+      log.info({ accountId, keyPrefix: namespace }, 'explaining from the stored features');
+      const e = await explainStored(accountId, backend, policy, geo).catch(fail);
+      redis.disconnect();
+      process.stdout.write(
+        opts.json
+          ? `${JSON.stringify({ namespace, ...e })}\n`
+          : `${opts.namespace ? `namespace ${namespace}\n` : ''}${formatExplanation(e)}\n`,
+      );
+      process.exit(e.known ? EXIT.ok : EXIT.invalid);
+    },
+  );
 
 program
   .command('signals')

@@ -188,7 +188,7 @@ export function createMetrics() {
     }),
     lag: new Gauge({
       name: 'fairflag_consumer_lag_messages',
-      help: 'Messages behind the high watermark, by topic and partition, at the last batch',
+      help: "Messages behind the high watermark, by topic and partition: the group's committed offsets against the partitions' ends every kafka.lagInterval (every partition, whoever owns it), and this member's own after each batch",
       labelNames: ['topic', 'partition'] as const,
       registers: [registry],
     }),

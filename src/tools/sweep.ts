@@ -2,6 +2,7 @@
 // as configured), the flags by queue and severity for each, and with review outcomes the
 // precision and the confirmed cases each value would no longer review.
 import { loadConfig, type LoadedConfig, type LoadOptions } from '../runtime/config-loader.js';
+import type { Logger } from '../runtime/logger.js';
 import { replay, type ReplayItem, type ReplayResult } from './replay.js';
 
 export class SweepSettingError extends Error {
@@ -104,6 +105,8 @@ export interface SweepOptions {
   setting: string;
   values: number[];
   onProgress?: (run: number, done: number) => void;
+  /** Where each replay says what it does. */
+  log?: Logger;
 }
 
 export async function sweepSetting(o: SweepOptions): Promise<SweepResult> {
@@ -120,10 +123,16 @@ export async function sweepSetting(o: SweepOptions): Promise<SweepResult> {
     loaded: base,
     items: o.items,
     onProgress: (n) => o.onProgress?.(0, n),
+    log: o.log,
   });
   const points: SweepPoint[] = [];
   for (const [i, c] of configs.entries()) {
-    const r = await replay({ loaded: c.loaded, items: o.items, onProgress: (n) => o.onProgress?.(i + 1, n) });
+    const r = await replay({
+      loaded: c.loaded,
+      items: o.items,
+      onProgress: (n) => o.onProgress?.(i + 1, n),
+      log: o.log,
+    });
     points.push(pointOf(c.value, r, asConfigured));
   }
   return {
