@@ -544,7 +544,8 @@ export class Engine {
    */
   private applyOutcome(r: ReviewOutcome, run: Run): InputOutcome {
     const out: InputOutcome = { status: 'applied', lateFor: [], evaluations: [] };
-    if (r.outcome === 'NEEDS_MORE_INFO') return out;
+    // NEEDS_MORE_INFO, or a decision added after this version (UNKNOWN): the flag stays open
+    if (r.outcome !== 'CLEARED' && r.outcome !== 'CONFIRMED') return out;
     const o = run.owned.get(r.accountId)!;
     const open = [...o.features.openFlags].find(([, s]) => s.flagId === r.flagId);
     if (!open) return out;
