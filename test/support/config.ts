@@ -34,6 +34,8 @@ export function isolatedEnv(
     FAIRFLAG_GROUP_ID: `fairflag-${id}`,
     FAIRFLAG_REDIS_KEY_PREFIX: `${tag}-${id}`,
     FAIRFLAG_HTTP_PORT: '0',
+    // tests produce the input topics themselves: nobody else registers their subjects
+    FAIRFLAG__registry__registerInputSubjects: 'true',
     ...Object.fromEntries(
       Object.entries(topics).map(([k, t]) => [`FAIRFLAG__topics__${k}`, `${tag}-${id}.${t}`]),
     ),

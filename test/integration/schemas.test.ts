@@ -1,0 +1,146 @@
+// Schema subjects on the real registry (Apicurio's ccompat API): compatibility set and checked on
+// start, input subjects checked rather than registered, and a producer's newer schema version
+// with an added enum symbol processed, not dead-lettered.
+import avro from 'avsc';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Codec, SCHEMA_FILES, readSchema, topicOf, type SchemaRole } from '../../src/kafka/codec.js';
+import { loadConfig, type LoadedConfig } from '../../src/runtime/config-loader.js';
+import { MINUTE } from '../../src/scenarios/reference.js';
+import { isolatedEnv } from '../support/config.js';
+import { endpoints } from '../support/endpoints.js';
+import { Harness } from '../support/pipeline.js';
+import { compatibilityOf, registerVersion, setCompatibility, versionsOf } from '../support/registry.js';
+
+const INPUTS: SchemaRole[] = ['login', 'ip', 'payment', 'contract', 'account', 'reviewOutcome'];
+const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** An environment of its own whose input subjects fairflag only checks (the production default). */
+const checkingEnv = (name: string, extra: Record<string, string> = {}) =>
+  isolatedEnv(name, endpoints(), 't', { FAIRFLAG__registry__registerInputSubjects: 'false', ...extra });
+const checkingConfig = (name: string, extra: Record<string, string> = {}) =>
+  loadConfig({ env: checkingEnv(name, extra) });
+const subjectOf = (role: SchemaRole, loaded: LoadedConfig) => `${topicOf(role, loaded.config.topics)}-value`;
+const url = () => endpoints().registryUrl;
+
+/** The input subjects as their producers would set them up: a level, then fairflag's schema. */
+async function asProducers(loaded: LoadedConfig, level: (role: SchemaRole) => string) {
+  const ids: Partial<Record<SchemaRole, number>> = {};
+  for (const role of INPUTS) {
+    await setCompatibility(url(), subjectOf(role, loaded), level(role));
+    ids[role] = await registerVersion(url(), subjectOf(role, loaded), JSON.parse(readSchema(role).text));
+  }
+  return ids;
+}
+
+describe('schema subjects', () => {
+  it('registers only flags and dead letters by default, with FULL_TRANSITIVE, and does not start while an input subject is missing', async () => {
+    const loaded = checkingConfig('subjects-own');
+    await expect(Codec.connect(loaded.config)).rejects.toThrow(
+      new RegExp(
+        `input subject ${esc(subjectOf('login', loaded))} is not in the schema registry: .*registry\\.registerInputSubjects is true`,
+      ),
+    );
+    for (const role of INPUTS) expect(await versionsOf(url(), subjectOf(role, loaded)), role).toEqual([]);
+
+    const ids = await asProducers(loaded, () => 'FULL_TRANSITIVE');
+    const codec = await Codec.connect(loaded.config);
+    for (const role of ['flag', 'deadLetter'] as const) {
+      expect(await compatibilityOf(url(), subjectOf(role, loaded)), role).toBe('FULL_TRANSITIVE');
+      expect(await versionsOf(url(), subjectOf(role, loaded)), role).toEqual([1]);
+    }
+    // the producers' subjects are as they left them; fairflag found its own schema among them
+    for (const role of INPUTS) {
+      expect(await versionsOf(url(), subjectOf(role, loaded)), role).toEqual([1]);
+      expect(codec.idOf(role)).toBe(ids[role]);
+    }
+  });
+
+  it('does not start when an input subject is less strict than required, unless that subject is configured so', async () => {
+    const env = checkingEnv('subjects-weak');
+    const loaded = loadConfig({ env });
+    await asProducers(loaded, (role) => (role === 'login' ? 'BACKWARD' : 'FULL_TRANSITIVE'));
+    await expect(Codec.connect(loaded.config)).rejects.toThrow(
+      new RegExp(
+        `input subject ${esc(subjectOf('login', loaded))} has compatibility BACKWARD, fairflag requires FULL_TRANSITIVE or stricter \\(registry\\.subjectCompatibility\\.login or registry\\.compatibility\\)`,
+      ),
+    );
+    const relaxed = loadConfig({
+      env: { ...env, FAIRFLAG__registry__subjectCompatibility__login: 'BACKWARD' },
+    });
+    await expect(Codec.connect(relaxed.config)).resolves.toBeInstanceOf(Codec);
+  });
+
+  it('does not start when an input subject holds a version it cannot read, naming the version', async () => {
+    const loaded = checkingConfig('subjects-unreadable', {
+      FAIRFLAG__registry__subjectCompatibility__login: 'NONE',
+    });
+    await asProducers(loaded, (role) => (role === 'login' ? 'NONE' : 'FULL_TRANSITIVE'));
+    const login = JSON.parse(readSchema('login').text) as { fields: { name: string; type: unknown }[] };
+    login.fields.find((f) => f.name === 'ip')!.type = 'int';
+    await registerVersion(url(), subjectOf('login', loaded), login);
+    await expect(Codec.connect(loaded.config)).rejects.toThrow(
+      /has versions fairflag cannot read as schemas\/login\.avsc: version 2 \(id \d+\) cannot be read with fairflag's fairflag\.activity\.LoginEvent/,
+    );
+  });
+
+  it("refuses to register a flag schema that the flags subject's earlier readers could not read", async () => {
+    const loaded = checkingConfig('subjects-flag');
+    await asProducers(loaded, () => 'FULL_TRANSITIVE');
+    // an earlier flag version with a field (no default) that fairflag's flag no longer has
+    const earlier = JSON.parse(readSchema('flag').text) as { fields: object[] };
+    earlier.fields.push({ name: 'queueOwner', type: 'string' });
+    await setCompatibility(url(), subjectOf('flag', loaded), 'NONE');
+    await registerVersion(url(), subjectOf('flag', loaded), earlier);
+    await expect(Codec.connect(loaded.config)).rejects.toThrow(
+      new RegExp(
+        `schemas/${esc(SCHEMA_FILES.flag)} is not FULL_TRANSITIVE compatible with the versions registered under ${esc(subjectOf('flag', loaded))}`,
+      ),
+    );
+  });
+});
+
+describe('a producer adds an enum symbol', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await new Harness(loadConfig({ env: isolatedEnv('enum-evolution', endpoints(), 't') })).start();
+  }, 120_000);
+  afterAll(async () => {
+    await h?.stop();
+  });
+
+  it('the registry accepts the newer login schema, and its messages are processed, not dead-lettered', async () => {
+    const subject = `${h.topics.login}-value`;
+    expect(await compatibilityOf(url(), subject)).toBe('FULL_TRANSITIVE');
+    const newer = JSON.parse(readSchema('login').text) as {
+      fields: { name: string; type: { symbols?: string[] } }[];
+    };
+    newer.fields.find((f) => f.name === 'outcome')!.type.symbols!.push('PASSKEY_CHALLENGED');
+    // accepted under FULL_TRANSITIVE only because fairflag's version has the enum default
+    const id = await registerVersion(url(), subject, newer);
+    expect(await versionsOf(url(), subject)).toEqual([1, 2]);
+
+    const writer = avro.Type.forSchema(newer as avro.Schema);
+    const frame = (record: object) => {
+      const header = Buffer.alloc(5);
+      header.writeInt32BE(id, 1);
+      return Buffer.concat([header, writer.toBuffer(record)]);
+    };
+    const at = Date.now() - MINUTE;
+    const base = { accountId: 'acct-newer-writer', ip: '216.160.83.56', deviceId: 'dev-1', sessionId: 's-1' };
+    const before = { ...h.proc.counts };
+    await h.publishRaw(h.topics.login, [
+      {
+        key: base.accountId,
+        value: frame({ ...base, eventId: 'e-new-1', occurredAt: at, outcome: 'PASSKEY_CHALLENGED' }),
+      },
+      {
+        key: base.accountId,
+        value: frame({ ...base, eventId: 'e-new-2', occurredAt: at + 1, outcome: 'SUCCESS' }),
+      },
+    ]);
+    await h.settle();
+    expect(await h.deadLetters()).toEqual([]);
+    expect(h.proc.counts.processed - before.processed).toBe(2);
+    expect(h.proc.counts.deadLettered - before.deadLettered).toBe(0);
+  });
+});
