@@ -191,9 +191,9 @@ export class Codec {
   }
 
   /**
-   * Connects, registers the schemas of the topics written (flags, dead letters, `produces`, and
-   * every input too with registry.registerInputSubjects) and checks the input subjects (see
-   * subjects.ts), retrying an unreachable registry until `startupTimeout` with a log line per
+   * Connects, sets the level of and registers the subjects fairflag owns (flags, dead letters,
+   * and every input too with registry.registerInputSubjects), checks the input subjects (see
+   * subjects.ts) and adds its version to those it `produces` as well (bootstrap), retrying an unreachable registry until `startupTimeout` with a log line per
    * attempt. A subject that is not as required fails at once with a SchemaSubjectError.
    */
   static async connect(
@@ -233,40 +233,52 @@ export class Codec {
 
   private async prepareSubjects(produces: readonly SchemaRole[]): Promise<void> {
     const request: RegistryRequest = (path, init) => registryFetch(this.registryCfg, path, init);
-    const written = new Set<SchemaRole>([...PRODUCED_ROLES, ...produces]);
     for (const role of Object.keys(SCHEMA_FILES) as SchemaRole[]) {
       const { text, fullName } = readSchema(role);
       this.fullNames.set(role, fullName);
       const subject = `${topicOf(role, this.topics)}-value`;
       const level = levelFor(TOPIC_KEY[role], this.registryCfg);
       const setting = `registry.subjectCompatibility.${TOPIC_KEY[role]} or registry.compatibility`;
-      if (written.has(role) || this.registryCfg.registerInputSubjects) {
-        // set first, so that the registry checks this version against the level it will keep
+      if (
+        (PRODUCED_ROLES as readonly SchemaRole[]).includes(role) ||
+        this.registryCfg.registerInputSubjects
+      ) {
+        // fairflag's own subject: set the level first, so that the registry checks this version
+        // against the level it will keep
         await setSubjectLevel(request, subject, level);
-        let id: number;
-        try {
-          ({ id } = await this.registry.register(
-            { type: SchemaType.AVRO, schema: text },
-            { subject, compatibility: level as COMPATIBILITY },
-          ));
-        } catch (err) {
-          if ((err as { status?: number }).status !== 409) throw err;
-          throw new SchemaSubjectError(
-            `schemas/${SCHEMA_FILES[role]} is not ${level} compatible with the versions registered under ${subject}, so the registry refused it: ${(err as Error).message}`,
-          );
-        }
+        await this.registerOwn(role, subject, level);
         const kept = await subjectLevel(request, subject);
         if (kept !== level)
           throw new SchemaSubjectError(
             `subject ${subject} has compatibility ${kept} after fairflag set ${level} (${setting}): the registry did not keep it`,
           );
-        this.ids.set(role, id);
-        // known without asking again: decoding goes on while the registry is down
-        this.own.set(id, avro.Type.forSchema(JSON.parse(text) as avro.Schema) as AvroLike);
         continue;
       }
-      await this.checkInputSubject(request, role, subject, level, setting, text);
+      const actual = await this.checkInputSubject(request, role, subject, level, setting, text);
+      // a tool that writes an input topic too (bootstrap) adds its version under the producers'
+      // own level, which it leaves as it is
+      if (produces.includes(role) && !this.ids.has(role)) await this.registerOwn(role, subject, actual);
     }
+  }
+
+  /** Registers fairflag's schema of a role under its subject, whose level is `level`. */
+  private async registerOwn(role: SchemaRole, subject: string, level: CompatibilityLevel): Promise<void> {
+    const { text } = readSchema(role);
+    let id: number;
+    try {
+      ({ id } = await this.registry.register(
+        { type: SchemaType.AVRO, schema: text },
+        { subject, compatibility: level as COMPATIBILITY },
+      ));
+    } catch (err) {
+      if ((err as { status?: number }).status !== 409) throw err;
+      throw new SchemaSubjectError(
+        `schemas/${SCHEMA_FILES[role]} is not ${level} compatible with the versions registered under ${subject}, so the registry refused it: ${(err as Error).message}`,
+      );
+    }
+    this.ids.set(role, id);
+    // known without asking again: decoding goes on while the registry is down
+    this.own.set(id, avro.Type.forSchema(JSON.parse(text) as avro.Schema) as AvroLike);
   }
 
   /**
@@ -281,7 +293,7 @@ export class Codec {
     level: CompatibilityLevel,
     setting: string,
     text: string,
-  ): Promise<void> {
+  ): Promise<CompatibilityLevel> {
     const versions = await subjectVersions(request, subject);
     if (!versions?.length)
       throw new SchemaSubjectError(
@@ -307,6 +319,7 @@ export class Codec {
       );
     const id = await idUnderSubject(request, subject, text);
     if (id !== undefined) this.ids.set(role, id);
+    return actual as CompatibilityLevel;
   }
 
   idOf(role: SchemaRole): number {

@@ -9,7 +9,13 @@ import { MINUTE } from '../../src/scenarios/reference.js';
 import { isolatedEnv } from '../support/config.js';
 import { endpoints } from '../support/endpoints.js';
 import { Harness } from '../support/pipeline.js';
-import { compatibilityOf, registerVersion, setCompatibility, versionsOf } from '../support/registry.js';
+import {
+  compatibilityOf,
+  registerVersion,
+  registryCall,
+  setCompatibility,
+  versionsOf,
+} from '../support/registry.js';
 
 const INPUTS: SchemaRole[] = ['login', 'ip', 'payment', 'contract', 'account', 'reviewOutcome'];
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -23,9 +29,13 @@ const subjectOf = (role: SchemaRole, loaded: LoadedConfig) => `${topicOf(role, l
 const url = () => endpoints().registryUrl;
 
 /** The input subjects as their producers would set them up: a level, then fairflag's schema. */
-async function asProducers(loaded: LoadedConfig, level: (role: SchemaRole) => string) {
+async function asProducers(
+  loaded: LoadedConfig,
+  level: (role: SchemaRole) => string,
+  except: SchemaRole[] = [],
+) {
   const ids: Partial<Record<SchemaRole, number>> = {};
-  for (const role of INPUTS) {
+  for (const role of INPUTS.filter((r) => !except.includes(r))) {
     await setCompatibility(url(), subjectOf(role, loaded), level(role));
     ids[role] = await registerVersion(url(), subjectOf(role, loaded), JSON.parse(readSchema(role).text));
   }
@@ -81,6 +91,36 @@ describe('schema subjects', () => {
     await expect(Codec.connect(loaded.config)).rejects.toThrow(
       /has versions fairflag cannot read as schemas\/login\.avsc: version 2 \(id \d+\) cannot be read with fairflag's fairflag\.activity\.LoginEvent/,
     );
+  });
+
+  it("a tool writing an input topic (bootstrap) adds its version under the producers' level, which it leaves", async () => {
+    const loaded = checkingConfig('subjects-writer', {
+      FAIRFLAG__registry__subjectCompatibility__account: 'BACKWARD',
+    });
+    await asProducers(loaded, () => 'FULL_TRANSITIVE', ['account']);
+    // the producers' account schema has a field fairflag's does not (with a default)
+    const theirs = JSON.parse(readSchema('account').text) as { fields: object[] };
+    theirs.fields.push({ name: 'locale', type: ['null', 'string'], default: null });
+    const subject = subjectOf('account', loaded);
+    await setCompatibility(url(), subject, 'FULL');
+    await registerVersion(url(), subject, theirs);
+
+    const reader = await Codec.connect(loaded.config);
+    expect(() => reader.idOf('account')).toThrow(
+      new RegExp(
+        `schemas/account\\.avsc is not registered under ${esc(subject)}, so fairflag cannot write it`,
+      ),
+    );
+    expect(await versionsOf(url(), subject)).toEqual([1]);
+
+    const writer = await Codec.connect(loaded.config, () => {}, { produces: ['account'] });
+    expect(await versionsOf(url(), subject)).toEqual([1, 2]);
+    const v2 = await registryCall<{ id: number }>(
+      url(),
+      `/subjects/${encodeURIComponent(subject)}/versions/2`,
+    );
+    expect(writer.idOf('account')).toBe(v2.body.id);
+    expect(await compatibilityOf(url(), subject)).toBe('FULL');
   });
 
   it("refuses to register a flag schema that the flags subject's earlier readers could not read", async () => {
