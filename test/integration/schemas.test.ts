@@ -1,10 +1,13 @@
 // Schema subjects on the real registry (Apicurio's ccompat API): compatibility set and checked on
 // start, input subjects checked rather than registered, and a producer's newer schema version
 // with an added enum symbol processed, not dead-lettered.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import avro from 'avsc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Codec, SCHEMA_FILES, readSchema, topicOf, type SchemaRole } from '../../src/kafka/codec.js';
 import { loadConfig, type LoadedConfig } from '../../src/runtime/config-loader.js';
+import { PROJECT_ROOT } from '../../src/runtime/project.js';
 import { MINUTE } from '../../src/scenarios/reference.js';
 import { isolatedEnv } from '../support/config.js';
 import { endpoints } from '../support/endpoints.js';
@@ -63,6 +66,20 @@ describe('schema subjects', () => {
       expect(await versionsOf(url(), subjectOf(role, loaded)), role).toEqual([1]);
       expect(codec.idOf(role)).toBe(ids[role]);
     }
+  });
+
+  it('fairflag run exits 3 naming the missing input subject', () => {
+    const env = checkingEnv('subjects-cli');
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli.ts'), 'run'], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(r.status, r.stderr).toBe(3);
+    expect(r.stderr).toContain(
+      `fairflag: input subject ${env['FAIRFLAG__topics__login']}-value is not in the schema registry`,
+    );
   });
 
   it('does not start when an input subject is less strict than required, unless that subject is configured so', async () => {
