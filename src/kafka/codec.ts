@@ -271,10 +271,17 @@ export class Codec {
         { subject, compatibility: level as COMPATIBILITY },
       ));
     } catch (err) {
-      if ((err as { status?: number }).status !== 409) throw err;
-      throw new SchemaSubjectError(
-        `schemas/${SCHEMA_FILES[role]} is not ${level} compatible with the versions registered under ${subject}, so the registry refused it: ${(err as Error).message}`,
-      );
+      const status = (err as { status?: number }).status;
+      if (status === 409)
+        throw new SchemaSubjectError(
+          `schemas/${SCHEMA_FILES[role]} is not ${level} compatible with the versions registered under ${subject}, so the registry refused it: ${(err as Error).message}`,
+        );
+      // the registry's own verdict on the schema (invalid, not allowed): asking again will not help
+      if (status === 422)
+        throw new SchemaSubjectError(
+          `the registry refused schemas/${SCHEMA_FILES[role]} under ${subject}: ${(err as Error).message}`,
+        );
+      throw err;
     }
     this.ids.set(role, id);
     // known without asking again: decoding goes on while the registry is down

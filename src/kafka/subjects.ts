@@ -93,9 +93,12 @@ async function answer<T>(res: Response, what: string): Promise<T> {
   return JSON.parse(text) as T;
 }
 
-/** The subject's compatibility level (Apicurio answers the global one when it has none of its own). */
+/**
+ * The subject's compatibility level, the global one when it has none of its own (Apicurio answers
+ * so anyway; Confluent's registry only when asked with defaultToGlobal).
+ */
 export async function subjectLevel(request: RegistryRequest, subject: string): Promise<string> {
-  const res = await request(`/config/${encodeURIComponent(subject)}`);
+  const res = await request(`/config/${encodeURIComponent(subject)}?defaultToGlobal=true`);
   const body = await answer<{ compatibilityLevel?: string; compatibility?: string }>(
     res,
     `compatibility of ${subject}`,
