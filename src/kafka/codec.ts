@@ -1,5 +1,6 @@
-// Confluent wire format through a Confluent-compatible registry. schemas/*.avsc are the source of
-// truth: registered on start under "<topic>-value", and the registry's ids go on the wire.
+// Confluent wire format through a Confluent-compatible registry. schemas/*.avsc are fairflag's
+// versions: registered on start under "<topic>-value" for the topics it writes, and the readers of
+// the topics it reads, whose subjects are checked on start (subjects.ts, docs/schemas.md).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SchemaRegistry, SchemaType, type COMPATIBILITY } from '@kafkajs/confluent-schema-registry';
@@ -193,8 +194,9 @@ export class Codec {
   /**
    * Connects, sets the level of and registers the subjects fairflag owns (flags, dead letters,
    * and every input too with registry.registerInputSubjects), checks the input subjects (see
-   * subjects.ts) and adds its version to those it `produces` as well (bootstrap), retrying an unreachable registry until `startupTimeout` with a log line per
-   * attempt. A subject that is not as required fails at once with a SchemaSubjectError.
+   * subjects.ts) and adds its version to those it `produces` as well (bootstrap). An unreachable
+   * registry is retried until `startupTimeout`, with a log line per attempt; a subject that is
+   * not as required fails at once with a SchemaSubjectError.
    */
   static async connect(
     cfg: Pick<Config, 'registry' | 'topics'>,
