@@ -276,7 +276,7 @@ export class Codec {
       const status = (err as { status?: number }).status;
       if (status === 409)
         throw new SchemaSubjectError(
-          `schemas/${SCHEMA_FILES[role]} is not ${level} compatible with the versions registered under ${subject}, so the registry refused it: ${(err as Error).message}`,
+          `schemas/${SCHEMA_FILES[role]} is not ${level} compatible with the versions registered under ${subject}, so the registry refused it (docs/schemas.md: moving a registry to these schemas): ${(err as Error).message}`,
         );
       // the registry's own verdict on the schema (invalid, not allowed): asking again will not help
       if (status === 422)
