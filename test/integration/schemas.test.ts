@@ -140,6 +140,29 @@ describe('schema subjects', () => {
     expect(await compatibilityOf(url(), subject)).toBe('FULL');
   });
 
+  it('a subject holding a version from before the enum defaults refuses the new one under FULL_TRANSITIVE, and takes it at BACKWARD', async () => {
+    const env = isolatedEnv('subjects-migrate', endpoints(), 't');
+    const loaded = loadConfig({ env });
+    const subject = subjectOf('login', loaded);
+    // the login schema as it was: no UNKNOWN symbol, no enum default
+    const before = JSON.parse(readSchema('login').text) as {
+      fields: { name: string; type: { symbols?: string[]; default?: string } }[];
+    };
+    const outcome = before.fields.find((f) => f.name === 'outcome')!.type;
+    outcome.symbols = outcome.symbols!.filter((x) => x !== 'UNKNOWN');
+    delete outcome.default;
+    await setCompatibility(url(), subject, 'BACKWARD');
+    await registerVersion(url(), subject, before);
+    await expect(Codec.connect(loaded.config)).rejects.toThrow(
+      new RegExp(
+        `schemas/login\\.avsc is not FULL_TRANSITIVE compatible with the versions registered under ${esc(subject)}, so the registry refused it \\(docs/schemas\\.md: moving a registry to these schemas\\)`,
+      ),
+    );
+    const step = loadConfig({ env: { ...env, FAIRFLAG__registry__subjectCompatibility__login: 'BACKWARD' } });
+    await expect(Codec.connect(step.config)).resolves.toBeInstanceOf(Codec);
+    expect(await versionsOf(url(), subject)).toEqual([1, 2]);
+  });
+
   it("refuses to register a flag schema that the flags subject's earlier readers could not read", async () => {
     const loaded = checkingConfig('subjects-flag');
     await asProducers(loaded, () => 'FULL_TRANSITIVE');
