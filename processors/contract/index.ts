@@ -4,14 +4,6 @@ import { networkFacts, type EntityPlan, type FamilyProcessor, type SubjectPlan }
 /** Both sides of a contract get its record; money and disputes count against the freelancer. */
 export const planContract: FamilyProcessor<'contract'> = ({ event: e, geo }) => {
   const entities: EntityPlan[] = [];
-  if (e.action === 'UNKNOWN') {
-    // a step added after this version: no contract record or money on either side, only where
-    // the acting account was
-    const ops: AccountOp[] = [];
-    networkFacts(e.accountId, geo, e.deviceId, ops, entities);
-    const role = e.accountId === e.clientAccountId ? 'client' : 'freelancer';
-    return { subjects: [{ accountId: e.accountId, role, ops }], entities };
-  }
   const step: ContractPatch = {};
   switch (e.action) {
     case 'STARTED':

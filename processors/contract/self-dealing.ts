@@ -21,8 +21,7 @@ export const selfDealing = defineSignal({
     window: duration().default(90 * 86_400_000),
   }),
   pairwise: true,
-  // a step added after this version (UNKNOWN) has no counterpart side: it says nothing
-  triggeredBy: (e) => e.family === 'contract' && e.event.action !== 'UNKNOWN',
+  triggeredBy: (e) => e.family === 'contract',
   needs: (p) => ({
     account: SHARED.map(({ kind }) => ({ q: 'distinct' as const, kind, from: -p.window, maxValues: 50 })),
   }),

@@ -5,10 +5,7 @@ import { networkFacts, sessionSeen, type EntityPlan, type FamilyProcessor } from
 export const planLogin: FamilyProcessor<'login'> = ({ event: e, geo }) => {
   const ops: AccountOp[] = [];
   const entities: EntityPlan[] = [];
-  if (e.outcome === 'UNKNOWN') {
-    // an outcome added after this version: neither a sign-in nor a failure, so it records nothing
-    // (not even the IP: it may not be the account holder's, as with a failure)
-  } else if (e.outcome === 'FAILURE') {
+  if (e.outcome === 'FAILURE') {
     // the attacker's IP is not the account's: record the attempt only
     ops.push({ op: 'event', kind: 'loginFailed', eventId: e.eventId });
   } else if (e.outcome === 'LOGOUT') {

@@ -7,8 +7,7 @@ export const planPaymentMethod: FamilyProcessor<'payment'> = ({ event: e, geo })
   if (e.action === 'ADDED') ops.push({ op: 'event', kind: 'methodAdded', eventId: e.eventId });
   if (e.action === 'VERIFICATION_FAILED')
     ops.push({ op: 'event', kind: 'verificationFailed', eventId: e.eventId });
-  // UNKNOWN (an action added after this version) says nothing about the instrument
-  if (e.action !== 'REMOVED' && e.action !== 'UNKNOWN') {
+  if (e.action !== 'REMOVED') {
     ops.push({ op: 'value', kind: 'instrument', value: e.instrumentFingerprint });
     entities.push({ type: 'instrument', id: e.instrumentFingerprint, addAccount: e.accountId });
   }

@@ -12,7 +12,7 @@ export const sharedInstrument = defineSignal({
     threshold: positiveInt().default(3),
     window: duration().default(90 * 86_400_000),
   }),
-  triggeredBy: (e) => e.family === 'payment' && e.event.action !== 'REMOVED' && e.event.action !== 'UNKNOWN',
+  triggeredBy: (e) => e.family === 'payment' && e.event.action !== 'REMOVED',
   needs: (p) => ({ account: [], entity: { type: 'instrument', windowMs: p.window } }),
   evaluate({ event, entities }, p) {
     const inst = entities.instrument;

@@ -75,6 +75,23 @@ export interface ReviewOutcome {
   decidedAt: number;
 }
 
+/**
+ * An event whose step this version does not know: a login outcome or an action a newer producer
+ * added, read as the enum's default. Neutral: it changes no feature and no signal looks at it.
+ */
+export function isUnknownStep(e: ActivityEvent): boolean {
+  switch (e.family) {
+    case 'login':
+      return e.event.outcome === 'UNKNOWN';
+    case 'payment':
+    case 'contract':
+    case 'account':
+      return e.event.action === 'UNKNOWN';
+    case 'ip':
+      return false;
+  }
+}
+
 /** What MaxMind says about an IP. Absent fields mean the databases do not know. */
 export interface Geo {
   ip: string;

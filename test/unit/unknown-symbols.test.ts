@@ -10,7 +10,7 @@ import { GeoIp } from '../../src/enrich/geoip.js';
 import type { EngineInput } from '../../src/engine/engine.js';
 import { SCHEMA_FILES } from '../../src/kafka/codec.js';
 import { PROJECT_ROOT } from '../../src/runtime/project.js';
-import { DAY, accountTakeover, travellingFreelancer } from '../../src/scenarios/reference.js';
+import { DAY, HOUR, accountTakeover, travellingFreelancer } from '../../src/scenarios/reference.js';
 import { MemoryPipeline } from '../support/engine.js';
 import { shippedConfig } from '../support/snapshot.js';
 import { enriched } from '../support/stories.js';
@@ -97,6 +97,45 @@ describe('unknown enum symbols are neutral', () => {
     const s = travellingFreelancer(T0, 'unk');
     const p = await flagsOf(s.phases, true, T0 + 12 * DAY);
     expect(p.flags).toEqual([]);
+  });
+
+  it('an UNKNOWN step from a shared IP evaluates no signal and puts nothing on the IP', async () => {
+    const ip = '216.160.83.56';
+    const at = T0 + HOUR;
+    const login = (accountId: string, n: number): ActivityEvent => ({
+      family: 'login',
+      event: {
+        eventId: `l-${n}`,
+        accountId,
+        occurredAt: at + n,
+        outcome: 'SUCCESS',
+        ip,
+        deviceId: null,
+        sessionId: null,
+      },
+    });
+    const unknownPayment: ActivityEvent = {
+      family: 'payment',
+      event: {
+        eventId: 'p-unknown',
+        accountId: 'acct-4',
+        occurredAt: at + 10,
+        action: 'UNKNOWN',
+        methodId: 'pm-1',
+        methodType: 'CARD',
+        instrumentFingerprint: 'fp-1',
+        ip,
+        deviceId: 'dev-4',
+      },
+    };
+    const p = new MemoryPipeline();
+    await p.feed(enriched([login('acct-1', 1), login('acct-2', 2), login('acct-3', 3)], geo, at + DAY));
+    const [unknown] = (await p.batch(enriched([unknownPayment], geo, at + DAY))).outcomes;
+    expect(unknown).toMatchObject({ status: 'applied', evaluations: [] });
+    // another account signing in from there is the fourth on the IP: acct-4 was never put on it
+    const [known] = (await p.batch(enriched([login('acct-5', 11)], geo, at + DAY))).outcomes;
+    const shared = known!.evaluations.find((e) => e.signalId === 'ip.shared_by_accounts')!;
+    expect(shared.evaluation).toMatchObject({ observed: 4 });
   });
 
   it('an UNKNOWN review decision leaves the flag open; CONFIRMED then closes it', async () => {
