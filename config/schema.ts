@@ -5,6 +5,33 @@ import { SIGNALS } from '../processors/registry.js';
 import { SIGNAL_FAMILIES } from '../src/domain/signal.js';
 import { duration, factor, flag, nonNegativeInt, positiveInt, positiveNumber, text } from './params.js';
 
+/** Confluent compatibility levels (also what Apicurio's ccompat API accepts). */
+export const COMPATIBILITY_LEVELS = [
+  'NONE',
+  'BACKWARD',
+  'BACKWARD_TRANSITIVE',
+  'FORWARD',
+  'FORWARD_TRANSITIVE',
+  'FULL',
+  'FULL_TRANSITIVE',
+] as const;
+export type CompatibilityLevel = (typeof COMPATIBILITY_LEVELS)[number];
+const compatibilityLevel = z.enum(COMPATIBILITY_LEVELS, {
+  error: `expected one of ${COMPATIBILITY_LEVELS.join(', ')}`,
+});
+
+/** The topics (config.topics keys) whose values are Avro records under "<topic>-value". */
+export const TOPIC_KEYS_WITH_SCHEMAS = [
+  'login',
+  'ip',
+  'paymentMethod',
+  'contract',
+  'account',
+  'reviewOutcomes',
+  'flags',
+  'deadLetter',
+] as const;
+
 /** The only action fairflag can express. There is deliberately no other value anywhere. */
 export const REVIEW_ACTION = 'review' as const;
 
@@ -94,6 +121,21 @@ export const configSchema = z
       rejectedIdTtl: duration().default(60_000),
       /** How many such ids are remembered at most (least recently used are forgotten first). */
       rejectedIds: positiveInt().default(10_000),
+      /**
+       * The compatibility level every subject fairflag uses must have (docs/schemas.md): set on
+       * the subjects it registers, checked on the others. Per topic key in subjectCompatibility.
+       */
+      compatibility: compatibilityLevel.default('FULL_TRANSITIVE'),
+      subjectCompatibility: z
+        .strictObject(
+          Object.fromEntries(TOPIC_KEYS_WITH_SCHEMAS.map((k) => [k, compatibilityLevel.optional()])),
+        )
+        .default({}),
+      /**
+       * Also register the input subjects (activity families, review outcomes) instead of only
+       * checking them: for a local stack, the demo and tests, where nobody else produces.
+       */
+      registerInputSubjects: flag().default(false),
     }),
     redis: z.strictObject({
       url: text(),

@@ -7,7 +7,7 @@
 // the same features, observations and flags however they are split into batches.
 import { planEvent } from '../../processors/registry.js';
 import type { EntityPlan, EventPlan, SubjectPlan } from '../../processors/plan.js';
-import type { EnrichedEvent, ReviewOutcome } from '../domain/events.js';
+import { isUnknownStep, type EnrichedEvent, type ReviewOutcome } from '../domain/events.js';
 import { updateFlag, type ReviewFlag } from '../domain/flags.js';
 import { accountMitigations, historyUnknown, patternKey } from '../domain/mitigations.js';
 import { decide, type QueueDecision } from '../domain/scoring.js';
@@ -282,7 +282,10 @@ export class Engine {
   private signalSet(policy: Policy, event: EnrichedEvent, role: SubjectRole): SignalSet {
     let byKey = this.signalSets.get(policy);
     if (!byKey) this.signalSets.set(policy, (byKey = new Map()));
-    const triggered = policy.signals.filter((s) => s.definition.triggeredBy(event, role));
+    // a step this version does not know says nothing to any signal (docs/schemas.md)
+    const triggered = isUnknownStep(event)
+      ? []
+      : policy.signals.filter((s) => s.definition.triggeredBy(event, role));
     const key = triggered.map((s) => s.definition.id).join(',');
     let set = byKey.get(key);
     if (!set) {
@@ -555,6 +558,8 @@ export class Engine {
    */
   private applyOutcome(r: ReviewOutcome, run: Run): InputOutcome {
     const out: InputOutcome = { status: 'applied', lateFor: [], evaluations: [] };
+    // a decision added after this version (UNKNOWN, docs/schemas.md): not counted, the flag stays open
+    if (r.outcome === 'UNKNOWN') return out;
     const o = run.owned.get(r.accountId)!;
     const open = [...o.features.openFlags].find(([, s]) => s.flagId === r.flagId);
     if (!open) return out;

@@ -124,6 +124,7 @@ describe('fairflag run', () => {
       FAIRFLAG_HTTP_HOST: '127.0.0.1',
       FAIRFLAG_LOG_LEVEL: 'info',
       FAIRFLAG__maxmind__allowTestDatabases: 'true',
+      FAIRFLAG__registry__registerInputSubjects: 'true',
       ...Object.fromEntries(Object.entries(c.topics).map(([k, v]) => [`FAIRFLAG__topics__${k}`, String(v)])),
     };
     const file = join(dir, 'env.yaml');
