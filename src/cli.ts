@@ -75,10 +75,18 @@ program
     'Validate the effective config (defaults + file + environment); print every problem with its path.',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml (or FAIRFLAG_CONFIG)')
-  .action((opts: { config?: string }) => {
+  .option('--print', 'also print the effective config as YAML, every secret redacted')
+  .action(async (opts: { config?: string; print?: boolean }) => {
     const loaded = loadOrExit({ file: opts.config });
     // a hole in the policy is valid config, so a warning (exit 0), never silence
     for (const w of loaded.warnings) process.stderr.write(`warning: ${w}\n`);
+    if (opts.print) {
+      const [{ redactConfig }, { stringify }] = await Promise.all([
+        import('./runtime/secrets.js'),
+        import('yaml'),
+      ]);
+      process.stdout.write(stringify(redactConfig(loaded.config)));
+    }
     process.stdout.write(`config OK: version ${loaded.version} (${loaded.sources.join(' + ')})\n`);
   });
 
