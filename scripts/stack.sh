@@ -65,7 +65,8 @@ if [[ "$SECURED" == 1 ]]; then
   REGISTRY_PORT="${FAIRFLAG_STACK_REGISTRY_BACKEND_PORT:-$((NGINX_PORT + 1))}"
   SERVICES=(kafka registry redis nginx)
 fi
-NGINX_TIMEOUT="${FAIRFLAG_STACK_NGINX_TIMEOUT:-15}"
+# nginx is ready when the registry answers through it, so it waits as long as the registry does
+NGINX_TIMEOUT="${FAIRFLAG_STACK_NGINX_TIMEOUT:-$((REGISTRY_TIMEOUT + 15))}"
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers
