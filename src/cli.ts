@@ -135,9 +135,10 @@ async function replayInput(
   const { readKafkaRange, readNdjson } = await import('./tools/replay.js');
   if (opts.fromKafka) {
     if (file) throw new CommanderError(2, 'fairflag.input', 'give a file or --from-kafka, not both');
-    const { kafkaClient } = await import('./kafka/processor.js');
+    const { checkKafkaConnection, kafkaClient } = await import('./kafka/connection.js');
     const log = createLogger('fairflag', process.stderr);
     log.level = 'warn';
+    await checkKafkaConnection(loaded.config.kafka, log);
     const since = parseTime('since', opts.since);
     const until = parseTime('until', opts.until, Date.now());
     const items = await readKafkaRange(

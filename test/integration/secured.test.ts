@@ -61,6 +61,9 @@ function unsecuredJwt(sub: string): string {
 describe('a secured Kafka and registry', () => {
   let stack: SecuredStack;
   let h: Harness | undefined;
+  /** The scenarios' processor environment (its topics), for the tools that read them again. */
+  let scenarioEnv: Record<string, string> = {};
+  let takeoverId = '';
 
   beforeAll(async () => {
     const t0 = Date.now();
@@ -78,7 +81,9 @@ describe('a secured Kafka and registry', () => {
     const runId = Date.now().toString(36);
     const a = travellingFreelancer(Date.now() - 11 * DAY, runId);
     const b = accountTakeover(Date.now() - 2 * HOUR, runId);
-    const loaded = loadConfig({ env: envFor(stack, 'scenarios') });
+    scenarioEnv = envFor(stack, 'scenarios');
+    takeoverId = b.accountId;
+    const loaded = loadConfig({ env: scenarioEnv });
     expect(loaded.config.kafka.ssl.enabled).toBe(true);
     expect(loaded.config.kafka.sasl.mechanism).toBe('scram-sha-512');
     expect(loaded.config.registry.url).toMatch(/^https:/);
@@ -106,6 +111,29 @@ describe('a secured Kafka and registry', () => {
       ]),
     );
     expect(await h.deadLetters()).toEqual([]);
+  });
+
+  it('replay --from-kafka reads the same topics over the same secured connections', () => {
+    const r = spawnSync(
+      CLI[0],
+      [
+        ...CLI.slice(1),
+        'replay',
+        '--from-kafka',
+        '--since',
+        String(Date.now() - 3 * 365 * DAY),
+        '--json',
+        '--no-progress',
+      ],
+      { cwd: PROJECT_ROOT, env: { ...process.env, ...scenarioEnv }, encoding: 'utf8', timeout: 90_000 },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      rejected: unknown[];
+      flags: { accountId: string; severity: string }[];
+    };
+    expect(out.rejected).toEqual([]);
+    expect(out.flags.filter((f) => f.accountId === takeoverId).map((f) => f.severity)).toEqual(['high']);
   });
 
   it('connects with each mechanism the broker offers: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER', async () => {

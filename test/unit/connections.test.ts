@@ -58,6 +58,21 @@ describe('Kafka TLS and SASL settings', () => {
     expect(options.connectionTimeout).toBe(10_000);
   });
 
+  it('give a client certificate and key to brokers that ask for one', () => {
+    const [cert, key] = [file('CERT PEM'), file('KEY PEM')];
+    const { config } = loadConfig({
+      env: {
+        FAIRFLAG_KAFKA_SSL: 'true',
+        FAIRFLAG_KAFKA_SSL_CERT_FILE: cert,
+        FAIRFLAG_KAFKA_SSL_KEY_FILE: key,
+      },
+    });
+    expect(kafkaConnection(config.kafka).ssl).toEqual({ cert: 'CERT PEM', key: 'KEY PEM' });
+    expect(problemsOf({ env: { FAIRFLAG_KAFKA_SSL: 'true', FAIRFLAG_KAFKA_SSL_CERT_FILE: cert } })).toEqual([
+      expect.stringMatching(/^kafka\.ssl\.keyFile: expected certFile and keyFile together/),
+    ]);
+  });
+
   it('default to plaintext without SASL, as before', () => {
     const options = kafkaConnection(loadConfig({ env: {} }).config.kafka);
     expect(options.ssl).toBe(false);
