@@ -464,7 +464,7 @@ make_secrets() {
     cd "$SECRETS"
     umask 077
     local name
-    for name in kafka-admin kafka-fairflag registry-fairflag keystore; do
+    for name in kafka-admin kafka-fairflag registry-fairflag registry-token keystore; do
       openssl rand -hex 16 >"$name.password"
     done
     openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout ca.key -out ca.pem \
@@ -554,6 +554,14 @@ http {
     auth_basic "fairflag schema registry";
     auth_basic_user_file $SECRETS/htpasswd;
     client_max_body_size 16m;
+    # the same registry for a bearer token instead of basic auth, under /bearer/
+    location /bearer/ {
+      auth_basic off;
+      if (\$http_authorization != "Bearer $(secret registry-token)") { return 401; }
+      proxy_pass http://$HOST:$REGISTRY_PORT/;
+      proxy_set_header Authorization "";
+      proxy_set_header Host \$host:\$server_port;
+    }
     location / {
       proxy_pass http://$HOST:$REGISTRY_PORT;
       proxy_set_header Authorization "";
@@ -563,6 +571,7 @@ http {
   }
 }
 EOF
+  chmod 600 "$dir/nginx.conf" # it holds the bearer token
   # nginx daemonizes itself and writes its pid file; -p makes this instance's master recognisable
   nginx -p "$dir" -c "$dir/nginx.conf" </dev/null >>"$(log_file nginx)" 2>&1 9>&- || {
     fail_with_log nginx "nginx did not start"

@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Codec } from '../../src/kafka/codec.js';
 import { kafkaClient } from '../../src/kafka/connection.js';
 import { loadConfig } from '../../src/runtime/config-loader.js';
 import { createLogger } from '../../src/runtime/logger.js';
@@ -216,6 +217,31 @@ describe('a secured Kafka and registry', () => {
     expect(r.stderr).toContain(
       `fairflag: schema registry at ${stack.registryUrl}: TLS: its certificate is not accepted`,
     );
+  });
+
+  it('a bearer token from a file works as well, and a refused token ends start-up the same way', async () => {
+    const tokenFile = join(dir, 'registry-token');
+    writeFileSync(tokenFile, `${stack.secret('registry-token')}\n`);
+    // nginx takes the token instead of basic auth under /bearer/
+    const url = stack.registryUrl.replace('/apis/', '/bearer/apis/');
+    const env = envFor(stack, 'bearer', {
+      FAIRFLAG_REGISTRY_URL: url,
+      FAIRFLAG_REGISTRY_USERNAME: '',
+      FAIRFLAG_REGISTRY_PASSWORD_FILE: '',
+      FAIRFLAG_REGISTRY_TOKEN_FILE: tokenFile,
+    });
+    const { config } = loadConfig({ env });
+    expect(config.registry.username).toBeNull();
+    const codec = await Codec.connect(config);
+    expect(codec.idOf('flag')).toBeGreaterThan(0);
+    writeFileSync(tokenFile, 'not-the-token\n');
+    const r = runExpectingFailure(env);
+    expect(r.status, r.output).toBe(3);
+    expect(r.seconds).toBeLessThan(20);
+    expect(r.stderr).toContain(
+      `fairflag: schema registry at ${url}: credentials refused (HTTP 401 Unauthorized; bearer auth sent)`,
+    );
+    expect(r.output).not.toContain('not-the-token');
   });
 
   it('no secret shows: not in check-config --print, not in a running processor’s logs', async () => {
