@@ -348,6 +348,20 @@ function connectionIssues(cfg: {
         input: null,
       });
   }
+  // a setting the chosen mechanism does not use would be silently ignored: say so instead
+  const unused =
+    sasl['mechanism'] === 'none'
+      ? ['username', 'password', 'passwordFile', 'tokenFile']
+      : sasl['mechanism'] === 'oauthbearer'
+        ? ['username', 'password', 'passwordFile']
+        : ['tokenFile'];
+  for (const k of unused)
+    if (sasl[k] !== null && sasl[k] !== undefined)
+      out.push({
+        path: at(k),
+        message: `set, but not used by mechanism ${sasl['mechanism']}`,
+        input: '(set)',
+      });
   const ssl = cfg.kafka.ssl;
   if ((ssl['certFile'] === null) !== (ssl['keyFile'] === null))
     out.push({
@@ -388,6 +402,12 @@ function connectionIssues(cfg: {
       path: ['registry', 'password'],
       message: 'expected a password or passwordFile with registry.username',
       input: null,
+    });
+  if (set('caFile') && !/^https:/i.test(String(r['url'])))
+    out.push({
+      path: ['registry', 'caFile'],
+      message: 'set, but registry.url is not https',
+      input: r['caFile'],
     });
   if (!set('username') && (set('password') || set('passwordFile')))
     out.push({

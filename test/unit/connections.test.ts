@@ -117,6 +117,15 @@ describe('Kafka TLS and SASL settings', () => {
     expect(problemsOf({ env: { FAIRFLAG_KAFKA_SSL_CA_FILE: '/etc/ca.pem' } })).toEqual([
       expect.stringMatching(/^kafka\.ssl\.caFile: set, but kafka\.ssl\.enabled is false/),
     ]);
+    // what the mechanism does not use is named, not ignored
+    expect(problemsOf({ env: { FAIRFLAG_KAFKA_SASL_PASSWORD: 'hunter22' } })).toEqual([
+      `kafka.sasl.password: set, but not used by mechanism none, got ${REDACTED}`,
+    ]);
+    expect(
+      problemsOf({
+        env: { ...SCRAM, FAIRFLAG_KAFKA_SASL_PASSWORD: 'x', FAIRFLAG_KAFKA_SASL_TOKEN_FILE: '/t' },
+      }),
+    ).toEqual(['kafka.sasl.tokenFile: set, but not used by mechanism scram-sha-512, got "(set)"']);
     const missing = join(dir, 'no-such-password');
     expect(problemsOf({ env: { ...SCRAM, FAIRFLAG_KAFKA_SASL_PASSWORD_FILE: missing } })).toEqual([
       `kafka.sasl.passwordFile: cannot read ${missing} (ENOENT)`,
@@ -180,6 +189,9 @@ describe('schema registry credentials', () => {
       expect.stringMatching(
         /^registry\.username: expected basic auth \(username\) or a bearer token, not both/,
       ),
+    ]);
+    expect(problemsOf({ env: { FAIRFLAG_REGISTRY_CA_FILE: '/etc/ca.pem' } })).toEqual([
+      'registry.caFile: set, but registry.url is not https, got "/etc/ca.pem"',
     ]);
     const { warnings } = loadConfig({
       env: { FAIRFLAG_REGISTRY_USERNAME: 'ff', FAIRFLAG_REGISTRY_PASSWORD: 'x' },
