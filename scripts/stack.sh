@@ -14,9 +14,13 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STACK="$ROOT/.stack" # download cache, shared by every instance
+# The secured variant (see below) has its own state and ports by default, beside the default stack.
+SECURED="${FAIRFLAG_STACK_SECURED:-0}"
 # This instance's data, logs and pid files: .stack/ itself for the default instance.
 if [[ -n "${FAIRFLAG_STACK_STATE:-}" ]]; then
   STATE="$(realpath -m -- "$FAIRFLAG_STACK_STATE")"
+elif [[ "$SECURED" == 1 ]]; then
+  STATE="$STACK/secured"
 else
   STATE="$STACK"
 fi
@@ -29,11 +33,14 @@ HOST=127.0.0.1
 KAFKA_VERSION=3.9.2
 REGISTRY_VERSION=3.3.3
 
-KAFKA_PORT="${FAIRFLAG_STACK_KAFKA_PORT:-29092}"
+# Default ports: the default instance's, or the secured one's (so both run side by side).
+DEFAULT_PORTS=(29092 29093 28081 26379)
+[[ "$SECURED" == 1 ]] && DEFAULT_PORTS=(39092 39093 38081 36379)
+KAFKA_PORT="${FAIRFLAG_STACK_KAFKA_PORT:-${DEFAULT_PORTS[0]}}"
 # The controller listener is internal to the broker; clients never talk to it.
-KAFKA_CONTROLLER_PORT="${FAIRFLAG_STACK_KAFKA_CONTROLLER_PORT:-29093}"
-REGISTRY_PORT="${FAIRFLAG_STACK_REGISTRY_PORT:-28081}"
-REDIS_PORT="${FAIRFLAG_STACK_REDIS_PORT:-26379}"
+KAFKA_CONTROLLER_PORT="${FAIRFLAG_STACK_KAFKA_CONTROLLER_PORT:-${DEFAULT_PORTS[1]}}"
+REGISTRY_PORT="${FAIRFLAG_STACK_REGISTRY_PORT:-${DEFAULT_PORTS[2]}}"
+REDIS_PORT="${FAIRFLAG_STACK_REDIS_PORT:-${DEFAULT_PORTS[3]}}"
 
 # Seconds to wait for a service to answer after starting it.
 KAFKA_TIMEOUT="${FAIRFLAG_STACK_KAFKA_TIMEOUT:-90}"
@@ -57,8 +64,8 @@ SERVICES=(kafka registry redis)
 # validator), and the registry is reached through nginx doing TLS and basic auth. A private CA,
 # the server certificate, the passwords and the htpasswd file are made in $STATE/secrets on the
 # first `up` (and wiped by `down`). The registry itself then listens on loopback on the next port,
-# for nginx only. Meant for a second instance: FAIRFLAG_STACK_STATE=.stack/secured and its own ports.
-SECURED="${FAIRFLAG_STACK_SECURED:-0}"
+# for nginx only. A second instance by default: state in .stack/secured, ports 39092 (Kafka), 39093
+# (controller), 38081 (nginx; the registry 38082) and 36379 (Redis), unless set otherwise.
 SECRETS="$STATE/secrets"
 NGINX_PORT="$REGISTRY_PORT"
 if [[ "$SECURED" == 1 ]]; then
@@ -451,7 +458,7 @@ check_secured_tools() {
 }
 
 # A generated secret of this instance, by name.
-secret() { cat "$SECRETS/$1.password"; }
+secret() { cat "$SECRETS/$1.password" 2>/dev/null; }
 
 # A private CA, a server certificate for 127.0.0.1 and localhost signed by it (Kafka takes it as a
 # PKCS12 keystore, nginx as PEM), random passwords, and nginx's htpasswd. Made once per state dir.
@@ -775,7 +782,7 @@ Commands:
   status                 one line per service; exit 0 only if all three answer
   env                    print export lines: eval "\$(scripts/stack.sh env)"
   logs <service> [-f]    last lines of a service's log (-f to follow; LINES=n for more)
-  start <service>        start one service (kafka | registry | redis)
+  start <service>        start one service (kafka | registry | redis; nginx when secured)
   stop <service>         stop one service, keeping its data
   restart <service>      stop then start one service, keeping its data
   redis-cluster up|down|env
@@ -795,7 +802,8 @@ Environment:
   FAIRFLAG_STACK_SECURED=1              Kafka on SASL_SSL only (SCRAM, PLAIN, OAUTHBEARER), the registry
                                         behind nginx with TLS and basic auth on the registry port;
                                         CA, passwords and htpasswd in <state>/secrets; env prints
-                                        the client settings (use with FAIRFLAG_STACK_STATE)
+                                        the client settings. Defaults: state .stack/secured, ports
+                                        39092, 39093, 38081 (+1 for the registry) and 36379
   FAIRFLAG_STACK_REGISTRY_BACKEND_PORT  secured: the registry's own loopback port (default: registry port + 1)
   FAIRFLAG_STACK_DURABLE=1              Redis keeps an append-only file and the registry an H2 file,
                                         so stopping and starting a service loses nothing
