@@ -34,10 +34,10 @@ import { startHealthServer, readiness, type ReadinessCheck } from '../runtime/he
 import type { Logger } from '../runtime/logger.js';
 import { createMetrics, type Metrics } from '../runtime/metrics.js';
 import { PROCESSOR_VERSION } from '../runtime/project.js';
+import { redactUrl } from '../runtime/secrets.js';
 import { Codec, type SchemaRole } from './codec.js';
 import { checkKafkaConnection, kafkaClient } from './connection.js';
 import { registryGet } from './registry-http.js';
-import { redactUrl } from '../runtime/secrets.js';
 import {
   chunkBySize,
   headerTotals,
