@@ -8,9 +8,10 @@ import {
   KafkaJSNumberOfRetriesExceeded,
   KafkaJSSASLAuthenticationError,
 } from 'kafkajs';
+import pino from 'pino';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { fatalConnectionCause, kafkaConnection } from '../../src/kafka/connection.js';
+import { fatalConnectionCause, kafkaClient, kafkaConnection } from '../../src/kafka/connection.js';
 import { registryAuthorization, registryBase } from '../../src/kafka/registry-http.js';
 import { ConfigError, loadConfig, type LoadOptions } from '../../src/runtime/config-loader.js';
 import { REDACTED, redactConfig, redactUrl, scrubSecrets } from '../../src/runtime/secrets.js';
@@ -236,6 +237,29 @@ describe('redaction', () => {
     expect(scrubSecrets('auth failed for kafka-secret-1 at x', ['kafka-secret-1', null])).toBe(
       `auth failed for ${REDACTED} at x`,
     );
+  });
+});
+
+describe('kafkajs log lines', () => {
+  it('lose a password they quote, message and details alike', () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
+    const { config } = loadConfig({ env: { ...SCRAM, FAIRFLAG_KAFKA_SASL_PASSWORD: 'pw-in-a-log-line' } });
+    const kafka = kafkaClient(config.kafka, log);
+    kafka
+      .logger()
+      .error('failed with pw-in-a-log-line', { broker: 'b:9092', detail: 'x pw-in-a-log-line y' });
+    kafka.logger().error('nothing secret here', { broker: 'b:9092' });
+    expect(lines).toHaveLength(2);
+    expect(lines.join('')).not.toContain('pw-in-a-log-line');
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      msg: `failed with ${REDACTED}`,
+      kafkajs: { broker: 'b:9092', detail: `x ${REDACTED} y` },
+    });
+    expect(JSON.parse(lines[1]!)).toMatchObject({
+      msg: 'nothing secret here',
+      kafkajs: { broker: 'b:9092' },
+    });
   });
 });
 
