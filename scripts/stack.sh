@@ -836,6 +836,8 @@ cmd_down() {
   if ((keep == 0)); then
     # Data only: libs/ and the unpacked registry stay as the download cache.
     rm -rf "$KAFKA_STATE/data" "$REDIS_HOME" "$REGISTRY_STATE" "$SECRETS" "$STATE/nginx"
+    # the secured broker's config holds its JAAS passwords; it is written again on every start
+    if [[ "$SECURED" == 1 ]]; then rm -f "$KAFKA_STATE/server.properties"; fi
     say "data wiped (download cache kept in $STACK)"
   fi
 }
