@@ -35,6 +35,7 @@ import { RedisStateBackend } from '../src/features/state-backend.js';
 import { connectRedis } from '../src/kafka/processor.js';
 import { loadConfig } from '../src/runtime/config-loader.js';
 import { explainAccount } from '../src/tools/explain.js';
+import { codeUnderTest } from './code-under-test.js';
 import { formatVerdicts, type TargetVerdict } from './targets.js';
 import { seeded } from './workload.js';
 
@@ -738,23 +739,13 @@ const fmt = (n: number, digits = 0) =>
   n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const ms3 = (x: number) => Math.round(x * 1000) / 1000;
 
-const git = (...args: string[]) => {
-  try {
-    return execFileSync('git', args, { cwd: ROOT }).toString().trim();
-  } catch {
-    return '';
-  }
-};
-
 /** Issue 16's memory target holds for the default population only: judged there, shown always. */
 const MEMORY_TARGET_BYTES = 2048;
 const TARGET_POPULATION = { accounts: 100_000, days: 7 };
 
 async function main(): Promise<void> {
   // the code measured is the code at start: others may commit while a long run goes on
-  const commit = git('rev-parse', 'HEAD');
-  const dirty =
-    git('status', '--porcelain', '--', 'src', 'processors', 'config', 'bench/feature-store.ts') !== '';
+  const { commit, dirty } = codeUnderTest();
   const loadBefore = os.loadavg();
   const loaded = loadConfig({ env: {} });
   const policy = compilePolicy(loaded);

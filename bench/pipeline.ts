@@ -11,7 +11,7 @@
 // time runs forward through the phases in that order (the full-speed ones at the bulk's density),
 // so no phase meets an account whose later events it has already seen.
 // Writes bench/results/pipeline-<ISO time>.json and prints a table. Not a test: figures only.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -32,6 +32,7 @@ import {
 import { loadConfig, type LoadedConfig } from '../src/runtime/config-loader.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { PROJECT_ROOT } from '../src/runtime/project.js';
+import { codeUnderTest } from './code-under-test.js';
 import { bareKafkajs, barePlatformaticKafka } from './bare-consumers.js';
 import { cpuMark, cpuSplit, type CpuMark } from './cpu-split.js';
 import { installEngineProbe } from './engine-probe.js';
@@ -134,7 +135,6 @@ const pct = (xs: number[]) => ({
   p99: percentile(xs, 99),
 });
 const round = (x: number, digits = 0) => Math.round(x * 10 ** digits) / 10 ** digits;
-const git = (...a: string[]) => execFileSync('git', a, { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function freePort(): Promise<number> {
@@ -212,8 +212,7 @@ const consumerOf = (p: Processor) => (p as unknown as { consumer: Consumer }).co
 
 async function main(): Promise<void> {
   const started = new Date();
-  const commit = git('rev-parse', 'HEAD');
-  const dirty = git('status', '--porcelain', '--', 'src', 'processors', 'config', 'bench/*.ts').length > 0;
+  const { commit, dirty } = codeUnderTest();
   say('local stack: ' + stack('up').trim().split('\n').join('; '));
   let own: { url: string; proc: ChildProcess } | undefined;
   let clusterNodes = '';

@@ -20,6 +20,7 @@ import { connectRedis, consumedTopics, ensureTopics, kafkaClient } from '../src/
 import { loadConfig } from '../src/runtime/config-loader.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { PROJECT_ROOT } from '../src/runtime/project.js';
+import { codeUnderTest } from './code-under-test.js';
 import { TOPIC_KEYS, stack, stackEnv } from './local-stack.js';
 import { formatVerdicts, type TargetVerdict } from './targets.js';
 import { produceEvents, touchEach, workload } from './workload.js';
@@ -58,7 +59,6 @@ const P = {
 const say = (s: string) => process.stderr.write(`${s}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mib = (kib: number) => Math.round(kib / 1024);
-const git = (...a: string[]) => execFileSync('git', a, { cwd: PROJECT_ROOT, encoding: 'utf8' }).trim();
 
 /** A /proc/<pid>/status field in KiB. */
 function statusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -203,10 +203,7 @@ async function main(): Promise<void> {
     benchmark: 'processor-memory',
     date: started.toISOString(),
     machine: { cores: cpus().length, cpu: cpus()[0]?.model, node: process.version },
-    git: {
-      commit: git('rev-parse', 'HEAD'),
-      dirty: git('status', '--porcelain', '--', 'src', 'config').length > 0,
-    },
+    git: codeUnderTest(),
     params: {
       ...P,
       overrides: Object.keys(env).filter((k) => k.startsWith('FAIRFLAG__')),

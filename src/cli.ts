@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // fairflag's one binary. Exit codes: 0 success, 1 invalid input or config / expectation not met,
 // 2 usage error, 3 a service (Kafka, registry, Redis, MaxMind file) is unusable.
+import ms from 'ms';
 import { watch } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfig, type LoadOptions } from './runtime/config-loader.js';
@@ -114,14 +115,23 @@ interface InputOptions {
   progress?: boolean;
 }
 
+/** An ISO time, epoch ms, or a duration before now ("7d", "36h", "90m"). */
 function parseTime(what: string, v: string | undefined, fallback?: number): number {
   if (v === undefined && fallback !== undefined) return fallback;
-  const t = v === undefined ? NaN : /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+  const ago = v !== undefined && /^\d+(\.\d+)?\s*[a-z]+$/i.test(v) ? ms(v as ms.StringValue) : undefined;
+  const t =
+    v === undefined
+      ? NaN
+      : ago !== undefined
+        ? Date.now() - ago
+        : /^\d+$/.test(v)
+          ? Number(v)
+          : Date.parse(v);
   if (!Number.isFinite(t))
     throw new CommanderError(
       2,
       'fairflag.time',
-      `--${what}: expected an ISO time or epoch ms, got ${JSON.stringify(v)}`,
+      `--${what}: expected an ISO time, epoch ms or a duration before now (7d, 36h), got ${JSON.stringify(v)}`,
     );
   return t;
 }
@@ -213,7 +223,7 @@ inputOptions(
   program
     .command('replay [events.ndjson]')
     .description(
-      'Replay recorded events through production\'s processors, features and scoring in an isolated Redis namespace (created and removed by the run). Lines: {"family":"login","event":{...}}. Exit 0: all input used; 1: some lines rejected (listed with their line numbers).',
+      'Replay recorded events through production\'s processors, features and scoring in an isolated Redis namespace (created and removed by the run). Lines: {"family":"login","event":{...}}; review outcomes ({"family":"review_outcome",...}, or the review-outcome topic with --from-kafka) are applied as live and label the flags: precision per queue and signal. Exit 0: all input used; 1: some lines rejected (listed with their line numbers).',
     ),
 )
   .option('-o, --out <flags.ndjson>', 'write every flag message as NDJSON')
@@ -226,6 +236,7 @@ inputOptions(
     ) => {
       const { replay } = await import('./tools/replay.js');
       const { formatReplay } = await import('./tools/format.js');
+      const { labelsJson } = await import('./tools/review-labels.js');
       const loaded = loadOrExit({ file: opts.config });
       const input = await replayInput(file, opts, loaded).catch(fail);
       const bar = await progressBar(opts.progress, input.total, 'replay');
@@ -257,6 +268,7 @@ inputOptions(
             flagMessages: r.flags.length,
             signalFires: Object.fromEntries(r.signalFires),
             deciding: Object.fromEntries(r.deciding),
+            ...(r.labels && { labels: labelsJson(r.labels) }),
           })}\n`,
         );
       } else process.stdout.write(`${formatReplay(r, input.source)}\n`);
@@ -295,6 +307,9 @@ inputOptions(
           queue: c.queue,
           severityBefore: c.before?.severity ?? null,
           severityAfter: c.after?.severity ?? null,
+          scoreBefore: c.before?.score ?? null,
+          scoreAfter: c.after?.score ?? null,
+          ...(d.labels && { label: c.label }),
           signalsBefore: c.before?.signals.map((s) => s.id) ?? [],
           signalsAfter: c.after?.signals.map((s) => s.id) ?? [],
           why: c.why,
@@ -308,10 +323,65 @@ inputOptions(
             removed: d.removed.map(slim),
             changed: d.changed.map(slim),
             fires: d.fires,
+            ...(d.labels && { labels: d.labels }),
           })}\n`,
         );
       } else process.stdout.write(`${formatDiff(d)}\n`);
       process.exit(d.added.length + d.removed.length + d.changed.length ? EXIT.invalid : EXIT.ok);
+    },
+  );
+
+inputOptions(
+  program
+    .command('sweep [events.ndjson]')
+    .description(
+      'Replay the same events once per value of one numeric setting (and once as configured): flags by queue and severity for each value and, with review outcomes in the input, precision and the confirmed accounts each value would stop reviewing. Exit 0: done; 1: some lines rejected; 2: a bad setting or values.',
+    ),
+)
+  .requiredOption(
+    '--setting <path>',
+    'dotted config path, e.g. review.threshold or signals.ip.shared_by_accounts.threshold',
+  )
+  .requiredOption('--values <list>', 'values to try: 1.5,2,2.5 or from:to:step (1:3:0.5)')
+  .option('--json', 'print the result as JSON')
+  .action(
+    async (
+      file: string | undefined,
+      opts: InputOptions & { setting: string; values: string; json?: boolean },
+    ) => {
+      const { sweepSetting, parseSweepValues, settingValue, SweepSettingError } =
+        await import('./tools/sweep.js');
+      const { formatSweep } = await import('./tools/format.js');
+      const load = { file: opts.config };
+      const loaded = loadOrExit(load);
+      let values: number[];
+      try {
+        settingValue(loaded.config, opts.setting);
+        values = parseSweepValues(opts.values);
+      } catch (err) {
+        if (!(err instanceof SweepSettingError)) throw err;
+        process.stderr.write(`sweep: ${err.message}\n`);
+        process.exit(EXIT.usage);
+      }
+      const input = await replayInput(file, opts, loaded).catch(fail);
+      const bar = await progressBar(opts.progress, input.total * (values.length + 1), 'sweep');
+      const r = await sweepSetting({
+        items: input.items,
+        load,
+        setting: opts.setting,
+        values,
+        onProgress: (run, n) => bar.update(run * input.total + n),
+      }).catch((err: unknown) => {
+        bar.stop();
+        if (err instanceof ConfigError || err instanceof SweepSettingError) {
+          process.stderr.write(`sweep: ${err.message}\n`);
+          process.exit(EXIT.usage);
+        }
+        return fail(err);
+      });
+      bar.stop();
+      process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${formatSweep(r, input.source)}\n`);
+      process.exit(r.rejected ? EXIT.invalid : EXIT.ok);
     },
   );
 
@@ -392,49 +462,48 @@ program
 program
   .command('signals')
   .description(
-    'Per signal: how many reviewed flags carrying it were cleared (false positives) and confirmed.',
+    'What reviewers decided about the flags, per period and queue and per signal: the flags reviewed (the denominator), confirmed, cleared, needing more info, and precision = confirmed / (confirmed + cleared). Read from Redis; each decision counted once, however often its batch was written.',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml')
+  .option('--since <time>', 'first decision time: ISO, epoch ms or a duration before now', '30d')
+  .option('--until <time>', 'last decision time (default now)')
+  .option('--period <period>', 'day, week (from Monday, UTC) or month', 'week')
   .option('--json', 'print JSON')
-  .action(async (opts: { config?: string; json?: boolean }) => {
-    const loaded = loadOrExit({ file: opts.config });
-    const [{ connectRedis }, { RedisStateBackend }, { SIGNALS }] = await Promise.all([
-      import('./kafka/processor.js'),
-      import('./features/state-backend.js'),
-      import('../processors/registry.js'),
-    ]);
-    const redis = connectRedis(loaded.config.redis);
-    await redis.connect().catch(fail);
-    const counts = await new RedisStateBackend(redis, loaded.config.redis.keyPrefix).outcomeCounts();
-    redis.disconnect();
-    const rows = SIGNALS.map((s) => {
-      const c = counts.get(s.id) ?? {};
-      const cleared = c['CLEARED'] ?? 0;
-      const confirmed = c['CONFIRMED'] ?? 0;
-      return {
-        signal: s.id,
-        cleared,
-        confirmed,
-        confirmedShare: cleared + confirmed ? confirmed / (cleared + confirmed) : null,
-      };
-    });
-    if (opts.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
-    else {
-      process.stdout.write(
-        `${'signal'.padEnd(36)} ${'cleared'.padStart(8)} ${'confirmed'.padStart(10)}  confirmed share\n`,
-      );
-      for (const r of rows) {
-        const share = r.confirmedShare === null ? '-' : `${Math.round(r.confirmedShare * 100)}%`;
-        process.stdout.write(
-          `${r.signal.padEnd(36)} ${String(r.cleared).padStart(8)} ${String(r.confirmed).padStart(10)}  ${share}\n`,
+  .action(
+    async (opts: { config?: string; since: string; until?: string; period: string; json?: boolean }) => {
+      const [{ connectRedis }, { RedisStateBackend }, { reviewReport, PERIODS }, { formatReviews }] =
+        await Promise.all([
+          import('./kafka/processor.js'),
+          import('./features/state-backend.js'),
+          import('./tools/review-report.js'),
+          import('./tools/format.js'),
+        ]);
+      const period = PERIODS.find((p) => p === opts.period);
+      if (!period)
+        throw new CommanderError(
+          2,
+          'fairflag.period',
+          `--period: expected one of ${PERIODS.join(', ')}, got ${JSON.stringify(opts.period)}`,
         );
-      }
-    }
-  });
+      const since = parseTime('since', opts.since);
+      const until = parseTime('until', opts.until, Date.now());
+      const loaded = loadOrExit({ file: opts.config });
+      const redis = connectRedis(loaded.config.redis);
+      await redis.connect().catch(fail);
+      const records = await new RedisStateBackend(redis, loaded.config.redis.keyPrefix)
+        .reviews(since, until)
+        .catch(fail);
+      redis.disconnect();
+      const report = reviewReport(records, { since, until, period });
+      process.stdout.write(opts.json ? `${JSON.stringify(report)}\n` : `${formatReviews(report)}\n`);
+    },
+  );
 
 program
   .command('scenarios')
-  .description('Write the reference scenarios (shared/scenarios.md) as NDJSON, ready for replay and diff.')
+  .description(
+    'Write the reference scenarios (the travelling freelancer and the account takeover) as NDJSON, ready for replay and diff.',
+  )
   .option('-o, --out <file>', 'output file (default: stdout)')
   .action(async (opts: { out?: string }) => {
     const { DAY, HOUR, accountTakeover, travellingFreelancer } = await import('./scenarios/reference.js');

@@ -93,6 +93,8 @@ export interface BatchResult {
   /** This batch's place in its partition's write order (see write-order.ts). */
   turn: WriteTurn;
   policyVersion: string;
+  /** Time spent evaluating signals and scoring (ms), part of the batch's processing time. */
+  signalsMs: number;
 }
 
 export interface EngineOptions {
@@ -157,6 +159,8 @@ interface Run {
 export class Engine {
   private readonly signalSets = new WeakMap<Policy, Map<string, SignalSet>>();
   private readonly order = new WriteOrder();
+  /** Running total of signal evaluation and scoring time (ms); a batch reads its share. */
+  private signalsMs = 0;
 
   constructor(private readonly opts: EngineOptions) {}
 
@@ -174,15 +178,19 @@ export class Engine {
       emissions: [],
       counterparts: [],
       closed: [],
-      write: { entities: [], accounts: [], outcomeCounts: new Map() },
+      write: { entities: [], accounts: [], reviews: [] },
       turn: undefined as unknown as WriteTurn,
       policyVersion: policy.version,
+      signalsMs: 0,
     };
     const run: Run = { owned, overlay: new EntityOverlay(entities, policy.layout), policy, result };
+    // the steps run synchronously: no other batch's signal time lands in between
+    const signalsBefore = this.signalsMs;
     try {
       for (const p of planned) result.outcomes.push(this.step(p, run));
     } finally {
       this.accounts.release(owned.values());
+      result.signalsMs = this.signalsMs - signalsBefore;
     }
     // synchronously with the last step: the snapshot holds exactly the batches processed so far,
     // and the write order is the processing order
@@ -421,7 +429,10 @@ export class Engine {
   ): void {
     o.features.rememberObservations(at, observations, run.policy.config.features.correlationWindow);
     this.accounts.changed(o);
-    for (const d of this.score(o.features, at, run.policy)) {
+    const started = performance.now();
+    const decisions = this.score(o.features, at, run.policy);
+    this.signalsMs += performance.now() - started;
+    for (const d of decisions) {
       const update = updateFlag({
         accountId: o.features.accountId,
         decision: d,
@@ -544,11 +555,21 @@ export class Engine {
    */
   private applyOutcome(r: ReviewOutcome, run: Run): InputOutcome {
     const out: InputOutcome = { status: 'applied', lateFor: [], evaluations: [] };
-    if (r.outcome === 'NEEDS_MORE_INFO') return out;
     const o = run.owned.get(r.accountId)!;
     const open = [...o.features.openFlags].find(([, s]) => s.flagId === r.flagId);
     if (!open) return out;
-    const [queue] = open;
+    const [queue, flag] = open;
+    // counted for the signals report whatever the decision; once closed, a repeat finds no flag
+    run.result.write.reviews.push({
+      outcomeId: r.outcomeId,
+      flagId: r.flagId,
+      queue,
+      outcome: r.outcome,
+      decidedAt: r.decidedAt,
+      signals: flag.signals.map((s) => s.signalId),
+    });
+    // more information wanted: the flag stays open, in front of the reviewer
+    if (r.outcome === 'NEEDS_MORE_INFO') return out;
     const state = o.features.closeFlag(queue, r.flagId)!;
     if (r.outcome === 'CLEARED') {
       const cooldown = run.policy.config.mitigations.cleared_review.cooldown;
@@ -557,11 +578,6 @@ export class Engine {
       o.features.forgetObservations(state.signals.map((s) => s.signalId));
     }
     this.accounts.changed(o);
-    const counts = run.result.write.outcomeCounts;
-    for (const s of state.signals) {
-      const field = `${s.signalId}|${r.outcome}`;
-      counts.set(field, (counts.get(field) ?? 0) + 1);
-    }
     run.result.closed.push({ accountId: r.accountId, queue, state, outcome: r.outcome });
     return out;
   }
@@ -575,6 +591,7 @@ export class Engine {
     out: InputOutcome,
     accountId: string,
   ): StoredObservation[] {
+    const started = performance.now();
     const observations: StoredObservation[] = [];
     for (const { definition, params } of signals) {
       let evaluation: SignalEvaluation['evaluation'];
@@ -599,6 +616,7 @@ export class Engine {
         });
       }
     }
+    this.signalsMs += performance.now() - started;
     return observations;
   }
 

@@ -32,7 +32,7 @@ import { validateOutcome } from '../ingest/validate.js';
 import { loadConfig, type LoadedConfig, type LoadOptions } from '../runtime/config-loader.js';
 import { startHealthServer, readiness, type ReadinessCheck } from '../runtime/health.js';
 import type { Logger } from '../runtime/logger.js';
-import { createMetrics, type Metrics } from '../runtime/metrics.js';
+import { createMetrics, retryCause, setConfigInfo, type Metrics } from '../runtime/metrics.js';
 import { PROCESSOR_VERSION } from '../runtime/project.js';
 import { redactUrl } from '../runtime/secrets.js';
 import { Codec, type SchemaRole } from './codec.js';
@@ -301,6 +301,11 @@ export class Processor {
     this.metrics = createMetrics();
     codec.onLookup = (result) => this.metrics.registryLookups.inc({ result });
     this.policy = compilePolicy(loaded);
+    setConfigInfo(this.metrics, this.policy.version);
+    // every input topic's series from the start: "nothing processed" is a 0, not a missing series
+    for (const topic of consumedTopics(loaded.config.topics))
+      for (const outcome of ['processed', 'late', 'dead_lettered'])
+        this.metrics.events.inc({ topic, outcome }, 0);
     this.accounts = new OwnedAccounts({
       backend,
       layout: () => this.policy.layout,
@@ -341,6 +346,7 @@ export class Processor {
       // the broker is gone (no crash, no batch failed) still counts itself "joined".
       { name: 'kafka', check: async () => this.healthy && this.joined && (await this.kafkaAnswers()) },
     ];
+    this.metrics.probe.run = async () => (await readiness(this.checks)).checks;
   }
 
   private joined = false;
@@ -479,7 +485,7 @@ export class Processor {
    * all for anything else. Then (or when the batch is no longer ours) the last error is thrown.
    */
   private async attempt<T>(
-    step: string,
+    step: 'process' | 'persist' | 'produce',
     b: EachBatchPayload,
     f: () => Promise<T>,
     unexpectedAttempts = this.config.processing.attempts,
@@ -495,7 +501,7 @@ export class Processor {
         const j = judge(err);
         if (j.kind !== 'outage' && ++unexpected >= unexpectedAttempts) return false;
         this.healthy = false;
-        this.metrics.retries.inc({ cause: err.name || 'Error' });
+        this.metrics.retries.inc({ step, cause: retryCause(j) });
         this.log.warn(
           {
             err: j.detail,
@@ -549,12 +555,16 @@ export class Processor {
       for (const part of parts) {
         if (part.result) await part.result.turn.ready;
         const dead = this.deadLetters(batch, part);
+        const producing = performance.now();
         await this.produce(b, part, dead);
+        this.observeStage('produce', producing);
         flagsOnTopic = Date.now();
         if (part.result) {
           const result = part.result;
           // the store refusing a write is no message's doing: retried while the batch is ours
+          const persisting = performance.now();
           await this.attempt('persist', b, () => this.engine.persist(result), Number.MAX_SAFE_INTEGER);
+          this.observeStage('persist', persisting);
           result.turn.done();
         }
         done.push({ part, dead });
@@ -573,6 +583,7 @@ export class Processor {
       // batch) stays on the committed offset; else the commit clears it
       const entry = this.ledger.get(`${batch.topic}/${batch.partition}`);
       const carried = entry?.intent && entry.intent.through > BigInt(last) ? entry.intent : undefined;
+      const committing = performance.now();
       await this.consumer.commitOffsets([
         {
           topic: batch.topic,
@@ -581,6 +592,7 @@ export class Processor {
           metadata: carried ? intentMetadata(carried) : null,
         },
       ]);
+      this.observeStage('commit', committing);
       if (entry && !carried) entry.intent = undefined;
     } catch (err) {
       // Given up before the commit (the partition moved, the processor stops, the group changed):
@@ -630,12 +642,24 @@ export class Processor {
   }
 
   private async processPart(batch: Batch, messages: KafkaMessage[]): Promise<Part> {
+    const decoding = performance.now();
     const prepared = await this.prepare(batch, messages);
+    const processing = this.observeStage('decode', decoding);
     const result = await this.engine.process(
       prepared.items.map((i) => i.input),
       batch.partition,
     );
+    const ms = performance.now() - processing;
+    this.metrics.stageDuration.observe({ stage: 'features' }, Math.max(0, ms - result.signalsMs) / 1000);
+    this.metrics.stageDuration.observe({ stage: 'signals' }, result.signalsMs / 1000);
     return { prepared, result };
+  }
+
+  /** Observes the time since `since` (performance.now()) as a stage's; returns now. */
+  private observeStage(stage: 'decode' | 'produce' | 'persist' | 'commit', since: number): number {
+    const now = performance.now();
+    this.metrics.stageDuration.observe({ stage }, (now - since) / 1000);
+    return now;
   }
 
   /**
@@ -1159,6 +1183,7 @@ export class Processor {
       this.pendingPolicy = compilePolicy(loaded);
       this.loaded = loaded;
       this.metrics.configReloads.inc({ result: 'applied' });
+      this.metrics.configReloadOk.set(1);
       this.log.info(
         { configVersion: loaded.version, previous: this.policy.version },
         'config reloaded; applies from the next batch',
@@ -1167,6 +1192,7 @@ export class Processor {
     } catch (err) {
       const problems = (err as { problems?: string[] }).problems ?? [(err as Error).message];
       this.metrics.configReloads.inc({ result: 'rejected' });
+      this.metrics.configReloadOk.set(0);
       this.log.error(
         { problems, keeping: this.policy.version },
         'config reload rejected; keeping the running config',
@@ -1179,6 +1205,7 @@ export class Processor {
     if (!this.pendingPolicy) return;
     this.policy = this.pendingPolicy;
     this.pendingPolicy = undefined;
+    setConfigInfo(this.metrics, this.policy.version);
     this.accounts.setLayout(this.policy.layout);
   }
 
@@ -1216,7 +1243,13 @@ interface Part {
   result?: BatchResult;
 }
 
-const EMPTY_RESULT = { outcomes: [], emissions: [], counterparts: [], closed: [] } as unknown as BatchResult;
+const EMPTY_RESULT = {
+  outcomes: [],
+  emissions: [],
+  counterparts: [],
+  closed: [],
+  signalsMs: 0,
+} as unknown as BatchResult;
 
 const where = (batch: Batch) => ({ topic: batch.topic, partition: batch.partition });
 

@@ -41,6 +41,8 @@ export interface LoadOptions {
   baseFile?: string;
   /** Told the warnings of every config loaded with these options (at start and on each reload). */
   onWarnings?: (warnings: string[]) => void;
+  /** Settings applied last, over file and environment (sweep tries one value after another). */
+  settings?: { path: string[]; value: unknown }[];
 }
 
 type Tree = Record<string, unknown>;
@@ -59,6 +61,10 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   if (fromEnv.length) {
     sources.push(`env (${fromEnv.map(([name]) => name).join(', ')})`);
     for (const [, path, value] of fromEnv) setPath(tree, path, value);
+  }
+  for (const { path, value } of opts.settings ?? []) {
+    sources.push(`${path.join('.')}=${JSON.stringify(value)}`);
+    setPath(tree, path, value);
   }
   const loaded = validateConfig(tree, sources);
   if (loaded.warnings.length) opts.onWarnings?.(loaded.warnings);

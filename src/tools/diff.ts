@@ -2,6 +2,7 @@
 import type { ReviewFlag } from '../domain/flags.js';
 import type { LoadedConfig } from '../runtime/config-loader.js';
 import { replay, type ReplayItem, type ReplayResult } from './replay.js';
+import { accountLabels, type Label } from './review-labels.js';
 
 export interface FlagChange {
   accountId: string;
@@ -10,7 +11,12 @@ export interface FlagChange {
   after?: ReviewFlag;
   /** The signals that made the difference, in an analyst's words. */
   why: string[];
+  /** What reviewers decided about the account in the replayed period (labelled backtests). */
+  label: Label;
 }
+
+/** Of the accounts a change starts, stops or changes reviewing: how reviewers had decided. */
+export type LabelCounts = Record<Label, number>;
 
 export interface DiffResult {
   base: ReplayResult;
@@ -19,6 +25,8 @@ export interface DiffResult {
   removed: FlagChange[];
   changed: FlagChange[];
   fires: { signal: string; before: number; after: number }[];
+  /** Only when the events came with review outcomes. */
+  labels?: { added: LabelCounts; removed: LabelCounts; changed: LabelCounts };
 }
 
 /** The last revision of each account's flag per queue. */
@@ -40,6 +48,8 @@ export async function diffConfigs(
   const after = byAccountQueue(b);
   const fired = (r: ReplayResult, account: string) => r.firedByAccount.get(account) ?? new Set<string>();
   const result: DiffResult = { base: a, candidate: b, added: [], removed: [], changed: [], fires: [] };
+  const reviewed = accountLabels(a.outcomes);
+  const label = (accountId: string): Label => reviewed.get(accountId) ?? 'NOT_REVIEWED';
   for (const [key, f] of before) {
     const g = after.get(key);
     if (!g) {
@@ -48,6 +58,7 @@ export async function diffConfigs(
         accountId: f.accountId,
         queue: f.reviewQueue,
         before: f,
+        label: label(f.accountId),
         why: lost.length
           ? lost.map((id) => `${id} no longer fires`)
           : [`same signals fire, but the score or corroboration no longer reaches review`],
@@ -62,7 +73,14 @@ export async function diffConfigs(
       ...(f.severity !== g.severity ? [`severity ${f.severity} -> ${g.severity}`] : []),
     ];
     if (why.length)
-      result.changed.push({ accountId: f.accountId, queue: f.reviewQueue, before: f, after: g, why });
+      result.changed.push({
+        accountId: f.accountId,
+        queue: f.reviewQueue,
+        before: f,
+        after: g,
+        why,
+        label: label(f.accountId),
+      });
   }
   for (const [key, g] of after) {
     if (before.has(key)) continue;
@@ -71,6 +89,7 @@ export async function diffConfigs(
       accountId: g.accountId,
       queue: g.reviewQueue,
       after: g,
+      label: label(g.accountId),
       why: gained.length
         ? gained.map((id) => `${id} now fires`)
         : ['same signals fire, but now the score or corroboration reaches review'],
@@ -87,5 +106,17 @@ export async function diffConfigs(
   result.added.sort(order);
   result.removed.sort(order);
   result.changed.sort(order);
+  if (a.outcomes.length) {
+    const counts = (changes: FlagChange[]): LabelCounts => {
+      const c: LabelCounts = { CONFIRMED: 0, CLEARED: 0, NEEDS_MORE_INFO: 0, NOT_REVIEWED: 0 };
+      for (const x of changes) c[x.label]++;
+      return c;
+    };
+    result.labels = {
+      added: counts(result.added),
+      removed: counts(result.removed),
+      changed: counts(result.changed),
+    };
+  }
   return result;
 }

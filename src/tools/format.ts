@@ -5,8 +5,62 @@ import type { QueueDecision } from '../domain/scoring.js';
 import type { DiffResult, FlagChange } from './diff.js';
 import type { Explanation } from './explain.js';
 import type { ReplayResult } from './replay.js';
+import type { LabelCounts } from './diff.js';
+import type { LabelReport, LabelTally } from './review-labels.js';
+import type { ReviewReport, ReviewTally } from './review-report.js';
+import type { SweepResult } from './sweep.js';
+import { getBorderCharacters, table } from 'table';
 
 const num = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(x < 10 ? 2 : 0));
+
+/** Aligned columns with no borders, the first row a header; every column but the first right-aligned. */
+function columns(rows: (string | number)[][], indent = '  '): string[] {
+  const right = Object.fromEntries(rows[0]!.slice(1).map((_, i) => [i + 1, { alignment: 'right' as const }]));
+  return table(rows, {
+    border: getBorderCharacters('void'),
+    columnDefault: { paddingLeft: 0, paddingRight: 2 },
+    columns: right,
+    drawHorizontalLine: () => false,
+  })
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => `${indent}${l.trimEnd()}`);
+}
+
+const pct = (x: number | null) => (x === null ? '-' : `${Math.round(x * 100)}%`);
+
+function labelRows(name: string, m: Map<string, LabelTally>): (string | number)[][] {
+  return [
+    [name, 'flags', 'confirmed', 'cleared', 'more info', 'not reviewed', 'precision'],
+    ...[...m].map(([k, t]) => [
+      k,
+      t.flags,
+      t.confirmed,
+      t.cleared,
+      t.needsMoreInfo,
+      t.notReviewed,
+      pct(t.precision),
+    ]),
+  ];
+}
+
+/** The labelled part of a backtest: precision per queue and signal, and accounts behind them. */
+export function formatLabels(l: LabelReport): string[] {
+  const samples = (t: LabelTally) =>
+    (['confirmed', 'cleared', 'notReviewed'] as const).flatMap((k) =>
+      t.samples[k].map(
+        (x) =>
+          `    ${k === 'notReviewed' ? 'not reviewed' : k} ${x.accountId} (${x.queue}, ${x.severity}, score ${num(x.score)}): ${x.signals.join(', ')}`,
+      ),
+    );
+  return [
+    `  review outcomes: ${l.outcomes} (${l.unmatched} about accounts this replay does not flag); precision = confirmed / (confirmed + cleared)`,
+    ...columns(labelRows('queue', l.byQueue)),
+    ...columns(labelRows('signal on the flag', l.bySignal)),
+    '  accounts behind the numbers (a few of each):',
+    ...samples(l.overall),
+  ];
+}
 
 export function formatFlag(f: ReviewFlag, indent = '  '): string {
   const lines = [
@@ -88,6 +142,9 @@ export function formatExplanation(e: Explanation): string {
   return lines.join('\n');
 }
 
+/** How many flagged accounts a replay's text summary names. */
+const FLAGGED_SHOWN = 10;
+
 export function formatReplay(r: ReplayResult, source: string): string {
   const byQueue = new Map<string, number>();
   for (const f of r.finalFlags.values())
@@ -96,6 +153,7 @@ export function formatReplay(r: ReplayResult, source: string): string {
       (byQueue.get(`${f.reviewQueue} / ${f.severity}`) ?? 0) + 1,
     );
   const signals = [...new Set([...r.signalFires.keys(), ...r.deciding.keys()])].sort();
+  const accounts = [...new Set([...r.finalFlags.values()].map((f) => f.accountId))].sort();
   return [
     `replay of ${source} with config ${r.configVersion} (namespace ${r.namespace}${r.namespaceRemoved ? ', removed' : ', kept'})`,
     `  events read ${r.eventsRead}, accepted ${r.accepted}, rejected ${r.rejected.length}, late ${r.late}`,
@@ -104,29 +162,110 @@ export function formatReplay(r: ReplayResult, source: string): string {
       : []),
     `  flags: ${r.finalFlags.size} (${r.flags.length} flag message(s))`,
     ...[...byQueue].sort().map(([k, n]) => `    ${k}: ${n}`),
-    `  ${'signal'.padEnd(36)} ${'fired'.padStart(7)} ${'deciding'.padStart(9)}`,
-    ...signals.map(
-      (s) =>
-        `  ${s.padEnd(36)} ${String(r.signalFires.get(s) ?? 0).padStart(7)} ${String(r.deciding.get(s) ?? 0).padStart(9)}`,
-    ),
+    ...(accounts.length
+      ? [
+          `  flagged accounts: ${accounts.slice(0, FLAGGED_SHOWN).join(', ')}${accounts.length > FLAGGED_SHOWN ? ` and ${accounts.length - FLAGGED_SHOWN} more (all with --json)` : ''}`,
+        ]
+      : []),
+    ...columns([
+      ['signal', 'fired', 'deciding'],
+      ...signals.map((s) => [s, r.signalFires.get(s) ?? 0, r.deciding.get(s) ?? 0]),
+    ]),
+    ...(r.labels ? formatLabels(r.labels) : []),
   ].join('\n');
 }
 
 export function formatDiff(d: DiffResult): string {
-  const change = (c: FlagChange, sign: string) => {
-    const f = c.after ?? c.before!;
-    return `  ${sign} ${c.accountId} ${c.queue}${c.before && c.after ? ` ${c.before.severity} -> ${c.after.severity}` : ` ${f.severity}`}: ${c.why.join('; ')}`;
-  };
+  const side = (f: ReviewFlag | undefined) => (f ? `${f.severity} ${num(f.score)}` : 'none');
+  const labelled = d.labels !== undefined;
+  const change = (c: FlagChange, sign: string) =>
+    `  ${sign} ${c.accountId} ${c.queue} ${side(c.before)} -> ${side(c.after)}${labelled ? ` [${c.label.toLowerCase().replace(/_/g, ' ')}]` : ''}: ${c.why.join('; ')}`;
+  const counts = (what: string, c: LabelCounts | undefined) =>
+    c && c.CONFIRMED + c.CLEARED + c.NEEDS_MORE_INFO + c.NOT_REVIEWED > 0
+      ? [
+          `  of those ${what}: ${c.CONFIRMED} confirmed, ${c.CLEARED} cleared, ${c.NEEDS_MORE_INFO} needing more info, ${c.NOT_REVIEWED} not reviewed`,
+        ]
+      : [];
   return [
     `base ${d.base.configVersion} vs candidate ${d.candidate.configVersion} over ${d.base.eventsRead} events (${d.base.rejected.length} rejected)`,
     `flags: ${d.base.finalFlags.size} -> ${d.candidate.finalFlags.size}; ${d.added.length} start review, ${d.removed.length} stop, ${d.changed.length} change`,
-    ...(d.removed.length ? ['stop being reviewed:', ...d.removed.map((c) => change(c, '-'))] : []),
-    ...(d.added.length ? ['start being reviewed:', ...d.added.map((c) => change(c, '+'))] : []),
-    ...(d.changed.length ? ['reviewed differently:', ...d.changed.map((c) => change(c, '~'))] : []),
-    `signal fires (before -> after):`,
-    ...d.fires.map(
-      (f) =>
-        `  ${f.signal.padEnd(36)} ${String(f.before).padStart(7)} -> ${String(f.after).padEnd(7)}${f.before !== f.after ? ' *' : ''}`,
-    ),
+    ...(d.removed.length
+      ? ['stop being reviewed (severity score before -> after):', ...d.removed.map((c) => change(c, '-'))]
+      : []),
+    ...counts('who stop', d.labels?.removed),
+    ...(d.added.length
+      ? ['start being reviewed (severity score before -> after):', ...d.added.map((c) => change(c, '+'))]
+      : []),
+    ...counts('who start', d.labels?.added),
+    ...(d.changed.length
+      ? ['reviewed differently (severity score before -> after):', ...d.changed.map((c) => change(c, '~'))]
+      : []),
+    ...counts('reviewed differently', d.labels?.changed),
+    `signal fires:`,
+    ...columns([
+      ['signal', 'before', 'after', 'changed'],
+      ...d.fires.map((f) => [f.signal, f.before, f.after, f.before !== f.after ? '*' : '']),
+    ]),
+  ].join('\n');
+}
+
+export function formatSweep(r: SweepResult, source: string): string {
+  const groups = [...new Set(r.points.flatMap((p) => Object.keys(p.byQueueSeverity)))].sort();
+  const header = [
+    'value',
+    'flags',
+    ...groups,
+    ...(r.labelled ? ['confirmed', 'cleared', 'not reviewed', 'precision', 'confirmed lost'] : []),
+  ];
+  const rows = r.points.map((p) => [
+    `${p.value === r.current ? '* ' : ''}${p.value}`,
+    p.flags,
+    ...groups.map((g) => p.byQueueSeverity[g] ?? 0),
+    ...(p.labels
+      ? [
+          p.labels.confirmed,
+          p.labels.cleared,
+          p.labels.notReviewed,
+          pct(p.labels.precision),
+          p.labels.confirmedLost.length,
+        ]
+      : []),
+  ]);
+  const lost = r.points.filter((p) => p.labels?.confirmedLost.length);
+  return [
+    `sweep of ${r.setting} over ${source}: ${r.points.length} values, ${r.events} events (${r.rejected} rejected); * = today's value (${r.current})`,
+    ...columns([header, ...rows]),
+    ...(r.labelled
+      ? [
+          '  precision = confirmed / (confirmed + cleared); confirmed lost = confirmed accounts today reviews that this value would not',
+          ...lost.map(
+            (p) =>
+              `  at ${p.value}: ${p.labels!.confirmedLost.slice(0, 5).join(', ')}${p.labels!.confirmedLost.length > 5 ? `, and ${p.labels!.confirmedLost.length - 5} more` : ''}`,
+          ),
+        ]
+      : []),
+  ].join('\n');
+}
+
+export function formatReviews(r: ReviewReport): string {
+  const cells = (t: ReviewTally) => [
+    t.reviewedFlags,
+    t.confirmed,
+    t.cleared,
+    t.needsMoreInfo,
+    pct(t.precision),
+  ];
+  const head = ['flags reviewed', 'confirmed', 'cleared', 'more info', 'precision'];
+  const day = (t: number) => new Date(t).toISOString().slice(0, 16).replace('T', ' ');
+  if (!r.records) return `no review decisions from ${day(r.since)} to ${day(r.until)} UTC`;
+  return [
+    `review decisions from ${day(r.since)} to ${day(r.until)} UTC: ${r.records}; precision = confirmed / (confirmed + cleared)`,
+    `per ${r.period} and queue:`,
+    ...columns([
+      [r.period, 'queue', ...head],
+      ...r.byPeriodQueue.map((x) => [x.period, x.queue, ...cells(x)]),
+    ]),
+    'per signal on the reviewed flags:',
+    ...columns([['signal', ...head], ...r.bySignal.map((x) => [x.signal, ...cells(x)])]),
   ].join('\n');
 }

@@ -4,7 +4,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import avro from 'avsc';
 import type { Kafka } from 'kafkajs';
-import { FAMILIES, type EnrichedEvent, type Family } from '../domain/events.js';
+import { FAMILIES, type Family, type ReviewOutcome } from '../domain/events.js';
 import type { ReviewFlag } from '../domain/flags.js';
 import { decidingSignals } from '../domain/scoring.js';
 import { GeoIp } from '../enrich/geoip.js';
@@ -13,16 +13,26 @@ import { compilePolicy } from '../engine/policy.js';
 import { OwnedAccounts } from '../features/owned-accounts.js';
 import { RedisStateBackend } from '../features/state-backend.js';
 import { ingest, type DeadLetterReason } from '../ingest/ingest.js';
+import { validateOutcome } from '../ingest/validate.js';
 import { Codec, DecodeError, readSchema, topicOf } from '../kafka/codec.js';
 import { judge, messageFailure } from '../kafka/failure.js';
 import { connectRedis } from '../kafka/processor.js';
 import { endOffsets, readRange, type Offsets } from '../kafka/topic-tools.js';
 import type { LoadedConfig } from '../runtime/config-loader.js';
+import { labelFlags, reportLabels, type LabelReport, type LabelledFlag } from './review-labels.js';
+
+/**
+ * The NDJSON family of a reviewer's decision (the review-outcome topic's records): replayed as the
+ * live pipeline applies them, and the labels of a backtest.
+ */
+export const REVIEW_OUTCOME = 'review_outcome';
+export type ReplayFamily = Family | typeof REVIEW_OUTCOME;
+const REPLAY_FAMILIES: readonly ReplayFamily[] = [...FAMILIES, REVIEW_OUTCOME];
 
 /** One input record: where it came from, and either the decoded record or why it is unusable. */
 export interface ReplayItem {
   where: string;
-  family?: Family;
+  family?: ReplayFamily;
   record?: unknown;
   error?: { reason: DeadLetterReason | 'not_json' | 'bad_shape' | 'registry_unavailable'; detail: string };
 }
@@ -50,6 +60,12 @@ export interface ReplayResult {
   deciding: Map<string, number>;
   /** Signals that fired per account, for diff's "what made the difference". */
   firedByAccount: Map<string, Set<string>>;
+  /** The review outcomes replayed, in input order. */
+  outcomes: ReviewOutcome[];
+  /** Each final flag with the reviewers' decision about it (all NOT_REVIEWED without outcomes). */
+  labelled: LabelledFlag[];
+  /** Precision per queue and signal; only when the input held review outcomes. */
+  labels?: LabelReport;
 }
 
 export interface ReplayOptions {
@@ -96,14 +112,16 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     signalFires: new Map(),
     deciding: new Map(),
     firedByAccount: new Map(),
+    outcomes: [],
+    labelled: [],
   };
   const batchSize = opts.batchSize ?? 500;
   const types = familyTypes();
-  let batch: { event: EnrichedEvent; where: string }[] = [];
+  let batch: { input: EngineInput; where: string }[] = [];
   const flush = async () => {
     if (!batch.length) return;
     const r = await engine.run(
-      batch.map(({ event }): EngineInput => ({ kind: 'event', event })),
+      batch.map(({ input }) => input),
       0,
     );
     r.outcomes.forEach((o, i) => {
@@ -138,6 +156,18 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       if (item.error || !item.family) {
         const e = item.error ?? { reason: 'bad_shape', detail: 'no family' };
         result.rejected.push({ where: item.where, ...e });
+      } else if (item.family === REVIEW_OUTCOME) {
+        try {
+          const outcome = validateOutcome(
+            types.get(REVIEW_OUTCOME)!.clone(item.record),
+            loaded.config.validation,
+          );
+          result.outcomes.push(outcome);
+          batch.push({ input: { kind: 'outcome', outcome }, where: item.where });
+          result.accepted++;
+        } catch (err) {
+          result.rejected.push({ where: item.where, ...messageFailure(err) });
+        }
       } else {
         // in the schema's field order, as a decoded Kafka message has it: its JSON is the digest
         // that tells a replayed event from a conflicting one, here and in the live pipeline
@@ -162,7 +192,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
           r = { ok: false, ...messageFailure(err) };
         }
         if (r.ok) {
-          batch.push({ event: r.event, where: item.where });
+          batch.push({ input: { kind: 'event', event: r.event }, where: item.where });
           result.accepted++;
         } else result.rejected.push({ where: item.where, reason: r.reason, detail: r.detail });
       }
@@ -170,6 +200,8 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
       opts.onProgress?.(result.eventsRead);
     }
     await flush();
+    result.labelled = labelFlags(result.finalFlags.values(), result.outcomes);
+    if (result.outcomes.length) result.labels = reportLabels(result.labelled, result.outcomes);
   } finally {
     if (!opts.keep) {
       await backend.dropNamespace();
@@ -180,24 +212,28 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   return result;
 }
 
-/** Avro types of the five families, for checking NDJSON lines against the schemas. */
-function familyTypes(): Map<Family, avro.Type> {
-  const roles: Record<Family, Parameters<typeof readSchema>[0]> = {
+/** Avro types of the five families and of review outcomes, for checking NDJSON lines against the schemas. */
+function familyTypes(): Map<ReplayFamily, avro.Type> {
+  const roles: Record<ReplayFamily, Parameters<typeof readSchema>[0]> = {
     login: 'login',
     ip: 'ip',
     payment: 'payment',
     contract: 'contract',
     account: 'account',
+    [REVIEW_OUTCOME]: 'reviewOutcome',
   };
   return new Map(
-    FAMILIES.map((f) => [f, avro.Type.forSchema(JSON.parse(readSchema(roles[f]).text) as avro.Schema)]),
+    REPLAY_FAMILIES.map((f) => [
+      f,
+      avro.Type.forSchema(JSON.parse(readSchema(roles[f]).text) as avro.Schema),
+    ]),
   );
 }
 
 /**
- * Reads NDJSON: one `{"family": "<login|ip|payment|contract|account>", "event": {...}}` per line,
- * the event in its schema's JSON form (plain values, null for absent optional fields). A bad line
- * becomes a rejected item naming its line number; it never stops the read.
+ * Reads NDJSON: one `{"family": "<login|ip|payment|contract|account|review_outcome>", "event":
+ * {...}}` per line, the event in its schema's JSON form (plain values, null for absent optional
+ * fields). A bad line becomes a rejected item naming its line number; it never stops the read.
  */
 export async function* readNdjson(file: string, maxLineBytes = Infinity): AsyncGenerator<ReplayItem> {
   const types = familyTypes();
@@ -228,19 +264,19 @@ export async function* readNdjson(file: string, maxLineBytes = Infinity): AsyncG
     if (
       typeof p !== 'object' ||
       p === null ||
-      !FAMILIES.includes(p.family as Family) ||
+      !REPLAY_FAMILIES.includes(p.family as ReplayFamily) ||
       typeof p.event !== 'object'
     ) {
       yield {
         where,
         error: {
           reason: 'bad_shape',
-          detail: `expected {"family": one of ${FAMILIES.join(', ')}, "event": {...}}, got ${line.slice(0, 80)}`,
+          detail: `expected {"family": one of ${REPLAY_FAMILIES.join(', ')}, "event": {...}}, got ${line.slice(0, 80)}`,
         },
       };
       continue;
     }
-    const family = p.family as Family;
+    const family = p.family as ReplayFamily;
     const problems: string[] = [];
     types.get(family)!.isValid(p.event, {
       errorHook: (path, value) => {
@@ -258,7 +294,10 @@ export async function* readNdjson(file: string, maxLineBytes = Infinity): AsyncG
   }
 }
 
-/** Reads the input topics between two times (inclusive from, exclusive until), decoding each message. */
+/**
+ * Reads the input topics and the review outcomes between two times (inclusive from, exclusive
+ * until), decoding each message.
+ */
 export async function readKafkaRange(
   kafka: Kafka,
   loaded: LoadedConfig,
@@ -270,8 +309,9 @@ export async function readKafkaRange(
   await admin.connect();
   const items: (ReplayItem & { at: number; order: string })[] = [];
   try {
-    for (const family of FAMILIES) {
-      const topic = topicOf(family, loaded.config.topics);
+    for (const family of REPLAY_FAMILIES) {
+      const role = family === REVIEW_OUTCOME ? 'reviewOutcome' : family;
+      const topic = topicOf(role, loaded.config.topics);
       const end = await endOffsets(admin, topic);
       const at = async (ts: number): Promise<Offsets> => {
         const parts = await admin.fetchTopicOffsetsByTimestamp(topic, ts);
@@ -295,8 +335,9 @@ export async function readKafkaRange(
               'undecodable',
               `payload of ${value.length} bytes exceeds validation.maxPayloadBytes (${limit})`,
             );
-          const record = await codec.decodeAs(family, value);
-          const t = (record as { occurredAt?: number }).occurredAt ?? Number(m.timestamp);
+          const record = await codec.decodeAs(role, value);
+          const r = record as { occurredAt?: number; decidedAt?: number };
+          const t = r.occurredAt ?? r.decidedAt ?? Number(m.timestamp);
           items.push({ where, family, record, at: t, order });
         } catch (err) {
           // whatever the cause (an id the registry cannot give, even the registry down): this

@@ -13,7 +13,7 @@ import { compilePolicy } from '../../src/engine/policy.js';
 import { GeoIp } from '../../src/enrich/geoip.js';
 import { loadConfig } from '../../src/runtime/config-loader.js';
 import { PROJECT_ROOT } from '../../src/runtime/project.js';
-import { DAY, HOUR, MINUTE, accountTakeover, travellingFreelancer } from '../../src/scenarios/reference.js';
+import { DAY, HOUR, accountTakeover, travellingFreelancer } from '../../src/scenarios/reference.js';
 import { diffConfigs } from '../../src/tools/diff.js';
 import { explainStored } from '../../src/tools/explain.js';
 import { readNdjson, replay, type ReplayItem } from '../../src/tools/replay.js';
@@ -23,47 +23,12 @@ import { createLogger } from '../../src/runtime/logger.js';
 import { isolatedConfig, isolatedEnv } from '../support/config.js';
 import { endpoints } from '../support/endpoints.js';
 import { Harness } from '../support/pipeline.js';
+import { sharedGroup } from '../support/stories.js';
 import { registerUnusableSchemas, wireFrame } from '../support/unusable-schemas.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fairflag-analyst-'));
 const toItems = (events: ActivityEvent[]): ReplayItem[] =>
   events.map((e, i) => ({ where: `line ${i + 1}`, family: e.family, record: e.event }));
-
-/** n accounts log in from one personal IP and add one card: multiple accounts, two families. */
-function sharedGroup(tag: string, n: number, ip: string, start: number): ActivityEvent[] {
-  const events: ActivityEvent[] = [];
-  for (let i = 0; i < n; i++) {
-    const accountId = `acct-${tag}-${i}`;
-    const at = start + i * MINUTE;
-    events.push({
-      family: 'login',
-      event: {
-        eventId: `${tag}-l${i}`,
-        accountId,
-        occurredAt: at,
-        outcome: 'SUCCESS',
-        ip,
-        deviceId: `dev-${tag}-${i}`,
-        sessionId: null,
-      },
-    });
-    events.push({
-      family: 'payment',
-      event: {
-        eventId: `${tag}-p${i}`,
-        accountId,
-        occurredAt: at + 1000,
-        action: 'ADDED',
-        methodId: 'pm-1',
-        methodType: 'CARD',
-        instrumentFingerprint: `fp-${tag}`,
-        ip: null,
-        deviceId: null,
-      },
-    });
-  }
-  return events;
-}
 
 const essence = (f: ReviewFlag) => ({
   flagId: f.flagId,
@@ -229,7 +194,12 @@ describe('review outcomes close the loop', () => {
     expect(ff.reviewQueue).toBe('identity');
 
     const decidedAt = Date.now() - 2 * HOUR;
-    const outcome = async (f: ReviewFlag, outcome: 'CLEARED' | 'CONFIRMED', id: string) => ({
+    const outcome = async (
+      f: ReviewFlag,
+      outcome: 'CLEARED' | 'CONFIRMED' | 'NEEDS_MORE_INFO',
+      id: string,
+      at = decidedAt,
+    ) => ({
       key: f.accountId,
       value: await h.proc.codec.encode('reviewOutcome', {
         outcomeId: id,
@@ -237,9 +207,13 @@ describe('review outcomes close the loop', () => {
         accountId: f.accountId,
         outcome,
         noteCategory: outcome === 'CLEARED' ? 'shared-household' : 'fraud-confirmed',
-        decidedAt,
+        decidedAt: at,
       }),
     });
+    // more information first (the flag stays open), sent twice as a case tool may resend
+    const moreInfo = await outcome(ff, 'NEEDS_MORE_INFO', 'o-0', decidedAt - 10 * 60_000);
+    await h.publishRaw(h.topics.reviewOutcomes, [moreInfo, moreInfo]);
+    await h.settle();
     await h.publishRaw(h.topics.reviewOutcomes, [
       await outcome(fc, 'CLEARED', 'o-1'),
       await outcome(ff, 'CONFIRMED', 'o-2'),
@@ -284,9 +258,46 @@ describe('review outcomes close the loop', () => {
     expect(identity.mitigations.map((m) => m.id)).toContain('cleared_review');
     expect(identity.severity).toBeUndefined();
 
-    const counts = await h.proc.backend.outcomeCounts();
-    expect(counts.get('ip.shared_by_accounts')).toEqual({ CLEARED: 1, CONFIRMED: 1 });
-    expect(counts.get('payment.shared_instrument')).toEqual({ CLEARED: 1, CONFIRMED: 1 });
+    const reviews = await h.proc.backend.reviews(decidedAt - HOUR, Date.now());
+    expect(reviews.map((r) => [r.outcomeId, r.flagId, r.queue, r.outcome])).toEqual([
+      ['o-0', ff.flagId, 'identity', 'NEEDS_MORE_INFO'],
+      ['o-1', fc.flagId, 'identity', 'CLEARED'],
+      ['o-2', ff.flagId, 'identity', 'CONFIRMED'],
+    ]);
+    for (const r of reviews)
+      expect(r.signals.sort()).toEqual(['ip.shared_by_accounts', 'payment.shared_instrument']);
+    // the signals report: each decision once, the flags behind them as the denominator
+    const report = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(PROJECT_ROOT, 'src/cli.ts'),
+        'signals',
+        '--since',
+        '1d',
+        '--period',
+        'month',
+        '--json',
+      ],
+      {
+        cwd: PROJECT_ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, FAIRFLAG_REDIS_KEY_PREFIX: h.config.redis.keyPrefix },
+      },
+    );
+    expect(report.status, report.stderr).toBe(0);
+    const r = JSON.parse(report.stdout) as {
+      byPeriodQueue: { queue: string; reviewedFlags: number; needsMoreInfo: number; precision: number }[];
+      bySignal: { signal: string; confirmed: number; cleared: number }[];
+    };
+    expect(r.byPeriodQueue.map((x) => [x.queue, x.reviewedFlags, x.needsMoreInfo, x.precision])).toEqual([
+      ['identity', 2, 1, 0.5],
+    ]);
+    expect(r.bySignal.find((x) => x.signal === 'ip.shared_by_accounts')).toMatchObject({
+      confirmed: 1,
+      cleared: 1,
+    });
     const metrics = await h.proc.metrics.registry.getSingleMetricAsString('fairflag_review_outcomes_total');
     expect(metrics).toContain('signal="ip.shared_by_accounts",outcome="CLEARED"} 1');
   });

@@ -1,4 +1,5 @@
-// Stories of issue 18 as events, for the in-memory tests and the same stories through Kafka.
+// Stories as events (issue 18's promises, the analysts' shared-address group), for the in-memory tests
+// and the same stories through Kafka.
 import type { ActivityEvent } from '../../src/domain/events.js';
 import type { EnrichedEvent } from '../../src/domain/events.js';
 import type { GeoIp } from '../../src/enrich/geoip.js';
@@ -126,4 +127,40 @@ export function enriched(events: ActivityEvent[], geo: GeoIp, now: number): Enri
     if (!r.ok) throw new Error(`${e.event.eventId}: ${r.detail}`);
     return r.event;
   });
+}
+
+/** n accounts log in from one personal IP and add one card: multiple accounts, two families. */
+export function sharedGroup(tag: string, n: number, ip: string, start: number): ActivityEvent[] {
+  const events: ActivityEvent[] = [];
+  for (let i = 0; i < n; i++) {
+    const accountId = `acct-${tag}-${i}`;
+    const at = start + i * MINUTE;
+    events.push({
+      family: 'login',
+      event: {
+        eventId: `${tag}-l${i}`,
+        accountId,
+        occurredAt: at,
+        outcome: 'SUCCESS',
+        ip,
+        deviceId: `dev-${tag}-${i}`,
+        sessionId: null,
+      },
+    });
+    events.push({
+      family: 'payment',
+      event: {
+        eventId: `${tag}-p${i}`,
+        accountId,
+        occurredAt: at + 1000,
+        action: 'ADDED',
+        methodId: 'pm-1',
+        methodType: 'CARD',
+        instrumentFingerprint: `fp-${tag}`,
+        ip: null,
+        deviceId: null,
+      },
+    });
+  }
+  return events;
 }
