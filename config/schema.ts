@@ -31,6 +31,8 @@ export const TOPIC_KEYS_WITH_SCHEMAS = [
   'flags',
   'deadLetter',
 ] as const;
+/** SASL mechanisms fairflag can authenticate to Kafka with (kafkajs's names, lower case). */
+export const SASL_MECHANISMS = ['none', 'plain', 'scram-sha-256', 'scram-sha-512', 'oauthbearer'] as const;
 
 /** The only action fairflag can express. There is deliberately no other value anywhere. */
 export const REVIEW_ACTION = 'review' as const;
@@ -103,6 +105,36 @@ export const configSchema = z
       offsetReset: z
         .enum(['earliest', 'latest'], { error: 'expected earliest or latest' })
         .default('earliest'),
+      /** TLS to the brokers; caFile trusts a private CA (else Node's own CA list). */
+      ssl: z
+        .strictObject({
+          enabled: flag().default(false),
+          caFile: text().nullable().default(null),
+          /** A client certificate and its key, for brokers that ask for one (mutual TLS). */
+          certFile: text().nullable().default(null),
+          keyFile: text().nullable().default(null),
+        })
+        .prefault({}),
+      /** SASL authentication; a secret comes from the config, an env variable or a file. */
+      sasl: z
+        .strictObject({
+          mechanism: z
+            .enum(SASL_MECHANISMS, { error: `expected one of ${SASL_MECHANISMS.join(', ')}` })
+            .default('none'),
+          username: text().nullable().default(null),
+          password: text().nullable().default(null),
+          /** A file holding the password (a mounted secret); read at start. */
+          passwordFile: text().nullable().default(null),
+          /** oauthbearer: a file holding the current access token, read again at each authentication. */
+          tokenFile: text().nullable().default(null),
+        })
+        .prefault({}),
+      /**
+       * A broker that cannot be reached, or refuses the TLS handshake or the credentials, fails
+       * start-up within these: a wrong secret is never retried (it cannot get better).
+       */
+      connectionTimeout: duration().default(10_000),
+      authenticationTimeout: duration().default(10_000),
     }),
     registry: z.strictObject({
       url: z.url({ error: 'expected an http(s) URL' }),
@@ -136,6 +168,15 @@ export const configSchema = z
        * checking them: for a local stack, the demo and tests, where nobody else produces.
        */
       registerInputSubjects: flag().default(false),
+      /** Basic auth (username with password or passwordFile), or a bearer token (token or tokenFile). */
+      username: text().nullable().default(null),
+      password: text().nullable().default(null),
+      passwordFile: text().nullable().default(null),
+      token: text().nullable().default(null),
+      /** Read again at each request, so a rotated token is used without a restart. */
+      tokenFile: text().nullable().default(null),
+      /** A PEM file of the CA that signed an https registry's certificate (else Node's own CA list). */
+      caFile: text().nullable().default(null),
     }),
     redis: z.strictObject({
       url: text(),
@@ -319,6 +360,7 @@ export const configSchema = z
           });
       });
     }
+    connectionIssues(cfg).forEach((issue) => ctx.addIssue({ code: 'custom', ...issue }));
     const bands = cfg.review.severities;
     bands.forEach((b, i) => {
       if (i > 0 && b.minScore <= bands[i - 1]!.minScore) {
@@ -339,6 +381,107 @@ export const configSchema = z
       });
     }
   });
+
+/** Settings that only make sense together: credentials for the chosen mechanism, one secret source. */
+function connectionIssues(cfg: {
+  kafka: { sasl: Record<string, string | null>; ssl: Record<string, unknown> };
+  registry: Record<string, unknown>;
+}): { path: (string | number)[]; message: string; input: unknown }[] {
+  const out: { path: (string | number)[]; message: string; input: unknown }[] = [];
+  const sasl = cfg.kafka.sasl;
+  const at = (...path: string[]) => ['kafka', 'sasl', ...path];
+  if (sasl['password'] !== null && sasl['passwordFile'] !== null)
+    out.push({
+      path: at('passwordFile'),
+      message: 'expected password or passwordFile, not both',
+      input: '(both set)',
+    });
+  if (sasl['mechanism'] === 'oauthbearer') {
+    if (sasl['tokenFile'] === null)
+      out.push({ path: at('tokenFile'), message: 'expected a token file for oauthbearer', input: null });
+  } else if (sasl['mechanism'] !== 'none') {
+    if (sasl['username'] === null)
+      out.push({
+        path: at('username'),
+        message: `expected a username for ${sasl['mechanism']}`,
+        input: null,
+      });
+    if (sasl['password'] === null && sasl['passwordFile'] === null)
+      out.push({
+        path: at('password'),
+        message: `expected a password or passwordFile for ${sasl['mechanism']}`,
+        input: null,
+      });
+  }
+  // a setting the chosen mechanism does not use would be silently ignored: say so instead
+  const unused =
+    sasl['mechanism'] === 'none'
+      ? ['username', 'password', 'passwordFile', 'tokenFile']
+      : sasl['mechanism'] === 'oauthbearer'
+        ? ['username', 'password', 'passwordFile']
+        : ['tokenFile'];
+  for (const k of unused)
+    if (sasl[k] !== null && sasl[k] !== undefined)
+      out.push({
+        path: at(k),
+        message: `set, but not used by mechanism ${sasl['mechanism']}`,
+        input: '(set)',
+      });
+  const ssl = cfg.kafka.ssl;
+  if ((ssl['certFile'] === null) !== (ssl['keyFile'] === null))
+    out.push({
+      path: ['kafka', 'ssl', ssl['certFile'] === null ? 'certFile' : 'keyFile'],
+      message: 'expected certFile and keyFile together (a client certificate and its key)',
+      input: null,
+    });
+  if (!ssl['enabled'])
+    for (const k of ['caFile', 'certFile', 'keyFile'])
+      if (ssl[k] !== null)
+        out.push({
+          path: ['kafka', 'ssl', k],
+          message: 'set, but kafka.ssl.enabled is false',
+          input: ssl[k],
+        });
+  const r = cfg.registry;
+  const set = (k: string) => r[k] !== null && r[k] !== undefined;
+  if (set('password') && set('passwordFile'))
+    out.push({
+      path: ['registry', 'passwordFile'],
+      message: 'expected password or passwordFile, not both',
+      input: '(both set)',
+    });
+  if (set('token') && set('tokenFile'))
+    out.push({
+      path: ['registry', 'tokenFile'],
+      message: 'expected token or tokenFile, not both',
+      input: '(both set)',
+    });
+  if (set('username') && (set('token') || set('tokenFile')))
+    out.push({
+      path: ['registry', 'username'],
+      message: 'expected basic auth (username) or a bearer token, not both',
+      input: '(both set)',
+    });
+  if (set('username') && !set('password') && !set('passwordFile'))
+    out.push({
+      path: ['registry', 'password'],
+      message: 'expected a password or passwordFile with registry.username',
+      input: null,
+    });
+  if (set('caFile') && !/^https:/i.test(String(r['url'])))
+    out.push({
+      path: ['registry', 'caFile'],
+      message: 'set, but registry.url is not https',
+      input: r['caFile'],
+    });
+  if (!set('username') && (set('password') || set('passwordFile')))
+    out.push({
+      path: ['registry', 'username'],
+      message: 'expected a username with a registry password',
+      input: null,
+    });
+  return out;
+}
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

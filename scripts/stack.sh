@@ -14,9 +14,13 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STACK="$ROOT/.stack" # download cache, shared by every instance
+# The secured variant (see below) has its own state and ports by default, beside the default stack.
+SECURED="${FAIRFLAG_STACK_SECURED:-0}"
 # This instance's data, logs and pid files: .stack/ itself for the default instance.
 if [[ -n "${FAIRFLAG_STACK_STATE:-}" ]]; then
   STATE="$(realpath -m -- "$FAIRFLAG_STACK_STATE")"
+elif [[ "$SECURED" == 1 ]]; then
+  STATE="$STACK/secured"
 else
   STATE="$STACK"
 fi
@@ -29,11 +33,14 @@ HOST=127.0.0.1
 KAFKA_VERSION=3.9.2
 REGISTRY_VERSION=3.3.3
 
-KAFKA_PORT="${FAIRFLAG_STACK_KAFKA_PORT:-29092}"
+# Default ports: the default instance's, or the secured one's (so both run side by side).
+DEFAULT_PORTS=(29092 29093 28081 26379)
+[[ "$SECURED" == 1 ]] && DEFAULT_PORTS=(39092 39093 38081 36379)
+KAFKA_PORT="${FAIRFLAG_STACK_KAFKA_PORT:-${DEFAULT_PORTS[0]}}"
 # The controller listener is internal to the broker; clients never talk to it.
-KAFKA_CONTROLLER_PORT="${FAIRFLAG_STACK_KAFKA_CONTROLLER_PORT:-29093}"
-REGISTRY_PORT="${FAIRFLAG_STACK_REGISTRY_PORT:-28081}"
-REDIS_PORT="${FAIRFLAG_STACK_REDIS_PORT:-26379}"
+KAFKA_CONTROLLER_PORT="${FAIRFLAG_STACK_KAFKA_CONTROLLER_PORT:-${DEFAULT_PORTS[1]}}"
+REGISTRY_PORT="${FAIRFLAG_STACK_REGISTRY_PORT:-${DEFAULT_PORTS[2]}}"
+REDIS_PORT="${FAIRFLAG_STACK_REDIS_PORT:-${DEFAULT_PORTS[3]}}"
 
 # Seconds to wait for a service to answer after starting it.
 KAFKA_TIMEOUT="${FAIRFLAG_STACK_KAFKA_TIMEOUT:-90}"
@@ -51,6 +58,22 @@ RUN="$STATE/run"                     # pid files
 LOGS="$STATE/logs"                   # one log file per service
 
 SERVICES=(kafka registry redis)
+
+# Secured variant (FAIRFLAG_STACK_SECURED=1): Kafka takes clients on a SASL_SSL listener only
+# (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, and OAUTHBEARER with Kafka's unsecured development token
+# validator), and the registry is reached through nginx doing TLS and basic auth. A private CA,
+# the server certificate, the passwords and the htpasswd file are made in $STATE/secrets on the
+# first `up` (and wiped by `down`). The registry itself then listens on loopback on the next port,
+# for nginx only. A second instance by default: state in .stack/secured, ports 39092 (Kafka), 39093
+# (controller), 38081 (nginx; the registry 38082) and 36379 (Redis), unless set otherwise.
+SECRETS="$STATE/secrets"
+NGINX_PORT="$REGISTRY_PORT"
+if [[ "$SECURED" == 1 ]]; then
+  REGISTRY_PORT="${FAIRFLAG_STACK_REGISTRY_BACKEND_PORT:-$((NGINX_PORT + 1))}"
+  SERVICES=(kafka registry redis nginx)
+fi
+# nginx is ready when the registry answers through it, so it waits as long as the registry does
+NGINX_TIMEOUT="${FAIRFLAG_STACK_NGINX_TIMEOUT:-$((REGISTRY_TIMEOUT + 15))}"
 
 # ---------------------------------------------------------------------------------------------
 # Small helpers
@@ -105,6 +128,8 @@ live_pid() {
   cwd="$(readlink -f "/proc/$pid/cwd" 2>/dev/null || true)"
   if [[ "$1" == redis ]]; then
     [[ -n "$cwd" && "$cwd" == "$(readlink -f "$REDIS_HOME")" ]] || return 1
+  elif [[ "$1" == nginx ]]; then
+    [[ "$cmd" == *"-p $STATE/nginx "* ]] || return 1
   elif [[ "$cmd" == *"-Dfairflag.stack="* ]]; then
     [[ "$cmd" == *"-Dfairflag.stack=$STATE "* ]] || return 1
   else
@@ -273,6 +298,8 @@ EOF
   # Everything goes to stdout, which start_kafka redirects to .stack/logs/kafka.log, so JVM crash
   # messages and Kafka's own log end up in one file. INFO for the startup milestones we wait for,
   # WARN for the chatty per-partition loggers.
+  # secured: later keys override the plaintext ones above (java.util.Properties keeps the last)
+  if [[ "$SECURED" == 1 ]]; then kafka_security_config >>"$KAFKA_STATE/server.properties"; fi
   cat >"$KAFKA_STATE/log4j.properties" <<'EOF'
 log4j.rootLogger=INFO, out
 log4j.appender.out=org.apache.log4j.ConsoleAppender
@@ -300,7 +327,14 @@ format_kafka() {
   [[ -f "$KAFKA_STATE/data/meta.properties" ]] && return 0
   local uuid
   uuid="$(kafka_java kafka.tools.StorageTool random-uuid 2>>"$(log_file kafka)" | tail -n 1)"
-  kafka_java kafka.tools.StorageTool format -t "$uuid" -c "$KAFKA_STATE/server.properties" \
+  local scram=()
+  if [[ "$SECURED" == 1 ]]; then
+    # SCRAM users live in the cluster metadata: created with the log dir, before the broker starts
+    scram=(--add-scram "SCRAM-SHA-512=[name=admin,password=$(secret kafka-admin)]"
+      --add-scram "SCRAM-SHA-512=[name=fairflag,password=$(secret kafka-fairflag)]"
+      --add-scram "SCRAM-SHA-256=[name=fairflag,password=$(secret kafka-fairflag)]")
+  fi
+  kafka_java kafka.tools.StorageTool format -t "$uuid" -c "$KAFKA_STATE/server.properties" "${scram[@]}" \
     >>"$(log_file kafka)" 2>&1 || die "formatting the Kafka log dir failed: $(tail -n 5 "$(log_file kafka)")"
 }
 
@@ -308,6 +342,10 @@ format_kafka() {
 # 7, client id "ff") and expect a response carrying correlation id 7 and error code 0. The broker
 # only answers once its socket server accepts requests, late in startup.
 kafka_answers() {
+  if [[ "$SECURED" == 1 ]]; then
+    kafka_answers_tls
+    return
+  fi
   # shellcheck disable=SC2016 # $0 and $1 are the inner shell's arguments
   timeout 3 bash -c '
     exec 3<>/dev/tcp/$0/$1 || exit 1
@@ -401,6 +439,168 @@ start_redis() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Secured variant (FAIRFLAG_STACK_SECURED=1): certificates, secrets, Kafka's SASL_SSL listener,
+# nginx in front of the registry
+# ---------------------------------------------------------------------------------------------
+
+check_secured_tools() {
+  local missing=() pair tool pkg m
+  for pair in openssl:openssl nginx:nginx; do
+    tool="${pair%%:*}"
+    pkg="${pair#*:}"
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool (apt-get install -y $pkg)")
+  done
+  if ((${#missing[@]})); then
+    err "missing tools needed by the secured stack:"
+    for m in "${missing[@]}"; do err "  $m"; done
+    exit 1
+  fi
+}
+
+# A generated secret of this instance, by name.
+secret() { cat "$SECRETS/$1.password" 2>/dev/null; }
+
+# A private CA, a server certificate for 127.0.0.1 and localhost signed by it (Kafka takes it as a
+# PKCS12 keystore, nginx as PEM), random passwords, and nginx's htpasswd. Made once per state dir.
+make_secrets() {
+  [[ -f "$SECRETS/.complete" ]] && return 0
+  rm -rf "$SECRETS"
+  mkdir -p "$SECRETS"
+  chmod 700 "$SECRETS"
+  (
+    cd "$SECRETS"
+    umask 077
+    local name
+    for name in kafka-admin kafka-fairflag registry-fairflag registry-token keystore; do
+      openssl rand -hex 16 >"$name.password"
+    done
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -keyout ca.key -out ca.pem \
+      -subj "/CN=fairflag local secured stack CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+      -extfile server.ext -out server.pem
+    openssl pkcs12 -export -in server.pem -inkey server.key -certfile ca.pem -name kafka \
+      -out kafka.p12 -passout "pass:$(secret keystore)"
+    printf 'fairflag:%s\n' "$(openssl passwd -5 -stdin <registry-fairflag.password)" >htpasswd
+  ) >"$LOGS/secrets.log" 2>&1 || die "making the secured stack's certificates failed: $(tail -n 5 "$LOGS/secrets.log")"
+  touch "$SECRETS/.complete"
+  line secrets "CA, certificate and passwords in $SECRETS"
+}
+
+# Appended to server.properties: clients only on SASL_SSL; the broker talks to itself over the
+# same listener as the SCRAM user admin. OAUTHBEARER uses Kafka's unsecured JWT validator, which
+# checks a token's form and expiry but no signature: for trying the client path, never production.
+kafka_security_config() {
+  cat <<EOF
+# --- secured (FAIRFLAG_STACK_SECURED=1) ---
+listeners=SASL_SSL://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=SASL_SSL://$HOST:$KAFKA_PORT
+listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=SASL_SSL
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(secret kafka-admin)";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="$(secret kafka-admin)" user_fairflag="$(secret kafka-fairflag)";
+listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$SECRETS/kafka.p12
+ssl.keystore.password=$(secret keystore)
+ssl.key.password=$(secret keystore)
+ssl.truststore.type=PEM
+ssl.truststore.location=$SECRETS/ca.pem
+ssl.client.auth=none
+EOF
+}
+
+# The plaintext probe's ApiVersions request over TLS (Kafka answers it before SASL authentication).
+kafka_answers_tls() {
+  local answer
+  # s_client dies of SIGPIPE once head has its 10 bytes: judge the bytes, not the pipeline's status
+  answer="$(printf '\x00\x00\x00\x0c\x00\x12\x00\x00\x00\x00\x00\x07\x00\x02ff' |
+    timeout 5 openssl s_client -quiet -verify_return_error -CAfile "$SECRETS/ca.pem" \
+      -connect "$HOST:$KAFKA_PORT" 2>/dev/null | head -c 10 | od -An -tx1 | tr -d ' \n' || true)"
+  [[ "$answer" =~ ^[0-9a-f]{8}000000070000$ ]]
+}
+
+nginx_url() { echo "https://$HOST:$NGINX_PORT/apis/ccompat/v7"; }
+
+# Ready when the registry answers through nginx with the generated credentials.
+nginx_ready() {
+  local body
+  body="$(curl -fsS --max-time 2 --cacert "$SECRETS/ca.pem" -u "fairflag:$(secret registry-fairflag)" \
+    "$(nginx_url)/subjects" 2>/dev/null)" || return 1
+  [[ "$body" == \[* ]]
+}
+
+start_nginx() {
+  local dir="$STATE/nginx"
+  mkdir -p "$dir/tmp"
+  : >"$(log_file nginx)"
+  cat >"$dir/nginx.conf" <<EOF
+# Generated by scripts/stack.sh: TLS and basic auth in front of the local registry.
+user $(id -un) $(id -gn);
+worker_processes 1;
+pid $(pid_file nginx);
+error_log $(log_file nginx) warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  server {
+    listen $HOST:$NGINX_PORT ssl;
+    ssl_certificate $SECRETS/server.pem;
+    ssl_certificate_key $SECRETS/server.key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    auth_basic "fairflag schema registry";
+    auth_basic_user_file $SECRETS/htpasswd;
+    client_max_body_size 16m;
+    # the same registry for a bearer token instead of basic auth, under /bearer/
+    location /bearer/ {
+      auth_basic off;
+      if (\$http_authorization != "Bearer $(secret registry-token)") { return 401; }
+      proxy_pass http://$HOST:$REGISTRY_PORT/;
+      proxy_set_header Authorization "";
+      proxy_set_header Host \$host:\$server_port;
+    }
+    location / {
+      proxy_pass http://$HOST:$REGISTRY_PORT;
+      proxy_set_header Authorization "";
+      proxy_set_header Host \$host:\$server_port;
+      proxy_set_header X-Forwarded-Proto https;
+    }
+  }
+}
+EOF
+  chmod 600 "$dir/nginx.conf" # it holds the bearer token
+  # nginx daemonizes itself and writes its pid file; -p makes this instance's master recognisable
+  nginx -p "$dir" -c "$dir/nginx.conf" </dev/null >>"$(log_file nginx)" 2>&1 9>&- || {
+    fail_with_log nginx "nginx did not start"
+    return 1
+  }
+}
+
+secured_env() {
+  say "export FAIRFLAG_KAFKA_BROKERS=$(endpoint kafka)"
+  say "export FAIRFLAG_KAFKA_SSL=true"
+  say "export FAIRFLAG_KAFKA_SSL_CA_FILE=$SECRETS/ca.pem"
+  say "export FAIRFLAG_KAFKA_SASL_MECHANISM=scram-sha-512"
+  say "export FAIRFLAG_KAFKA_SASL_USERNAME=fairflag"
+  say "export FAIRFLAG_KAFKA_SASL_PASSWORD_FILE=$SECRETS/kafka-fairflag.password"
+  say "export FAIRFLAG_REGISTRY_URL=$(nginx_url)"
+  say "export FAIRFLAG_REGISTRY_USERNAME=fairflag"
+  say "export FAIRFLAG_REGISTRY_PASSWORD_FILE=$SECRETS/registry-fairflag.password"
+  say "export FAIRFLAG_REGISTRY_CA_FILE=$SECRETS/ca.pem"
+  say "export FAIRFLAG_REDIS_URL=$(endpoint redis)"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Generic service control
 # ---------------------------------------------------------------------------------------------
 
@@ -408,6 +608,7 @@ endpoint() {
   case "$1" in
     kafka) echo "$HOST:$KAFKA_PORT" ;;
     registry) registry_url ;;
+    nginx) nginx_url ;;
     redis) echo "redis://$HOST:$REDIS_PORT" ;;
   esac
 }
@@ -417,6 +618,7 @@ service_port() {
     kafka) echo "$KAFKA_PORT" ;;
     registry) echo "$REGISTRY_PORT" ;;
     redis) echo "$REDIS_PORT" ;;
+    nginx) echo "$NGINX_PORT" ;;
   esac
 }
 
@@ -425,6 +627,7 @@ service_timeout() {
     kafka) echo "$KAFKA_TIMEOUT" ;;
     registry) echo "$REGISTRY_TIMEOUT" ;;
     redis) echo "$REDIS_TIMEOUT" ;;
+    nginx) echo "$NGINX_TIMEOUT" ;;
   esac
 }
 
@@ -433,6 +636,7 @@ ready() { "${1}_ready"; }
 valid_service() {
   case "${1:-}" in
     kafka | registry | redis) return 0 ;;
+    nginx) [[ "$SECURED" == 1 ]] || die "nginx runs only in the secured stack (FAIRFLAG_STACK_SECURED=1)" ;;
     *) die "unknown service '${1:-}' (expected one of: ${SERVICES[*]})" ;;
   esac
 }
@@ -578,7 +782,7 @@ Commands:
   status                 one line per service; exit 0 only if all three answer
   env                    print export lines: eval "\$(scripts/stack.sh env)"
   logs <service> [-f]    last lines of a service's log (-f to follow; LINES=n for more)
-  start <service>        start one service (kafka | registry | redis)
+  start <service>        start one service (kafka | registry | redis; nginx when secured)
   stop <service>         stop one service, keeping its data
   restart <service>      stop then start one service, keeping its data
   redis-cluster up|down|env
@@ -595,6 +799,12 @@ Environment:
   FAIRFLAG_REGISTRY_JAVA_HOME           JDK >= 21 for the registry (default: found under /usr/lib/jvm)
   FAIRFLAG_STACK_STATE                  another instance: its data, logs and pid files in this
                                         directory (default .stack/); downloads stay shared in .stack/
+  FAIRFLAG_STACK_SECURED=1              Kafka on SASL_SSL only (SCRAM, PLAIN, OAUTHBEARER), the registry
+                                        behind nginx with TLS and basic auth on the registry port;
+                                        CA, passwords and htpasswd in <state>/secrets; env prints
+                                        the client settings. Defaults: state .stack/secured, ports
+                                        39092, 39093, 38081 (+1 for the registry) and 36379
+  FAIRFLAG_STACK_REGISTRY_BACKEND_PORT  secured: the registry's own loopback port (default: registry port + 1)
   FAIRFLAG_STACK_DURABLE=1              Redis keeps an append-only file and the registry an H2 file,
                                         so stopping and starting a service loses nothing
   FAIRFLAG_STACK_{KAFKA,REGISTRY,REDIS}_TIMEOUT  readiness timeouts in seconds (90, 120, 15)
@@ -603,6 +813,10 @@ EOF
 
 cmd_up() {
   check_tools
+  if [[ "$SECURED" == 1 ]]; then
+    check_secured_tools
+    make_secrets
+  fi
   # Fail before starting anything if the registry has no JDK to run on.
   ready registry || our_pid registry >/dev/null || registry_java >/dev/null
   start_services "${SERVICES[@]}" || die "the stack did not come up (logs in $LOGS)"
@@ -621,7 +835,9 @@ cmd_down() {
   if [[ -d "$CLUSTER_HOME" ]] || cluster_ok; then cmd_redis_cluster down; fi
   if ((keep == 0)); then
     # Data only: libs/ and the unpacked registry stay as the download cache.
-    rm -rf "$KAFKA_STATE/data" "$REDIS_HOME" "$REGISTRY_STATE"
+    rm -rf "$KAFKA_STATE/data" "$REDIS_HOME" "$REGISTRY_STATE" "$SECRETS" "$STATE/nginx"
+    # the secured broker's config holds its JAAS passwords; it is written again on every start
+    if [[ "$SECURED" == 1 ]]; then rm -f "$KAFKA_STATE/server.properties"; fi
     say "data wiped (download cache kept in $STACK)"
   fi
 }
@@ -649,6 +865,10 @@ cmd_status() {
 }
 
 cmd_env() {
+  if [[ "$SECURED" == 1 ]]; then
+    secured_env
+    return
+  fi
   say "export FAIRFLAG_KAFKA_BROKERS=$(endpoint kafka)"
   say "export FAIRFLAG_REGISTRY_URL=$(endpoint registry)"
   say "export FAIRFLAG_REDIS_URL=$(endpoint redis)"

@@ -123,7 +123,8 @@ logLevelOption(program.command('check-config'))
     'Validate the effective config (defaults + file + environment); print every problem with its path.',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml (or FAIRFLAG_CONFIG)')
-  .action(async (opts: { config?: string; logLevel?: string }) => {
+  .option('--print', 'also print the effective config as YAML, every secret redacted')
+  .action(async (opts: { config?: string; print?: boolean; logLevel?: string }) => {
     toolLogger(opts.logLevel).debug({ file: opts.config }, 'checking the config');
     const loaded = loadOrExit({ file: opts.config });
     // a hole in the policy is valid config, so a warning (exit 0), never silence
@@ -139,6 +140,13 @@ logLevelOption(program.command('check-config'))
         process.stderr.write(
           `warning: maxmind.${d.setting}: ${d.file} is a MaxMind test database ("${d.description}"); \`run\` refuses it unless maxmind.allowTestDatabases is true\n`,
         );
+    if (opts.print) {
+      const [{ redactConfig }, { stringify }] = await Promise.all([
+        import('./runtime/secrets.js'),
+        import('yaml'),
+      ]);
+      process.stdout.write(stringify(redactConfig(loaded.config)));
+    }
     process.stdout.write(`config OK: version ${loaded.version} (${loaded.sources.join(' + ')})\n`);
   });
 
@@ -195,8 +203,9 @@ async function replayInput(
   const { readKafkaRange, readNdjson } = await import('./tools/replay.js');
   if (opts.fromKafka) {
     if (file) throw new CommanderError(2, 'fairflag.input', 'give a file or --from-kafka, not both');
-    const { kafkaClient } = await import('./kafka/processor.js');
+    const { checkKafkaConnection, kafkaClient } = await import('./kafka/connection.js');
     const log = toolLogger(opts.logLevel);
+    await checkKafkaConnection(loaded.config.kafka, log);
     const since = parseTime('since', opts.since);
     const until = parseTime('until', opts.until, Date.now());
     const items = await readKafkaRange(

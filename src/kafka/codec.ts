@@ -28,6 +28,16 @@ import {
   subjectVersions,
   type RegistryRequest,
 } from './subjects.js';
+import {
+  RegistryUnusableError,
+  checkRegistry,
+  registryAgent,
+  registryAuthorization,
+  registryBase,
+  registryGet,
+  registryRequest,
+  shownRegistryUrl,
+} from './registry-http.js';
 
 /** Every schema fairflag owns, by the role of its topic. */
 export const SCHEMA_FILES = {
@@ -99,37 +109,15 @@ const requestTimeout =
     prepareRequest: async (next) => (await next()).enhance({ timeout: ms }),
   });
 
-/**
- * One request (a GET unless `init` says otherwise) to the registry's Confluent-compatible API,
- * within `requestTimeout`. Credentials in the URL (http://user:pass@host) become a basic
- * Authorization header (fetch refuses them in the URL).
- */
-async function registryFetch(
-  cfg: Config['registry'],
-  path: string,
-  init: { method?: string; body?: unknown } = {},
-): Promise<Response> {
-  const url = new URL(cfg.url.replace(/\/+$/, '') + path);
-  const headers: Record<string, string> = {
-    accept: 'application/vnd.schemaregistry.v1+json, application/json',
-    ...(init.body !== undefined && { 'content-type': 'application/vnd.schemaregistry.v1+json' }),
-  };
-  if (url.username || url.password) {
-    headers['authorization'] =
-      'Basic ' +
-      Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString(
-        'base64',
-      );
-    url.username = '';
-    url.password = '';
-  }
-  return fetch(url, {
-    headers,
-    signal: AbortSignal.timeout(cfg.requestTimeout),
-    ...(init.method !== undefined && { method: init.method }),
-    ...(init.body !== undefined && { body: JSON.stringify(init.body) }),
+/** The registry's credentials on every request the client makes (a token file read each time). */
+const authorization =
+  (cfg: Config['registry']): RegistryMiddleware =>
+  () => ({
+    prepareRequest: async (next) => {
+      const auth = registryAuthorization(cfg);
+      return auth ? (await next()).enhance({ headers: { authorization: auth } }) : next();
+    },
   });
-}
 
 /** The registry could not be asked (down, timing out): retry later, never dead-letter. */
 export class RegistryUnavailableError extends Error {
@@ -205,10 +193,11 @@ export class Codec {
   ): Promise<Codec> {
     const registry = new SchemaRegistry(
       {
-        host: cfg.registry.url,
+        host: registryBase(cfg.registry),
         clientId: 'fairflag',
         retry: { retries: 1 },
-        middlewares: [requestTimeout(cfg.registry.requestTimeout)],
+        middlewares: [requestTimeout(cfg.registry.requestTimeout), authorization(cfg.registry)],
+        ...(registryAgent(cfg.registry) && { agent: registryAgent(cfg.registry)! }),
       },
       { [SchemaType.AVRO]: {} },
     );
@@ -216,25 +205,28 @@ export class Codec {
     const deadline = Date.now() + cfg.registry.startupTimeout;
     for (let attempt = 1; ; attempt++) {
       try {
+        // an untrusted certificate or refused credentials end start-up now: they never get better
+        await checkRegistry(cfg.registry);
         await codec.prepareSubjects(opts.produces ?? []);
         return codec;
       } catch (err) {
-        if (err instanceof SchemaSubjectError) throw err;
+        if (err instanceof SchemaSubjectError || err instanceof RegistryUnusableError) throw err;
         const msg = (err as Error).message;
+        const where = shownRegistryUrl(cfg.registry);
         if (Date.now() > deadline) {
           throw new RegistryUnavailableError(
-            `schema registry at ${cfg.registry.url} not usable after ${attempt} attempts: ${msg}`,
+            `schema registry at ${where} not usable after ${attempt} attempts: ${msg}`,
             { cause: err },
           );
         }
-        log(`schema registry at ${cfg.registry.url} not ready (attempt ${attempt}: ${msg}); retrying`);
+        log(`schema registry at ${where} not ready (attempt ${attempt}: ${msg}); retrying`);
         await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** attempt)));
       }
     }
   }
 
   private async prepareSubjects(produces: readonly SchemaRole[]): Promise<void> {
-    const request: RegistryRequest = (path, init) => registryFetch(this.registryCfg, path, init);
+    const request: RegistryRequest = (path, init) => registryRequest(this.registryCfg, path, init);
     for (const role of Object.keys(SCHEMA_FILES) as SchemaRole[]) {
       const { text, fullName } = readSchema(role);
       this.fullNames.set(role, fullName);
@@ -447,14 +439,14 @@ export class Codec {
     };
     let body: SchemaById;
     try {
-      const res = await registryFetch(this.registryCfg, `/schemas/ids/${id}`);
+      const res = await registryGet(this.registryCfg, `/schemas/ids/${id}`);
       if (res.status === 404) {
-        await res.body?.cancel();
         counted('unknown');
         throw this.refuse(id, new DecodeError('unknown_schema_id', `schema id ${id} is not in the registry`));
       }
-      if (!res.ok) throw new Error(`HTTP ${res.status}: ${(await res.text()).slice(0, 200)}`);
-      body = (await res.json()) as SchemaById;
+      if (res.status < 200 || res.status > 299)
+        throw new Error(`HTTP ${res.status}: ${res.body.slice(0, 200)}`);
+      body = JSON.parse(res.body) as SchemaById;
     } catch (err) {
       if (err instanceof DecodeError) throw err;
       counted('failed');

@@ -6,10 +6,9 @@ import { Cluster, Redis } from 'ioredis';
 import { backOff } from 'exponential-backoff';
 import { LRUCache } from 'lru-cache';
 import {
-  Kafka,
   Partitioners,
-  logLevel,
   type Admin,
+  type Kafka,
   type Batch,
   type ConfigResourceTypes,
   type Consumer,
@@ -36,10 +35,12 @@ import { startHealthServer, readiness, type ReadinessCheck } from '../runtime/he
 import type { Logger } from '../runtime/logger.js';
 import { createMetrics, retryCause, setConfigInfo, type Metrics } from '../runtime/metrics.js';
 import { PROCESSOR_VERSION } from '../runtime/project.js';
+import { redactUrl } from '../runtime/secrets.js';
 import { Codec, type SchemaRole } from './codec.js';
-import { kafkaLogLevel } from './client-log.js';
+import { checkKafkaConnection, kafkaClient } from './connection.js';
 import { groupLag } from './group-lag.js';
 import { InFlight } from './in-flight.js';
+import { registryGet } from './registry-http.js';
 import {
   chunkBySize,
   headerTotals,
@@ -121,25 +122,8 @@ export function connectRedis(cfg: Config['redis']): Redis | Cluster {
   return new Redis(cfg.url, common);
 }
 
-export function kafkaClient(cfg: Config['kafka'], log: Logger, clientSuffix = ''): Kafka {
-  const kafka = new Kafka({
-    clientId: cfg.clientId + clientSuffix,
-    brokers: cfg.brokers,
-    logLevel: logLevel.WARN,
-    retry: { retries: 8, initialRetryTime: 300, maxRetryTime: 10_000 },
-    logCreator:
-      () =>
-      ({ level, log: entry }) => {
-        const { message, ...rest } = entry;
-        log[kafkaLogLevel(level, entry)]({ kafkajs: rest }, message);
-      },
-  });
-  // every producer partitions by murmur2 (the partition an account's owner reads), chosen
-  // explicitly rather than left to kafkajs's default, which warns about having changed once
-  const producer = kafka.producer.bind(kafka);
-  kafka.producer = (config) => producer({ createPartitioner: Partitioners.DefaultPartitioner, ...config });
-  return kafka;
-}
+// made in connection.ts, with every client's TLS and SASL settings; exported here for the tools
+export { kafkaClient };
 
 /** The topics a processor consumes: partition p of each is owned by one member (co-partitioned). */
 export function consumedTopics(t: Config['topics']): string[] {
@@ -366,8 +350,10 @@ export class Processor {
       { name: 'redis', check: async () => (await this.redis.ping()) === 'PONG' },
       {
         name: 'registry',
-        check: async () =>
-          (await fetch(`${this.config.registry.url}/subjects`, { signal: AbortSignal.timeout(1500) })).ok,
+        check: async () => {
+          const { status } = await registryGet(this.config.registry, '/subjects', 1500);
+          return status >= 200 && status < 300;
+        },
       },
       // Kafka is asked too, like Redis and the registry: a consumer that has not noticed yet that
       // the broker is gone (no crash, no batch failed) still counts itself "joined".
@@ -404,10 +390,12 @@ export class Processor {
     redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis connection error; reconnecting'));
     await redis.connect().catch((err: Error) => {
       throw new Error(
-        `cannot connect to Redis at ${config.redis.clusterNodes.join(',') || config.redis.url}: ${err.message}`,
+        `cannot connect to Redis at ${config.redis.clusterNodes.join(',') || redactUrl(config.redis.url)}: ${err.message}`,
       );
     });
     const codec = await Codec.connect(config, (m) => log.warn(m));
+    // a certificate not trusted or a password refused fails start-up now, naming the broker
+    await checkKafkaConnection(config.kafka, log);
     const kafka = kafkaClient(config.kafka, log);
     const partitions = await ensureTopics(kafka, config.topics);
     const backend = new RedisStateBackend(redis, config.redis.keyPrefix);

@@ -83,14 +83,17 @@ export function readability(
 }
 
 /** One request to the registry's Confluent-compatible API (the codec's, with its timeout). */
-export type RegistryRequest = (path: string, init?: { method?: string; body?: unknown }) => Promise<Response>;
+export type RegistryRequest = (
+  path: string,
+  init?: { method?: string; body?: unknown },
+) => Promise<{ status: number; body: string }>;
 
 const path = (subject: string) => `/subjects/${encodeURIComponent(subject)}`;
 
-async function answer<T>(res: Response, what: string): Promise<T> {
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${what}: HTTP ${res.status}: ${text.slice(0, 300)}`);
-  return JSON.parse(text) as T;
+function answer<T>(res: { status: number; body: string }, what: string): T {
+  if (res.status < 200 || res.status > 299)
+    throw new Error(`${what}: HTTP ${res.status}: ${res.body.slice(0, 300)}`);
+  return JSON.parse(res.body) as T;
 }
 
 /**
@@ -99,7 +102,7 @@ async function answer<T>(res: Response, what: string): Promise<T> {
  */
 export async function subjectLevel(request: RegistryRequest, subject: string): Promise<string> {
   const res = await request(`/config/${encodeURIComponent(subject)}?defaultToGlobal=true`);
-  const body = await answer<{ compatibilityLevel?: string; compatibility?: string }>(
+  const body = answer<{ compatibilityLevel?: string; compatibility?: string }>(
     res,
     `compatibility of ${subject}`,
   );
@@ -115,7 +118,7 @@ export async function setSubjectLevel(
     method: 'PUT',
     body: { compatibility: level },
   });
-  await answer(res, `setting compatibility ${level} on ${subject}`);
+  answer(res, `setting compatibility ${level} on ${subject}`);
 }
 
 /** The subject's versions, or undefined when the registry has no such subject. */
@@ -124,16 +127,11 @@ export async function subjectVersions(
   subject: string,
 ): Promise<SubjectVersion[] | undefined> {
   const res = await request(`${path(subject)}/versions`);
-  if (res.status === 404) {
-    await res.body?.cancel();
-    return undefined;
-  }
-  const numbers = await answer<number[]>(res, `versions of ${subject}`);
+  if (res.status === 404) return undefined;
+  const numbers = answer<number[]>(res, `versions of ${subject}`);
   const out: SubjectVersion[] = [];
   for (const n of numbers)
-    out.push(
-      await answer<SubjectVersion>(await request(`${path(subject)}/versions/${n}`), `${subject} v${n}`),
-    );
+    out.push(answer<SubjectVersion>(await request(`${path(subject)}/versions/${n}`), `${subject} v${n}`));
   return out;
 }
 
@@ -144,9 +142,6 @@ export async function idUnderSubject(
   schema: string,
 ): Promise<number | undefined> {
   const res = await request(path(subject), { method: 'POST', body: { schema } });
-  if (res.status === 404) {
-    await res.body?.cancel();
-    return undefined;
-  }
-  return (await answer<{ id: number }>(res, `looking up fairflag's schema under ${subject}`)).id;
+  if (res.status === 404) return undefined;
+  return answer<{ id: number }>(res, `looking up fairflag's schema under ${subject}`).id;
 }

@@ -10,6 +10,7 @@ import { configSchema, type Config } from '../../config/schema.js';
 import { unreachableSignals } from '../domain/reachability.js';
 import { enabledSignals, signalSettings } from '../engine/policy.js';
 import { PROJECT_ROOT } from './project.js';
+import { REDACTED, isSecretPath, resolveSecretFiles } from './secrets.js';
 
 export const DEFAULT_CONFIG_FILE = join(PROJECT_ROOT, 'config', 'default.yaml');
 
@@ -79,9 +80,14 @@ export function validateConfig(tree: unknown, sources: string[]): LoadedConfig {
     const p = config.maxmind[key];
     if (p && !isAbsolute(p)) config.maxmind[key] = join(PROJECT_ROOT, p);
   }
+  const secretProblems = resolveSecretFiles(config);
+  if (secretProblems.length) throw new ConfigError(secretProblems, sources);
   const warnings = unreachableSignals(signalSettings(enabledSignals(config)), config).map(
     (u) => `signals.${u.signalId}: can never reach review: ${u.reason}`,
   );
+  const r = config.registry;
+  if (/^http:/i.test(r.url) && (r.username || r.token || r.tokenFile || new URL(r.url).password))
+    warnings.push('registry.url: credentials would be sent over plain http; use https');
   return { config, version: configVersion(config), sources, warnings };
 }
 
@@ -107,7 +113,9 @@ export function formatIssues(issues: z.core.$ZodIssue[]): string[] {
     }
     const input = (issue as { input?: unknown }).input;
     // safe-stable-stringify: a YAML alias can make a node contain itself, which JSON.stringify throws on
-    const got = input === undefined ? 'nothing' : (stringify(input) ?? String(input));
+    let got = input === undefined ? 'nothing' : (stringify(input) ?? String(input));
+    // a secret given in the wrong form is still a secret
+    if (isSecretPath(path) && input !== undefined && input !== null) got = REDACTED;
     out.push(`${path || '(root)'}: ${issue.message}, got ${got}`);
   }
   return out;
@@ -198,6 +206,22 @@ function envOverrides(env: NodeJS.ProcessEnv): [string, string[], unknown][] {
     ['FAIRFLAG_REDIS_KEY_PREFIX', ['redis', 'keyPrefix'], String],
     ['FAIRFLAG_HTTP_PORT', ['http', 'port'], (v) => parseYaml(v) as unknown],
     ['FAIRFLAG_HTTP_HOST', ['http', 'host'], String],
+    // connections and their secrets (a *_FILE variable names a file holding the secret)
+    ['FAIRFLAG_KAFKA_SSL', ['kafka', 'ssl', 'enabled'], (v) => parseYaml(v) as unknown],
+    ['FAIRFLAG_KAFKA_SSL_CA_FILE', ['kafka', 'ssl', 'caFile'], String],
+    ['FAIRFLAG_KAFKA_SSL_CERT_FILE', ['kafka', 'ssl', 'certFile'], String],
+    ['FAIRFLAG_KAFKA_SSL_KEY_FILE', ['kafka', 'ssl', 'keyFile'], String],
+    ['FAIRFLAG_KAFKA_SASL_MECHANISM', ['kafka', 'sasl', 'mechanism'], (v) => v.toLowerCase()],
+    ['FAIRFLAG_KAFKA_SASL_USERNAME', ['kafka', 'sasl', 'username'], String],
+    ['FAIRFLAG_KAFKA_SASL_PASSWORD', ['kafka', 'sasl', 'password'], String],
+    ['FAIRFLAG_KAFKA_SASL_PASSWORD_FILE', ['kafka', 'sasl', 'passwordFile'], String],
+    ['FAIRFLAG_KAFKA_SASL_TOKEN_FILE', ['kafka', 'sasl', 'tokenFile'], String],
+    ['FAIRFLAG_REGISTRY_USERNAME', ['registry', 'username'], String],
+    ['FAIRFLAG_REGISTRY_PASSWORD', ['registry', 'password'], String],
+    ['FAIRFLAG_REGISTRY_PASSWORD_FILE', ['registry', 'passwordFile'], String],
+    ['FAIRFLAG_REGISTRY_TOKEN', ['registry', 'token'], String],
+    ['FAIRFLAG_REGISTRY_TOKEN_FILE', ['registry', 'tokenFile'], String],
+    ['FAIRFLAG_REGISTRY_CA_FILE', ['registry', 'caFile'], String],
   ];
   for (const [name, path, conv] of named) {
     const v = env[name];
@@ -219,7 +243,9 @@ function envOverrides(env: NodeJS.ProcessEnv): [string, string[], unknown][] {
   }
   for (const [name, v] of Object.entries(env)) {
     if (!name.startsWith('FAIRFLAG__') || v === undefined) continue;
-    out.push([name, name.slice('FAIRFLAG__'.length).split('__'), parseYaml(v) as unknown]);
+    const path = name.slice('FAIRFLAG__'.length).split('__');
+    // a secret is taken as written: a password like 123456 or "yes" must stay that text
+    out.push([name, path, isSecretPath(path.join('.')) ? v : (parseYaml(v) as unknown)]);
   }
   return out;
 }

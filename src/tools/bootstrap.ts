@@ -9,6 +9,7 @@ import { z } from 'zod';
 import type { ActivityEvent, ContractEvent } from '../domain/events.js';
 import { InvalidEventError, validateActivity } from '../ingest/validate.js';
 import { Codec } from '../kafka/codec.js';
+import { checkKafkaConnection } from '../kafka/connection.js';
 import { ensureTopics, kafkaClient } from '../kafka/processor.js';
 import { publishActivity } from '../kafka/topic-tools.js';
 import type { LoadedConfig } from '../runtime/config-loader.js';
@@ -176,6 +177,8 @@ export async function publishSnapshot(o: {
   log: Logger;
 }): Promise<BootstrapResult> {
   const { config } = o.loaded;
+  // a certificate not trusted or a password refused ends the run now, naming the broker
+  await checkKafkaConnection(config.kafka, o.log);
   const kafka = kafkaClient(config.kafka, o.log, '-bootstrap');
   // a producer of account and contract events: their schemas are registered (and checked) too
   const codec = await Codec.connect(config, (m) => o.log.info(m), { produces: ['account', 'contract'] });

@@ -8,6 +8,7 @@ import type { LoadedConfig } from '../runtime/config-loader.js';
 import type { Logger } from '../runtime/logger.js';
 import { HOUR, DAY, accountTakeover, travellingFreelancer, type Scenario } from '../scenarios/reference.js';
 import { formatDecision, formatFlag } from './format.js';
+import { redactUrl } from '../runtime/secrets.js';
 
 export async function runDemo(given: LoadedConfig, log: Logger, out: (s: string) => void): Promise<number> {
   const runId = Date.now().toString(36);
@@ -25,7 +26,7 @@ export async function runDemo(given: LoadedConfig, log: Logger, out: (s: string)
   };
   const { config } = loaded;
   out(
-    `fairflag demo: Kafka ${config.kafka.brokers.join(',')}, registry ${config.registry.url}, Redis ${config.redis.url}`,
+    `fairflag demo: Kafka ${config.kafka.brokers.join(',')}, registry ${redactUrl(config.registry.url)}, Redis ${redactUrl(config.redis.url)}`,
   );
   out(`config ${loaded.version} from ${loaded.sources.join(' + ')}\n`);
   const proc = await Processor.start({ loaded, log, http: true });
