@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// fairflag's one binary. Exit codes: 0 success, 1 invalid input or config / expectation not met,
-// 2 usage error, 3 a service (Kafka, registry, Redis, MaxMind file) is unusable, 4 `run` stopped
-// without finishing its in-flight batches (shutdown deadline, or a second stop signal).
+// fairflag's one binary. Exit codes: 0 success, 1 invalid input or config / expectation not met
+// (diff: flags change), 2 usage error, 3 a service (Kafka, registry, Redis, MaxMind file) is
+// unusable, 4 `run` stopped without finishing its in-flight batches (shutdown deadline, or a
+// second stop signal), 5 diff's base or candidate config is invalid, 6 the input file is missing
+// or cannot be read (not a regular file, too large).
 import ms from 'ms';
 import { watch } from 'node:fs';
 import { Command, CommanderError } from 'commander';
@@ -9,15 +11,23 @@ import { ConfigError, loadConfig, type LoadOptions } from './runtime/config-load
 import { LOG_LEVELS, createLogger, toolLogger } from './runtime/logger.js';
 import { PROCESSOR_VERSION } from './runtime/project.js';
 
-const EXIT = { ok: 0, invalid: 1, usage: 2, unavailable: 3, stopIncomplete: 4 } as const;
+const EXIT = {
+  ok: 0,
+  invalid: 1,
+  usage: 2,
+  unavailable: 3,
+  stopIncomplete: 4,
+  configInvalid: 5,
+  inputUnreadable: 6,
+} as const;
 
-function loadOrExit(opts: LoadOptions) {
+function loadOrExit(opts: LoadOptions, code: number = EXIT.invalid) {
   try {
     return loadConfig(opts);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
-      process.exit(EXIT.invalid);
+      process.exit(code);
     }
     throw err;
   }
@@ -237,7 +247,8 @@ async function checkedInputFile(file: string, loaded: ReturnType<typeof loadConf
   const { createReadStream, statSync } = await import('node:fs');
   const { fileKind } = await import('./runtime/config-loader.js');
   const { maxInputBytes } = loaded.config.tools;
-  const refuse = (why: string) => new CommanderError(EXIT.invalid, 'fairflag.input', `${file}: ${why}`);
+  const refuse = (why: string) =>
+    new CommanderError(EXIT.inputUnreadable, 'fairflag.input', `${file}: ${why}`);
   let size: number;
   try {
     // /dev/zero, a FIFO or a directory would be read until memory runs out, or hang
@@ -280,7 +291,7 @@ inputOptions(
   program
     .command('replay [events.ndjson]')
     .description(
-      'Replay recorded events through production\'s processors, features and scoring in an isolated Redis namespace (created and removed by the run). Lines: {"family":"login","event":{...}}; review outcomes ({"family":"review_outcome",...}, or the review-outcome topic with --from-kafka) are applied as live and label the flags: precision per queue and signal. Exit 0: all input used; 1: some lines rejected (listed with their line numbers).',
+      'Replay recorded events through production\'s processors, features and scoring in an isolated Redis namespace (created and removed by the run). Lines: {"family":"login","event":{...}}; review outcomes ({"family":"review_outcome",...}, or the review-outcome topic with --from-kafka) are applied as live and label the flags: precision per queue and signal. Exit 0: all input used; 1: some lines rejected (listed with their line numbers); 6: the input file is missing or unreadable.',
     ),
 )
   .option('-o, --out <flags.ndjson>', 'write every flag message as NDJSON')
@@ -338,7 +349,7 @@ inputOptions(
   program
     .command('diff [events.ndjson]')
     .description(
-      'Replay the same events under two configs and report whom the change starts or stops reviewing, and why. Exit 0: no flag changes; 1: flags change.',
+      'Replay the same events under two configs and report whom the change starts or stops reviewing, and why. Exit 0: no flag changes; 1: flags change; 5: the base or candidate config is invalid; 6: the input file is missing or unreadable.',
     ),
 )
   .requiredOption(
@@ -356,8 +367,9 @@ inputOptions(
       const { formatDiff } = await import('./tools/format.js');
       // the candidate is a change to the base: production's config plus the analyst's edit
       const baseFile = opts.base ?? opts.config ?? process.env['FAIRFLAG_CONFIG'];
-      const base = loadOrExit({ file: baseFile });
-      const candidate = loadOrExit({ file: [baseFile ?? '', opts.candidate] });
+      // an invalid config has its own code: a script must not read it as "flags change"
+      const base = loadOrExit({ file: baseFile }, EXIT.configInvalid);
+      const candidate = loadOrExit({ file: [baseFile ?? '', opts.candidate] }, EXIT.configInvalid);
       const input = await replayInput(file, opts, base).catch(fail);
       const bar = await progressBar(opts.progress, input.total * 2, 'diff');
       const d = await diffConfigs(
@@ -402,7 +414,7 @@ inputOptions(
   program
     .command('sweep [events.ndjson]')
     .description(
-      'Replay the same events once per value of one numeric setting (and once as configured): flags by queue and severity for each value and, with review outcomes in the input, precision and the confirmed accounts each value would stop reviewing. Exit 0: done; 1: some lines rejected; 2: a bad setting or values.',
+      'Replay the same events once per value of one numeric setting (and once as configured): flags by queue and severity for each value and, with review outcomes in the input, precision and the confirmed accounts each value would stop reviewing. Exit 0: done; 1: some lines rejected; 2: a bad setting or values; 6: the input file is missing or unreadable.',
     ),
 )
   .requiredOption(
@@ -455,7 +467,7 @@ inputOptions(
 
 logLevelOption(program.command('bootstrap <snapshot.ndjson>'))
   .description(
-    'Load accounts\' history from the system of record before (or while) fairflag runs: one account a line, {"accountId", "createdAt", "accountType", "identityVerifiedAt", "stats": {"at", "completedContracts", "paidHours", "earnings"}, "openContracts": [{"contractId", "clientAccountId", "freelancerAccountId", "startedAt", "lastPaidAt"}]} (times in epoch ms or ISO-8601), published as the context events they stand for. Idempotent: run it again, or resume with --from-line. Exit 0: every line published; 1: some refused (listed with their line numbers).',
+    'Load accounts\' history from the system of record before (or while) fairflag runs: one account a line, {"accountId", "createdAt", "accountType", "identityVerifiedAt", "stats": {"at", "completedContracts", "paidHours", "earnings"}, "openContracts": [{"contractId", "clientAccountId", "freelancerAccountId", "startedAt", "lastPaidAt"}]} (times in epoch ms or ISO-8601), published as the context events they stand for. Idempotent: run it again, or resume with --from-line. Exit 0: every line published; 1: some refused (listed with their line numbers); 6: the snapshot file is missing or unreadable.',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml')
   .option('--from-line <n>', 'resume: skip the lines before this one', (v) => {

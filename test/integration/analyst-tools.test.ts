@@ -315,7 +315,7 @@ describe('the tools go on whatever a record is (issue 17)', () => {
     return { ...r, ms: Date.now() - t0 };
   };
 
-  it('replay refuses an input that is not a regular file or is too large, at once, with exit 1', () => {
+  it('replay refuses an input that is missing, not a regular file or too large, at once, with exit 6', () => {
     const small = join(dir, 'small.ndjson');
     writeFileSync(small, `${JSON.stringify(sharedGroup('big', 1, '89.160.20.126', Date.now() - HOUR)[0])}\n`);
     const candidate = join(dir, 'candidate.yaml');
@@ -323,6 +323,7 @@ describe('the tools go on whatever a record is (issue 17)', () => {
     const cases: [string[], NodeJS.ProcessEnv, RegExp][] = [
       [['replay', '/dev/zero'], {}, /fairflag: \/dev\/zero: not a regular file \(a character device\)/],
       [['diff', dir, '--candidate', candidate], {}, /: not a regular file \(a directory\)/],
+      [['replay', join(dir, 'missing.ndjson')], {}, /missing\.ndjson: cannot read \(ENOENT\)/],
       [
         ['replay', small],
         { FAIRFLAG__tools__maxInputBytes: '100' },
@@ -331,7 +332,7 @@ describe('the tools go on whatever a record is (issue 17)', () => {
     ];
     for (const [args, env, message] of cases) {
       const r = cliRun([...args, '--no-progress'], env);
-      expect(r.status, args.join(' ')).toBe(1);
+      expect(r.status, args.join(' ')).toBe(6);
       expect(r.stderr, args.join(' ')).toMatch(message);
       expect(r.ms, args.join(' ')).toBeLessThan(60_000);
     }

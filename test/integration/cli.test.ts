@@ -206,9 +206,9 @@ describe('fairflag run', () => {
 });
 
 describe('fairflag bootstrap (refusals; publishing is tested in bootstrap.test.ts)', () => {
-  it('refuses what is not a regular file (exit 1) and a bad --from-line (exit 2), before connecting to anything', () => {
+  it('refuses what is not a regular file (exit 6) and a bad --from-line (exit 2), before connecting to anything', () => {
     const dev = cli(['bootstrap', '/dev/zero']);
-    expect(dev.status).toBe(1);
+    expect(dev.status).toBe(6);
     expect(dev.stderr).toMatch(/\/dev\/zero: not a regular file \(a character device\)/);
     const file = join(dir, 'snapshot.ndjson');
     writeFileSync(file, '{}\n');

@@ -169,6 +169,14 @@ describe('labelled backtests', () => {
     }
   });
 
+  it('diff tells an invalid candidate (exit 5) from flags that change (exit 1)', () => {
+    const broken = join(dir, 'broken.yaml');
+    writeFileSync(broken, 'review:\n  threshold: -1\n');
+    const r = cli(['diff', file, '--candidate', broken]);
+    expect(r.status).toBe(5);
+    expect(r.stderr).toMatch(/review\.threshold: expected a positive number, got -1/);
+  });
+
   it('sweep tries each threshold and says, per value, the flags, precision and confirmed cases lost', () => {
     const r = cli([
       'sweep',
