@@ -192,6 +192,18 @@ async function progressBar(enabled: boolean | undefined, total: number, label: s
   return { update: (n: number) => bar.update(n), stop: () => bar.stop() };
 }
 
+/** Writes an HTML report; a file that cannot be written is a file fairflag needs (exit 3). */
+async function writeReport(file: string, text: string): Promise<void> {
+  const { writeFileSync } = await import('node:fs');
+  try {
+    writeFileSync(file, text);
+  } catch (err) {
+    await fail(
+      new Error(`--html ${file}: cannot write (${(err as NodeJS.ErrnoException).code ?? String(err)})`),
+    );
+  }
+}
+
 const inputOptions = (cmd: Command) =>
   cmd
     .option('-c, --config <file>', 'environment config merged over config/default.yaml')
@@ -210,10 +222,14 @@ inputOptions(
   .option('-o, --out <flags.ndjson>', 'write every flag message as NDJSON')
   .option('--json', 'print the summary as JSON')
   .option('--keep', 'keep the replay namespace in Redis for inspection')
+  .option(
+    '--html <report.html>',
+    'also write a self-contained HTML report (charts, flagged accounts, timelines)',
+  )
   .action(
     async (
       file: string | undefined,
-      opts: InputOptions & { out?: string; json?: boolean; keep?: boolean },
+      opts: InputOptions & { out?: string; json?: boolean; keep?: boolean; html?: string },
     ) => {
       const { replay } = await import('./tools/replay.js');
       const { formatReplay } = await import('./tools/format.js');
@@ -234,6 +250,10 @@ inputOptions(
           opts.out,
           r.flags.map((f) => JSON.stringify(f)).join('\n') + (r.flags.length ? '\n' : ''),
         );
+      }
+      if (opts.html) {
+        const { replayReport } = await import('./report/replay-report.js');
+        await writeReport(opts.html, replayReport({ result: r, items: input.items, source: input.source }));
       }
       if (opts.json) {
         process.stdout.write(

@@ -85,6 +85,8 @@ export interface BatchResult {
   outcomes: InputOutcome[];
   /** In emission order; produce them before persisting the state. */
   emissions: FlagEmission[];
+  /** Every scoring of an account, in order, flagged or not (replay's score distribution). */
+  scored: { accountId: string; decision: QueueDecision }[];
   /** Records for other accounts' owners (the counterpart topic); empty when applied inline. */
   counterparts: CounterpartRecord[];
   closed: ClosedFlag[];
@@ -172,6 +174,7 @@ export class Engine {
     const result: BatchResult = {
       outcomes: [],
       emissions: [],
+      scored: [],
       counterparts: [],
       closed: [],
       write: { entities: [], accounts: [], outcomeCounts: new Map() },
@@ -422,6 +425,7 @@ export class Engine {
     o.features.rememberObservations(at, observations, run.policy.config.features.correlationWindow);
     this.accounts.changed(o);
     for (const d of this.score(o.features, at, run.policy)) {
+      run.result.scored.push({ accountId: o.features.accountId, decision: d });
       const update = updateFlag({
         accountId: o.features.accountId,
         decision: d,

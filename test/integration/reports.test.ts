@@ -1,0 +1,133 @@
+// HTML reports (issue 20): replay, diff and explain write one self-contained file with --html.
+// Each is made through the CLI on real Redis (the replay namespace; explain reads one kept with
+// --keep), then opened from file:// in Debian's Chromium: nothing may be fetched, nothing may log
+// an error, every chart must draw its data, every link to a timeline must lead to one, and the
+// hostile strings in the input must show as text. Screenshots go to test-output/reports/.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ReviewOutcome } from '../../src/domain/events.js';
+import { loadConfig } from '../../src/runtime/config-loader.js';
+import { PROJECT_ROOT } from '../../src/runtime/project.js';
+import { HOUR } from '../../src/scenarios/reference.js';
+import { replay, type ReplayItem } from '../../src/tools/replay.js';
+import { launchBrowser, openReport, type OpenedReport } from '../support/browser.js';
+import { isolatedEnv } from '../support/config.js';
+import { endpoints } from '../support/endpoints.js';
+import { sharedGroup } from '../support/stories.js';
+
+const HOSTILE = '<img src=x onerror=alert(1)>';
+const dir = mkdtempSync(join(tmpdir(), 'fairflag-reports-'));
+const shots = join(PROJECT_ROOT, 'test-output', 'reports');
+const env = { ...process.env, ...isolatedEnv('reports', endpoints(), 'r') };
+const cli = (args: string[]) =>
+  spawnSync(
+    process.execPath,
+    ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli.ts'), ...args, '--no-progress'],
+    { cwd: PROJECT_ROOT, encoding: 'utf8', env },
+  );
+
+const start = Date.now() - 6 * HOUR;
+// five accounts on one personal IP: acct-rp-3 and acct-rp-4 reach the shared-IP threshold
+const events = sharedGroup('rp', 5, '89.160.20.126', start);
+let file = '';
+let browser: Browser;
+const ndjson = (lines: unknown[]) => lines.map((l) => JSON.stringify(l)).join('\n') + '\n';
+
+/** The chart specs the page was given, to compare with what it drew. */
+async function specsOf(r: OpenedReport) {
+  const text = await r.page.$eval('#fairflag-charts', (s) => s.textContent ?? '');
+  return JSON.parse(text) as { id: string; series: { values: (number | null)[] }[] }[];
+}
+
+/** What every report must hold to: opened offline without errors, charts drawn with their data. */
+async function expectSound(r: OpenedReport, charts: string[]) {
+  expect(r.external).toEqual([]);
+  expect(r.consoleErrors).toEqual([]);
+  expect(r.charts.map((c) => c.id).sort()).toEqual([...charts].sort());
+  const specs = await specsOf(r);
+  for (const c of r.charts) {
+    const spec = specs.find((s) => s.id === c.id)!;
+    const values = spec.series.flatMap((s) => s.values).filter((v) => v !== null).length;
+    expect(c.rendered, c.id).toBe(true);
+    expect(values, c.id).toBeGreaterThan(0);
+    expect(c.points, c.id).toBe(values);
+  }
+  expect(r.brokenLinks).toEqual([]);
+  // the hostile strings of the input are text on the page, not elements
+  expect(await r.page.locator('img').count()).toBe(0);
+}
+
+beforeAll(async () => {
+  browser = await launchBrowser();
+  const raised = await replay({
+    loaded: loadConfig({ env }),
+    items: events.map((e, i): ReplayItem => ({ where: `line ${i + 1}`, family: e.family, record: e.event })),
+  });
+  const flagOf = (acct: string) => [...raised.finalFlags.values()].find((f) => f.accountId === acct)!;
+  const decided = (acct: string, outcome: ReviewOutcome['outcome'], note: string, n: number) => ({
+    family: 'review_outcome',
+    event: {
+      outcomeId: `rp-o${n}`,
+      flagId: flagOf(acct).flagId,
+      accountId: acct,
+      outcome,
+      noteCategory: note,
+      decidedAt: start + 2 * HOUR,
+    } satisfies ReviewOutcome,
+  });
+  file = join(dir, 'week.ndjson');
+  writeFileSync(
+    file,
+    ndjson([
+      ...events,
+      // refused by validation: its detail, with the id, is listed on the page
+      { ...events[0]!, event: { ...events[0]!.event, eventId: 'rp-bad', accountId: HOSTILE } },
+      decided('acct-rp-3', 'CONFIRMED', HOSTILE, 1),
+      decided('acct-rp-4', 'CLEARED', 'shared-household', 2),
+    ]),
+  );
+  mkdirSync(shots, { recursive: true });
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+});
+
+describe('HTML reports in a browser', () => {
+  it('replay --html: score distribution with the threshold, fires and precision per signal, timelines', async () => {
+    const out = join(dir, 'replay.html');
+    const r = cli(['replay', file, '--html', out]);
+    // one line refused (the hostile account id): exit 1, and the report still written
+    expect(r.status, r.stderr).toBe(1);
+    expect(existsSync(out)).toBe(true);
+    const page = await openReport(browser, out, join(shots, 'replay.png'));
+    await expectSound(page, ['scores-identity', 'fires', 'precision']);
+    const p = page.page;
+    // the flagged accounts, each linked to its timeline
+    const links = p.locator('table.flags a.account');
+    expect((await links.allTextContents()).sort()).toEqual(['acct-rp-3', 'acct-rp-4']);
+    await links.filter({ hasText: 'acct-rp-3' }).click();
+    const target = p.locator('section.timeline:target');
+    expect(await target.getAttribute('data-account')).toBe('acct-rp-3');
+    // its timeline: its events, the signal with its evidence marked, the flag and the outcome
+    expect(await target.locator('tr.kind-event').count()).toBeGreaterThanOrEqual(2);
+    expect(await target.locator('tr.evidence').count()).toBeGreaterThanOrEqual(1);
+    expect(await target.locator('tr.kind-signal').allTextContents()).toContainEqual(
+      expect.stringContaining('ip.shared_by_accounts'),
+    );
+    expect(await target.locator('tr.kind-flag').count()).toBeGreaterThanOrEqual(1);
+    const outcome = await target.locator('tr.kind-outcome').textContent();
+    expect(outcome).toContain('CONFIRMED');
+    expect(outcome).toContain(HOSTILE);
+    // the refused line, its hostile id shown as text
+    expect(await p.locator('body').textContent()).toContain(HOSTILE);
+    // the threshold line is drawn in the score histogram: the marker is in the spec at 2
+    const specs = await specsOf(page);
+    expect(JSON.stringify(specs.find((s) => s.id === 'scores-identity'))).toContain('review at 2');
+    await p.close();
+  });
+});
