@@ -287,10 +287,14 @@ inputOptions(
   .requiredOption('--candidate <file>', 'the proposed config (merged over config/default.yaml)')
   .option('--base <file>', 'the current config (merged over config/default.yaml); default: the defaults')
   .option('--json', 'print the result as JSON')
+  .option(
+    '--html <report.html>',
+    'also write a self-contained HTML report (charts, changed accounts, timelines)',
+  )
   .action(
     async (
       file: string | undefined,
-      opts: InputOptions & { candidate: string; base?: string; json?: boolean },
+      opts: InputOptions & { candidate: string; base?: string; json?: boolean; html?: string },
     ) => {
       const { diffConfigs } = await import('./tools/diff.js');
       const { formatDiff } = await import('./tools/format.js');
@@ -302,6 +306,17 @@ inputOptions(
         bar.update(phase === 'base' ? n : input.total + n),
       ).catch(fail);
       bar.stop();
+      if (opts.html) {
+        const { diffReport } = await import('./report/diff-report.js');
+        const report = diffReport({
+          diff: d,
+          items: input.items,
+          source: input.source,
+          baseName: opts.base ?? opts.config ?? 'the defaults',
+          candidateName: opts.candidate,
+        });
+        await writeReport(opts.html, report);
+      }
       if (opts.json) {
         const slim = (c: (typeof d.added)[number]) => ({
           accountId: c.accountId,

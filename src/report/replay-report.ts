@@ -169,7 +169,20 @@ export function replayReport(input: ReplayReportInput): string {
       or over the threshold may still not go to review: its signals must corroborate each other, and a pattern
       a reviewer cleared is not raised again during its cooldown.
     </p>
-    ${charts.length ? html`<div class="charts">${charts.map((c) => chartFigure(c))}</div>` : html`<p>No signal fired: nothing was scored.</p>`}
+    ${
+      charts.length
+        ? html`<div class="charts">
+            ${charts.map((c) =>
+              chartFigure(
+                c,
+                c.id === 'precision'
+                  ? 'No bar: no flag with that signal was confirmed or cleared.'
+                  : undefined,
+              ),
+            )}
+          </div>`
+        : html`<p>No signal fired: nothing was scored.</p>`
+    }
     ${
       r.labels
         ? html`<h2>Review outcomes as labels</h2>

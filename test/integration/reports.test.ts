@@ -130,4 +130,39 @@ describe('HTML reports in a browser', () => {
     expect(JSON.stringify(specs.find((s) => s.id === 'scores-identity'))).toContain('review at 2');
     await p.close();
   });
+
+  it('diff --html: fires and precision before and after, changed accounts linked to their timelines', async () => {
+    const candidate = join(dir, 'raise.yaml');
+    writeFileSync(candidate, 'signals:\n  ip:\n    shared_by_accounts:\n      threshold: 6\n');
+    const out = join(dir, 'diff.html');
+    const r = cli(['diff', file, '--candidate', candidate, '--html', out]);
+    expect(r.status, r.stderr).toBe(1); // flags change
+    const page = await openReport(browser, out, join(shots, 'diff.png'));
+    await expectSound(page, ['fires', 'precision']);
+    const p = page.page;
+    const rows = p.locator('table.changes tbody tr');
+    expect(await rows.count()).toBe(2);
+    const first = await rows.first().textContent();
+    expect(first).toContain('stops reviewing');
+    expect(first).toMatch(
+      /acct-rp-3.*identity.*2\.33 → –.*low → none.*CONFIRMED.*ip\.shared_by_accounts no longer fires/s,
+    );
+    await p.locator('table.changes a.account', { hasText: 'acct-rp-4' }).click();
+    const target = p.locator('section.timeline:target');
+    expect(await target.getAttribute('data-account')).toBe('acct-rp-4');
+    // the flag under the base config is on the timeline, tagged as such; the candidate raised none
+    expect(await target.locator('tr.kind-flag').allTextContents()).toEqual([expect.stringContaining('base')]);
+    // before and after: the signal no longer fires under the candidate
+    const specs = await specsOf(page);
+    const fires = specs.find((s) => s.id === 'fires') as unknown as {
+      labels: string[];
+      series: { name: string; values: number[] }[];
+    };
+    const i = fires.labels.indexOf('ip.shared_by_accounts');
+    expect(fires.series.map((s) => [s.name, s.values[i]])).toEqual([
+      ['base', 2],
+      ['candidate', 0],
+    ]);
+    await p.close();
+  });
 });
