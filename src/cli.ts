@@ -393,7 +393,8 @@ program
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml')
   .option('--json', 'print JSON')
-  .action(async (accountId: string, opts: { config?: string; json?: boolean }) => {
+  .option('--html <report.html>', 'also write a self-contained HTML report (charts, timeline)')
+  .action(async (accountId: string, opts: { config?: string; json?: boolean; html?: string }) => {
     const loaded = loadOrExit({ file: opts.config });
     const [
       { explainStored },
@@ -417,6 +418,10 @@ program
     const backend = new RedisStateBackend(redis, loaded.config.redis.keyPrefix);
     const e = await explainStored(accountId, backend, policy, geo).catch(fail);
     redis.disconnect();
+    if (opts.html) {
+      const { explainReport } = await import('./report/explain-report.js');
+      await writeReport(opts.html, explainReport({ explanation: e }));
+    }
     process.stdout.write(opts.json ? `${JSON.stringify(e)}\n` : `${formatExplanation(e)}\n`);
     process.exit(e.known ? EXIT.ok : EXIT.invalid);
   });

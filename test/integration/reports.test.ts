@@ -7,9 +7,11 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReviewOutcome } from '../../src/domain/events.js';
+import { RedisStateBackend } from '../../src/features/state-backend.js';
 import { loadConfig } from '../../src/runtime/config-loader.js';
 import { PROJECT_ROOT } from '../../src/runtime/project.js';
 import { HOUR } from '../../src/scenarios/reference.js';
@@ -23,12 +25,12 @@ const HOSTILE = '<img src=x onerror=alert(1)>';
 const dir = mkdtempSync(join(tmpdir(), 'fairflag-reports-'));
 const shots = join(PROJECT_ROOT, 'test-output', 'reports');
 const env = { ...process.env, ...isolatedEnv('reports', endpoints(), 'r') };
-const cli = (args: string[]) =>
-  spawnSync(
-    process.execPath,
-    ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli.ts'), ...args, '--no-progress'],
-    { cwd: PROJECT_ROOT, encoding: 'utf8', env },
-  );
+const cli = (args: string[], childEnv: NodeJS.ProcessEnv = env) =>
+  spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli.ts'), ...args], {
+    cwd: PROJECT_ROOT,
+    encoding: 'utf8',
+    env: childEnv,
+  });
 
 const start = Date.now() - 6 * HOUR;
 // five accounts on one personal IP: acct-rp-3 and acct-rp-4 reach the shared-IP threshold
@@ -100,7 +102,7 @@ afterAll(async () => {
 describe('HTML reports in a browser', () => {
   it('replay --html: score distribution with the threshold, fires and precision per signal, timelines', async () => {
     const out = join(dir, 'replay.html');
-    const r = cli(['replay', file, '--html', out]);
+    const r = cli(['replay', file, '--html', out, '--no-progress']);
     // one line refused (the hostile account id): exit 1, and the report still written
     expect(r.status, r.stderr).toBe(1);
     expect(existsSync(out)).toBe(true);
@@ -135,7 +137,7 @@ describe('HTML reports in a browser', () => {
     const candidate = join(dir, 'raise.yaml');
     writeFileSync(candidate, 'signals:\n  ip:\n    shared_by_accounts:\n      threshold: 6\n');
     const out = join(dir, 'diff.html');
-    const r = cli(['diff', file, '--candidate', candidate, '--html', out]);
+    const r = cli(['diff', file, '--candidate', candidate, '--html', out, '--no-progress']);
     expect(r.status, r.stderr).toBe(1); // flags change
     const page = await openReport(browser, out, join(shots, 'diff.png'));
     await expectSound(page, ['fires', 'precision']);
@@ -164,5 +166,57 @@ describe('HTML reports in a browser', () => {
       ['candidate', 0],
     ]);
     await p.close();
+  });
+
+  it('explain --html: the account timeline, its signals against their thresholds and its score per queue', async () => {
+    // the replayed state, kept, is the feature store explain reads
+    const kept = cli(['replay', file, '--keep', '--json', '--no-progress']);
+    const { namespace } = JSON.parse(kept.stdout) as { namespace: string };
+    const redis = new Redis(env.FAIRFLAG_REDIS_URL!, { lazyConnect: true });
+    await redis.connect();
+    try {
+      const explainEnv = { ...env, FAIRFLAG_REDIS_KEY_PREFIX: namespace };
+      const out = join(dir, 'explain.html');
+      const r = cli(['explain', 'acct-rp-3', '--html', out], explainEnv);
+      expect(r.status, r.stderr).toBe(0);
+      const page = await openReport(browser, out, join(shots, 'explain.png'));
+      await expectSound(page, ['thresholds', 'score']);
+      const p = page.page;
+      const timeline = p.locator('section.timeline');
+      expect(await timeline.getAttribute('data-account')).toBe('acct-rp-3');
+      const signals = await timeline.locator('tr.kind-signal').allTextContents();
+      expect(signals).toContainEqual(expect.stringMatching(/ip\.shared_by_accounts.*evidence: rp-l3/s));
+      expect(signals).toContainEqual(expect.stringMatching(/payment\.shared_instrument.*evidence: rp-p3/s));
+      // the confirmed flag is closed; the score still reaches review
+      expect(await timeline.locator('tr.kind-flag').count()).toBe(0);
+      expect(await p.locator('table.decisions').textContent()).toMatch(/identity\s*2\.33\s*2\s*review, low/);
+      const specs = await specsOf(page);
+      expect(JSON.stringify(specs.find((s) => s.id === 'score'))).toContain('review at 2');
+      await p.close();
+
+      // the cleared account: the reviewer's decision is on its timeline, with the cooldown's end
+      const cleared = join(dir, 'explain-cleared.html');
+      expect(cli(['explain', 'acct-rp-4', '--html', cleared], explainEnv).status).toBe(0);
+      const c = await openReport(browser, cleared, join(shots, 'explain-cleared.png'));
+      await expectSound(c, ['thresholds']);
+      expect(await c.page.locator('section.timeline tr.kind-outcome').textContent()).toContain(
+        'a reviewer cleared identity: ip + payment',
+      );
+      await c.page.close();
+
+      // an account nobody knows, named with markup: a page that says so, the name as text
+      const hostile = join(dir, 'explain-hostile.html');
+      const h = cli(['explain', HOSTILE, '--html', hostile], explainEnv);
+      expect(h.status).toBe(1);
+      const unknown = await openReport(browser, hostile, join(shots, 'explain-unknown.png'));
+      await expectSound(unknown, []);
+      expect(await unknown.page.locator('body').textContent()).toContain(
+        `Nothing remembered about ${HOSTILE}`,
+      );
+      await unknown.page.close();
+    } finally {
+      await new RedisStateBackend(redis, namespace).dropNamespace();
+      redis.disconnect();
+    }
   });
 });
