@@ -239,6 +239,8 @@ const DRAW = String.raw`
         categoryPercentage: spec.gapless ? 1 : 0.8,
         barPercentage: spec.gapless ? 0.98 : 0.9,
         spanGaps: false,
+        // a point on the edge of the plot (a precision of 100%) is drawn whole
+        clip: line ? false : undefined,
         yAxisID: line && s.axis === 'y2' ? 'y2' : 'y',
         xAxisID: 'x',
       };
@@ -253,6 +255,11 @@ const DRAW = String.raw`
       ticks: { autoSkip: !spec.horizontal },
       grid: { display: line },
     };
+    // a curve over a few settings: ticks at the values tried, not at round numbers between them
+    if (line && spec.labels.length <= 20)
+      scales[categoryAxis].afterBuildTicks = (scale) => {
+        scale.ticks = spec.labels.map((value) => ({ value }));
+      };
     scales[valueAxis] = { ...axis(spec.y, spec.horizontal ? 'bottom' : 'left'), stacked: !!spec.stacked };
     if (spec.y2) scales.y2 = { ...axis(spec.y2, 'right'), grid: { drawOnChartArea: false } };
     const percentAxis = (id) => (id === 'y2' ? spec.y2 && spec.y2.percent : spec.y.percent);

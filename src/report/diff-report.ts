@@ -4,9 +4,9 @@
 import type { DiffResult, FlagChange } from '../tools/diff.js';
 import type { ReplayItem } from '../tools/replay.js';
 import { chartFigure, type ChartSpec } from './charts.js';
-import { accountLink, html, num, page, table } from './html.js';
+import { html, num, page, table } from './html.js';
 import { precisionOf, signalBars } from './replay-report.js';
-import { eventsByAccount, timelineSection } from './timeline.js';
+import { accountCell, eventsByAccount, timelined, timelineSection, timelinesHeading } from './timeline.js';
 
 export interface DiffReportInput {
   diff: DiffResult;
@@ -63,8 +63,10 @@ export function diffReport(input: DiffReportInput): string {
     ...d.added.map((c) => ({ kind: 'starts reviewing', c })),
     ...d.changed.map((c) => ({ kind: 'reviews differently', c })),
   ];
-  const accounts = [...new Set(changes.map((x) => x.c.accountId))].sort();
-  const events = eventsByAccount(input.items, new Set(accounts));
+  const changedAccounts = new Set(changes.map((x) => x.c.accountId));
+  const shown = timelined([...changedAccounts]);
+  const accounts = [...shown].sort();
+  const events = eventsByAccount(input.items, shown);
   const withLabels = !!d.labels;
   const severity = (s: string | undefined) =>
     s ? html`<span class="tag sev-${s}">${s}</span>` : html`<span class="muted">none</span>`;
@@ -114,7 +116,7 @@ export function diffReport(input: DiffReportInput): string {
             ],
             changes.map(({ kind, c }) => [
               kind,
-              accountLink(c.accountId),
+              accountCell(c.accountId, shown),
               c.queue,
               html`${num(c.before?.score)} → ${num(c.after?.score)}`,
               html`${severity(c.before?.severity)} → ${severity(c.after?.severity)}`,
@@ -125,7 +127,7 @@ export function diffReport(input: DiffReportInput): string {
           )
         : html`<p>The candidate flags the same accounts the same way.</p>`
     }
-    ${accounts.length ? html`<h2>Timelines</h2>` : ''}
+    ${timelinesHeading(shown, changedAccounts.size)}
     ${accounts.map((acct) =>
       timelineSection({
         accountId: acct,

@@ -4,8 +4,8 @@
 import type { LabelTally } from '../tools/review-labels.js';
 import type { ReplayItem, ReplayResult } from '../tools/replay.js';
 import { binIndex, binsAround, chartFigure, type ChartSpec } from './charts.js';
-import { accountLink, html, num, page, percent, table, type SafeHtml } from './html.js';
-import { eventsByAccount, timelineSection } from './timeline.js';
+import { html, num, page, percent, table, type SafeHtml } from './html.js';
+import { accountCell, eventsByAccount, timelined, timelineSection, timelinesHeading } from './timeline.js';
 
 export interface ReplayReportInput {
   result: ReplayResult;
@@ -145,8 +145,9 @@ export function replayReport(input: ReplayReportInput): string {
       a.flag.reviewQueue.localeCompare(b.flag.reviewQueue),
   );
   const flagged = new Set(labelled.map((l) => l.flag.accountId));
-  const events = eventsByAccount(input.items, flagged);
-  const accounts = [...flagged].sort();
+  const shown = timelined(labelled.map((l) => l.flag.accountId));
+  const events = eventsByAccount(input.items, shown);
+  const accounts = [...shown].sort();
   const withLabels = r.outcomes.length > 0;
 
   const body = html` <ul class="summary">
@@ -202,7 +203,7 @@ export function replayReport(input: ReplayReportInput): string {
         ? table(
             ['account', 'queue', 'severity', 'score', 'signals', ...(withLabels ? ['label'] : []), 'flag'],
             labelled.map((l) => [
-              accountLink(l.flag.accountId),
+              accountCell(l.flag.accountId, shown),
               l.flag.reviewQueue,
               html`<span class="tag sev-${l.flag.severity}">${l.flag.severity}</span>`,
               html`${num(l.flag.score)} <span class="muted">/ ${num(l.flag.reviewThreshold)}</span>`,
@@ -214,7 +215,7 @@ export function replayReport(input: ReplayReportInput): string {
           )
         : html`<p>No account went to review.</p>`
     }
-    ${rejectedTable(r)} ${accounts.length ? html`<h2>Timelines</h2>` : ''}
+    ${rejectedTable(r)} ${timelinesHeading(shown, flagged.size)}
     ${accounts.map((a) =>
       timelineSection({
         accountId: a,

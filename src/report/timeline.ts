@@ -5,7 +5,35 @@ import type { ReviewOutcome } from '../domain/events.js';
 import type { ReviewFlag } from '../domain/flags.js';
 import type { ReplayItem } from '../tools/replay.js';
 import { REVIEW_OUTCOME } from '../tools/replay.js';
-import { html, num, time, timelineId, type SafeHtml } from './html.js';
+import { accountLink, html, num, time, timelineId, type SafeHtml } from './html.js';
+
+/**
+ * Timelines per report, for the accounts first in its table: a page with thousands would be too
+ * heavy to open. The accounts beyond are listed in the table without a link, and the page says so.
+ */
+export const MAX_TIMELINES = 500;
+
+/** The accounts (in table order) that get a timeline. */
+export function timelined(accountsInOrder: readonly string[]): Set<string> {
+  const out = new Set<string>();
+  for (const a of accountsInOrder) {
+    if (out.size >= MAX_TIMELINES) break;
+    out.add(a);
+  }
+  return out;
+}
+
+/** The account linked to its timeline when it has one. */
+export function accountCell(accountId: string, withTimeline: ReadonlySet<string>): SafeHtml {
+  return withTimeline.has(accountId) ? accountLink(accountId) : html`<code>${accountId}</code>`;
+}
+
+/** The heading of the timelines, saying how many accounts have none. */
+export function timelinesHeading(withTimeline: ReadonlySet<string>, accounts: number): SafeHtml {
+  if (!withTimeline.size) return html``;
+  return html`<h2>Timelines</h2>
+    ${accounts > withTimeline.size ? html`<p class="note">The first ${withTimeline.size} accounts of the table have a timeline; ${accounts - withTimeline.size} more are listed without one.</p>` : ''}`;
+}
 
 /** Events shown per account; the evidence of its flags is always shown. */
 export const MAX_TIMELINE_EVENTS = 300;

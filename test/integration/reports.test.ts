@@ -12,6 +12,8 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReviewOutcome } from '../../src/domain/events.js';
 import { RedisStateBackend } from '../../src/features/state-backend.js';
+import { chartFigure, lineChart } from '../../src/report/charts.js';
+import { page } from '../../src/report/html.js';
 import { loadConfig } from '../../src/runtime/config-loader.js';
 import { PROJECT_ROOT } from '../../src/runtime/project.js';
 import { HOUR } from '../../src/scenarios/reference.js';
@@ -218,5 +220,32 @@ describe('HTML reports in a browser', () => {
       await new RedisStateBackend(redis, namespace).dropNamespace();
       redis.disconnect();
     }
+  });
+
+  it('the line chart helper (for a sweep curve) draws both axes in the browser', async () => {
+    const spec = lineChart({
+      id: 'sweep',
+      title: 'Flags and precision by threshold',
+      x: { title: 'signals.ip.shared_by_accounts.threshold', values: [3, 4, 5, 6] },
+      series: [
+        { name: 'flags', values: [12, 9, 4, 2] },
+        { name: 'precision', values: [0.4, 0.5, null, 1], axis: 'y2' },
+      ],
+      y: { title: 'flags' },
+      y2: { title: 'precision', percent: true, max: 1 },
+      marker: { at: 4, label: 'current' },
+    });
+    const out = join(dir, 'sweep.html');
+    writeFileSync(out, page({ title: 'sweep', subtitle: HOSTILE, body: chartFigure(spec), charts: [spec] }));
+    const opened = await openReport(browser, out, join(shots, 'sweep.png'));
+    await expectSound(opened, ['sweep']);
+    expect(opened.charts[0]!.points).toBe(7); // the null is a gap, not a point
+    await opened.page.close();
+  });
+
+  it('a report that cannot be written is an error naming the file', () => {
+    const r = cli(['explain', 'acct-rp-3', '--html', join(dir, 'no-such-dir', 'x.html')]);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/--html .*no-such-dir\/x\.html: cannot write \(ENOENT\)/);
   });
 });

@@ -6,7 +6,13 @@ import { describe, expect, it } from 'vitest';
 import { REVIEW, type ReviewFlag } from '../../src/domain/flags.js';
 import { binIndex, binsAround, lineChart } from '../../src/report/charts.js';
 import { escapeHtml, html, page, scriptJson, timelineId } from '../../src/report/html.js';
-import { timelineSection } from '../../src/report/timeline.js';
+import {
+  MAX_TIMELINES,
+  accountCell,
+  timelined,
+  timelineSection,
+  timelinesHeading,
+} from '../../src/report/timeline.js';
 import { T0 } from '../support/snapshot.js';
 
 const HOSTILE = '<img src=x onerror=alert(1)>';
@@ -142,5 +148,16 @@ describe('report html', () => {
         y: { title: 'flags' },
       }),
     ).toThrow('lineChart sweep: series flags has 2 values for 3 x values');
+  });
+
+  it('gives timelines to the first accounts of a table only, up to the cap', () => {
+    const ids = Array.from({ length: MAX_TIMELINES + 100 }, (_, i) => `acct-${i}`);
+    const shown = timelined([...ids, 'acct-0']);
+    expect(shown.size).toBe(MAX_TIMELINES);
+    expect(shown.has('acct-0') && shown.has(`acct-${MAX_TIMELINES - 1}`)).toBe(true);
+    expect(shown.has(`acct-${MAX_TIMELINES}`)).toBe(false);
+    expect(accountCell(`acct-${MAX_TIMELINES}`, shown).text).toBe(`<code>acct-${MAX_TIMELINES}</code>`);
+    expect(accountCell('acct-0', shown).text).toContain(`href="#${timelineId('acct-0')}"`);
+    expect(timelinesHeading(shown, ids.length).text).toContain('100 more are listed without one');
   });
 });
