@@ -125,7 +125,7 @@ table { border-collapse: collapse; width: 100%; margin: 8px 0; font-variant-nume
 th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { background: #f5f7fa; font-weight: 600; }
 td.num, th.num { text-align: right; }
-td a.account { white-space: nowrap; }
+td a.account, td code.id { white-space: nowrap; }
 code, .mono, a.account { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; }
 a { color: #1c5fb8; }
 section.timeline { border-left: 3px solid var(--line); padding-left: 16px; margin: 24px 0; }

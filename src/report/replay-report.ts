@@ -209,7 +209,7 @@ export function replayReport(input: ReplayReportInput): string {
               html`${num(l.flag.score)} <span class="muted">/ ${num(l.flag.reviewThreshold)}</span>`,
               html`${l.flag.signals.map((s) => html`<code>${s.id}</code> `)}`,
               ...(withLabels ? [html`<span class="tag label-${l.label}">${l.label}</span>`] : []),
-              html`<code>${l.flag.flagId}</code> rev ${l.flag.revision}`,
+              html`<code class="id">${l.flag.flagId}</code> rev ${l.flag.revision}`,
             ]),
             'flags',
           )
