@@ -131,7 +131,16 @@ describe('HTML reports in a browser', () => {
     expect(await p.locator('body').textContent()).toContain(HOSTILE);
     // the threshold line is drawn in the score histogram: the marker is in the spec at 2
     const specs = await specsOf(page);
-    expect(JSON.stringify(specs.find((s) => s.id === 'scores-identity'))).toContain('review at 2');
+    const scores = specs.find((s) => s.id === 'scores-identity') as unknown as {
+      marker: { label: string };
+      series: { name: string; values: number[] }[];
+    };
+    expect(scores.marker.label).toBe('review at 2');
+    // acct-rp-2 is scored (one signal) but not reviewed; acct-rp-3 and -4 went to review
+    expect(scores.series.map((s) => [s.name, s.values.reduce((a, b) => a + b, 0)])).toEqual([
+      ['not reviewed', 1],
+      ['went to review', 2],
+    ]);
     await p.close();
   });
 
