@@ -21,6 +21,8 @@ export interface ChartSeries {
 export interface ChartAxis {
   title: string;
   max?: number;
+  /** The axis reaches at least this far (room for a marker at the edge of the data). */
+  atLeast?: number;
   /** Values are shares (0..1), shown as percentages. */
   percent?: boolean;
 }
@@ -220,6 +222,7 @@ const DRAW = String.raw`
       ticks: a.percent ? { callback: (v) => pct(v) } : { precision: 0 },
     };
     if (typeof a.max === 'number') out.max = a.max;
+    if (typeof a.atLeast === 'number') out.suggestedMax = a.atLeast;
     if (a.percent) out.ticks.precision = 2;
     return out;
   };

@@ -43,7 +43,7 @@ export function thresholdChart(e: Explanation): ChartSpec | undefined {
       },
     ],
     x: { title: 'signal' },
-    y: { title: 'observed / threshold' },
+    y: { title: 'observed / threshold', atLeast: 1.5 },
     horizontal: true,
     stacked: true,
     marker: { at: 1, label: 'threshold' },
@@ -70,7 +70,7 @@ export function scoreChart(e: Explanation): ChartSpec | undefined {
       }),
     })),
     x: { title: 'queue' },
-    y: { title: 'score' },
+    y: { title: 'score', atLeast: Math.max(...thresholds) * 1.25 },
     horizontal: true,
     stacked: true,
     // one line when the queues share a threshold (the usual case); the table has each one
