@@ -88,6 +88,7 @@ async function main(): Promise<void> {
     FAIRFLAG_HTTP_PORT: '0',
     FAIRFLAG_LOG_LEVEL: 'warn',
     FAIRFLAG__topics__partitions: String(P.partitions),
+    FAIRFLAG__maxmind__allowTestDatabases: 'true',
     ...Object.fromEntries(TOPIC_KEYS.map((t) => [`FAIRFLAG__topics__${t}`, `mem-${id}.${t}`])),
     ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('FAIRFLAG__'))),
     FAIRFLAG__state__maxAccounts: String(P.maxAccounts),

@@ -5,6 +5,33 @@ import { SIGNALS } from '../processors/registry.js';
 import { SIGNAL_FAMILIES } from '../src/domain/signal.js';
 import { duration, factor, flag, nonNegativeInt, positiveInt, positiveNumber, text } from './params.js';
 
+/** Confluent compatibility levels (also what Apicurio's ccompat API accepts). */
+export const COMPATIBILITY_LEVELS = [
+  'NONE',
+  'BACKWARD',
+  'BACKWARD_TRANSITIVE',
+  'FORWARD',
+  'FORWARD_TRANSITIVE',
+  'FULL',
+  'FULL_TRANSITIVE',
+] as const;
+export type CompatibilityLevel = (typeof COMPATIBILITY_LEVELS)[number];
+const compatibilityLevel = z.enum(COMPATIBILITY_LEVELS, {
+  error: `expected one of ${COMPATIBILITY_LEVELS.join(', ')}`,
+});
+
+/** The topics (config.topics keys) whose values are Avro records under "<topic>-value". */
+export const TOPIC_KEYS_WITH_SCHEMAS = [
+  'login',
+  'ip',
+  'paymentMethod',
+  'contract',
+  'account',
+  'reviewOutcomes',
+  'flags',
+  'deadLetter',
+] as const;
+
 /** The only action fairflag can express. There is deliberately no other value anywhere. */
 export const REVIEW_ACTION = 'review' as const;
 
@@ -64,6 +91,18 @@ export const configSchema = z
        */
       maxBytesPerPartition: positiveInt().default(256 * 1024),
       maxBytes: positiveInt().default(4 * 1024 * 1024),
+      /**
+       * Where a consumer group with no committed offset starts: earliest reads the whole retained
+       * history of the topics, latest only what arrives after it joined.
+       */
+      /**
+       * How often the group's lag (committed offsets against the partitions' ends) is measured,
+       * for every partition of the consumed topics, whoever owns it.
+       */
+      lagInterval: duration().default(15_000),
+      offsetReset: z
+        .enum(['earliest', 'latest'], { error: 'expected earliest or latest' })
+        .default('earliest'),
     }),
     registry: z.strictObject({
       url: z.url({ error: 'expected an http(s) URL' }),
@@ -82,6 +121,21 @@ export const configSchema = z
       rejectedIdTtl: duration().default(60_000),
       /** How many such ids are remembered at most (least recently used are forgotten first). */
       rejectedIds: positiveInt().default(10_000),
+      /**
+       * The compatibility level every subject fairflag uses must have (docs/schemas.md): set on
+       * the subjects it registers, checked on the others. Per topic key in subjectCompatibility.
+       */
+      compatibility: compatibilityLevel.default('FULL_TRANSITIVE'),
+      subjectCompatibility: z
+        .strictObject(
+          Object.fromEntries(TOPIC_KEYS_WITH_SCHEMAS.map((k) => [k, compatibilityLevel.optional()])),
+        )
+        .default({}),
+      /**
+       * Also register the input subjects (activity families, review outcomes) instead of only
+       * checking them: for a local stack, the demo and tests, where nobody else produces.
+       */
+      registerInputSubjects: flag().default(false),
     }),
     redis: z.strictObject({
       url: text(),
@@ -95,6 +149,8 @@ export const configSchema = z
       anonymousIp: text(),
       /** Optional: marks mobile carriers (carrier-grade NAT), where strangers share an IP. */
       connectionType: text().nullable().default(null),
+      /** MaxMind's test databases (fake data) are refused by `run` unless this is true. */
+      allowTestDatabases: flag().default(false),
     }),
     topics: z.strictObject({
       login: text(),
@@ -163,6 +219,16 @@ export const configSchema = z
          * message and dead-letter it. Outages are retried for as long as they last.
          */
         attempts: positiveInt().default(3),
+        /**
+         * How long a stop (SIGTERM, SIGINT) may take to finish the in-flight batches, commit and
+         * disconnect; past it the process exits non-zero naming what was still in flight.
+         */
+        shutdownTimeout: duration().default(30_000),
+        /**
+         * A batch still in flight after this long (stuck on something no retry frees) makes the
+         * process unrecoverable: /livez fails and `run` exits non-zero, so it is restarted.
+         */
+        stuckBatchTimeout: duration().default(300_000),
       })
       .prefault({}),
     state: z

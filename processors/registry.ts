@@ -1,5 +1,5 @@
 // The one list to touch when adding a signal: its file, its config block, its test, and here.
-import type { EnrichedEvent } from '../src/domain/events.js';
+import { isUnknownStep, type EnrichedEvent } from '../src/domain/events.js';
 import type { AnySignal } from '../src/domain/signal.js';
 import { planAccount } from './account/index.js';
 import { disputeRate } from './contract/dispute-rate.js';
@@ -44,6 +44,12 @@ export const SIGNALS: readonly AnySignal[] = [
 ];
 
 export function planEvent(e: EnrichedEvent): EventPlan {
+  // a step added after this version (docs/schemas.md): remembered by its id, nothing else
+  if (isUnknownStep(e)) {
+    const c = e.family === 'contract' ? e.event : undefined;
+    const role = !c ? 'account' : c.accountId === c.clientAccountId ? 'client' : 'freelancer';
+    return { subjects: [{ accountId: e.event.accountId, role, ops: [] }], entities: [] };
+  }
   switch (e.family) {
     case 'login':
       return planLogin(e);

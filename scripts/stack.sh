@@ -652,6 +652,8 @@ cmd_env() {
   say "export FAIRFLAG_KAFKA_BROKERS=$(endpoint kafka)"
   say "export FAIRFLAG_REGISTRY_URL=$(endpoint registry)"
   say "export FAIRFLAG_REDIS_URL=$(endpoint redis)"
+  # nothing else produces on the local stack: fairflag registers the input subjects too
+  say "export FAIRFLAG__registry__registerInputSubjects=true"
 }
 
 cmd_logs() {

@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 // fairflag's one binary. Exit codes: 0 success, 1 invalid input or config / expectation not met,
-// 2 usage error, 3 a service (Kafka, registry, Redis, MaxMind file) is unusable.
+// 2 usage error, 3 a service (Kafka, registry, Redis, MaxMind file) is unusable, 4 `run` stopped
+// without finishing its in-flight batches (shutdown deadline, or a second stop signal).
+import ms from 'ms';
 import { watch } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, loadConfig, type LoadOptions } from './runtime/config-loader.js';
-import { createLogger } from './runtime/logger.js';
+import { LOG_LEVELS, createLogger, toolLogger } from './runtime/logger.js';
 import { PROCESSOR_VERSION } from './runtime/project.js';
 
-const EXIT = { ok: 0, invalid: 1, usage: 2, unavailable: 3 } as const;
+const EXIT = { ok: 0, invalid: 1, usage: 2, unavailable: 3, stopIncomplete: 4 } as const;
 
 function loadOrExit(opts: LoadOptions) {
   try {
@@ -28,6 +30,22 @@ async function fail(err: unknown): Promise<never> {
   process.exit(err instanceof ConfigError ? EXIT.invalid : EXIT.unavailable);
 }
 
+/** --log-level for the commands people read: JSON logs on stderr only when asked for. */
+const logLevelOption = (cmd: Command) =>
+  cmd.option(
+    '--log-level <level>',
+    `JSON logs on stderr at this level (${LOG_LEVELS.join(', ')}); default: warnings and errors only, as text`,
+    (v) => {
+      if (!(LOG_LEVELS as readonly string[]).includes(v))
+        throw new CommanderError(
+          EXIT.usage,
+          'fairflag.usage',
+          `--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${v}"`,
+        );
+      return v;
+    },
+  );
+
 const program = new Command()
   .name('fairflag')
   .description('Risk-signal stream processor: explainable review flags, never bans.')
@@ -38,7 +56,7 @@ const program = new Command()
 program
   .command('run')
   .description(
-    'Run the processor: consume the input topics, emit review flags. SIGHUP or a config file change reloads the config; SIGTERM stops after the in-flight batch.',
+    'Run the processor: consume the input topics, emit review flags. SIGHUP or a config file change reloads the config (topics and connections only at start). SIGTERM or SIGINT stops after the in-flight batches (exit 0); past processing.shutdownTimeout, or on a second signal, exit 4. Exit 3 when the consumer cannot recover (/livez fails first).',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml (or FAIRFLAG_CONFIG)')
   .action(async (opts: { config?: string }) => {
@@ -49,7 +67,17 @@ program
       onWarnings: (warnings) => log.warn({ warnings }, 'config: signals that can never reach review'),
     };
     const loaded = loadOrExit(loadOpts);
-    const proc = await Processor.start({ loaded, log, reloadWith: loadOpts }).catch(fail);
+    let stopping = false;
+    // a fatal error may come during start (the first join): acted on once stop is defined
+    let fatalDuringStart: string | undefined;
+    let onFatal = (reason: string) => void (fatalDuringStart ??= reason);
+    const proc = await Processor.start({
+      loaded,
+      log,
+      reloadWith: loadOpts,
+      refuseTestDatabases: true,
+      onFatal: (reason) => onFatal(reason),
+    }).catch(fail);
     let timer: NodeJS.Timeout | undefined;
     const reload = () => proc.reload();
     process.on('SIGHUP', reload);
@@ -60,60 +88,100 @@ program
         timer = setTimeout(reload, 300);
       }).unref();
     }
-    const stop = async (signal: string) => {
-      log.info({ signal }, 'stop requested');
+    /** Stops and exits with `code`; past processing.shutdownTimeout exits anyway, never with 0. */
+    const stop = async (why: string, code: number = EXIT.ok) => {
+      if (stopping) {
+        // an operator who asks twice wants out now; the next owner replays from the last commit
+        log.warn(
+          { why, inFlight: proc.inFlightBatches(), step: proc.stopStep },
+          'second stop signal: exiting at once without finishing',
+        );
+        process.exit(EXIT.stopIncomplete);
+      }
+      stopping = true;
+      const timeoutMs = proc.config.processing.shutdownTimeout;
+      log.info({ why, timeoutMs }, 'stop requested');
+      setTimeout(() => {
+        log.error(
+          { timeoutMs, step: proc.stopStep, inFlight: proc.inFlightBatches() },
+          'shutdown deadline (processing.shutdownTimeout) passed; exiting with work unfinished',
+        );
+        process.exit(code === EXIT.ok ? EXIT.stopIncomplete : code);
+      }, timeoutMs);
       await proc.stop();
-      process.exit(EXIT.ok);
+      process.exit(code);
     };
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => void stop('SIGINT'));
+    // the consumer will not recover by itself: exit non-zero so that it is restarted
+    onFatal = (reason) => void stop(`fatal: ${reason}`, EXIT.unavailable);
+    if (fatalDuringStart) onFatal(fatalDuringStart);
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+    process.on('SIGINT', () => void stop('SIGINT'));
   });
 
-program
-  .command('check-config')
+logLevelOption(program.command('check-config'))
   .description(
     'Validate the effective config (defaults + file + environment); print every problem with its path.',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml (or FAIRFLAG_CONFIG)')
-  .action((opts: { config?: string }) => {
+  .action(async (opts: { config?: string; logLevel?: string }) => {
+    toolLogger(opts.logLevel).debug({ file: opts.config }, 'checking the config');
     const loaded = loadOrExit({ file: opts.config });
     // a hole in the policy is valid config, so a warning (exit 0), never silence
     for (const w of loaded.warnings) process.stderr.write(`warning: ${w}\n`);
+    // the databases are opened and checked as `run` would: a missing or corrupt one is a problem
+    const { GeoIp } = await import('./enrich/geoip.js');
+    const geo = await GeoIp.open(loaded.config.maxmind).catch((err: Error) => {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(EXIT.invalid);
+    });
+    if (geo.testDatabases.length && !loaded.config.maxmind.allowTestDatabases)
+      for (const d of geo.testDatabases)
+        process.stderr.write(
+          `warning: maxmind.${d.setting}: ${d.file} is a MaxMind test database ("${d.description}"); \`run\` refuses it unless maxmind.allowTestDatabases is true\n`,
+        );
     process.stdout.write(`config OK: version ${loaded.version} (${loaded.sources.join(' + ')})\n`);
   });
 
-program
-  .command('demo')
+logLevelOption(program.command('demo'))
   .description(
     'Start the processor on the local stack, publish the reference scenarios and some bad input, print the flags.',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml')
-  .action(async (opts: { config?: string }) => {
+  .action(async (opts: { config?: string; logLevel?: string }) => {
     const { runDemo } = await import('./tools/demo.js');
     const loaded = loadOrExit({ file: opts.config });
-    // the processor's JSON logs go to stderr at warn level so the story on stdout stays readable
-    const log = createLogger('fairflag', process.stderr);
-    log.level = process.env['FAIRFLAG_LOG_LEVEL'] ?? 'warn';
+    // the story owns stdout; the processor's logs go to stderr (see toolLogger)
+    const log = toolLogger(opts.logLevel);
     const code = await runDemo(loaded, log, (s) => process.stdout.write(`${s}\n`)).catch(fail);
     process.exit(code);
   });
 
 interface InputOptions {
   config?: string;
+  logLevel?: string;
   fromKafka?: boolean;
   since?: string;
   until?: string;
   progress?: boolean;
 }
 
+/** An ISO time, epoch ms, or a duration before now ("7d", "36h", "90m"). */
 function parseTime(what: string, v: string | undefined, fallback?: number): number {
   if (v === undefined && fallback !== undefined) return fallback;
-  const t = v === undefined ? NaN : /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+  const ago = v !== undefined && /^\d+(\.\d+)?\s*[a-z]+$/i.test(v) ? ms(v as ms.StringValue) : undefined;
+  const t =
+    v === undefined
+      ? NaN
+      : ago !== undefined
+        ? Date.now() - ago
+        : /^\d+$/.test(v)
+          ? Number(v)
+          : Date.parse(v);
   if (!Number.isFinite(t))
     throw new CommanderError(
       2,
       'fairflag.time',
-      `--${what}: expected an ISO time or epoch ms, got ${JSON.stringify(v)}`,
+      `--${what}: expected an ISO time, epoch ms or a duration before now (7d, 36h), got ${JSON.stringify(v)}`,
     );
   return t;
 }
@@ -128,8 +196,7 @@ async function replayInput(
   if (opts.fromKafka) {
     if (file) throw new CommanderError(2, 'fairflag.input', 'give a file or --from-kafka, not both');
     const { kafkaClient } = await import('./kafka/processor.js');
-    const log = createLogger('fairflag', process.stderr);
-    log.level = 'warn';
+    const log = toolLogger(opts.logLevel);
     const since = parseTime('since', opts.since);
     const until = parseTime('until', opts.until, Date.now());
     const items = await readKafkaRange(
@@ -205,7 +272,7 @@ async function writeReport(file: string, text: string): Promise<void> {
 }
 
 const inputOptions = (cmd: Command) =>
-  cmd
+  logLevelOption(cmd)
     .option('-c, --config <file>', 'environment config merged over config/default.yaml')
     .option('--from-kafka', 'read the input topics instead of a file')
     .option('--since <time>', 'with --from-kafka: first message time (ISO or epoch ms)')
@@ -242,6 +309,7 @@ inputOptions(
         items: input.items,
         keep: opts.keep ?? false,
         onProgress: bar.update,
+        log: toolLogger(opts.logLevel),
       }).catch(fail);
       bar.stop();
       if (opts.out) {
@@ -284,7 +352,10 @@ inputOptions(
       'Replay the same events under two configs and report whom the change starts or stops reviewing, and why. Exit 0: no flag changes; 1: flags change.',
     ),
 )
-  .requiredOption('--candidate <file>', 'the proposed config (merged over config/default.yaml)')
+  .requiredOption(
+    '--candidate <file>',
+    'the proposed change, merged over the base (production plus your edit)',
+  )
   .option('--base <file>', 'the current config (merged over config/default.yaml); default: the defaults')
   .option('--json', 'print the result as JSON')
   .option(
@@ -298,12 +369,18 @@ inputOptions(
     ) => {
       const { diffConfigs } = await import('./tools/diff.js');
       const { formatDiff } = await import('./tools/format.js');
-      const base = loadOrExit({ file: opts.base ?? opts.config });
-      const candidate = loadOrExit({ file: opts.candidate });
+      // the candidate is a change to the base: production's config plus the analyst's edit
+      const baseFile = opts.base ?? opts.config ?? process.env['FAIRFLAG_CONFIG'];
+      const base = loadOrExit({ file: baseFile });
+      const candidate = loadOrExit({ file: [baseFile ?? '', opts.candidate] });
       const input = await replayInput(file, opts, base).catch(fail);
       const bar = await progressBar(opts.progress, input.total * 2, 'diff');
-      const d = await diffConfigs(input.items, base, candidate, (phase, n) =>
-        bar.update(phase === 'base' ? n : input.total + n),
+      const d = await diffConfigs(
+        input.items,
+        base,
+        candidate,
+        (phase, n) => bar.update(phase === 'base' ? n : input.total + n),
+        toolLogger(opts.logLevel),
       ).catch(fail);
       bar.stop();
       if (opts.html) {
@@ -312,8 +389,8 @@ inputOptions(
           diff: d,
           items: input.items,
           source: input.source,
-          baseName: opts.base ?? opts.config ?? 'the defaults',
-          candidateName: opts.candidate,
+          baseName: baseFile ?? 'the defaults',
+          candidateName: `${opts.candidate} over the base`,
         });
         await writeReport(opts.html, report);
       }
@@ -347,8 +424,62 @@ inputOptions(
     },
   );
 
-program
-  .command('bootstrap <snapshot.ndjson>')
+inputOptions(
+  program
+    .command('sweep [events.ndjson]')
+    .description(
+      'Replay the same events once per value of one numeric setting (and once as configured): flags by queue and severity for each value and, with review outcomes in the input, precision and the confirmed accounts each value would stop reviewing. Exit 0: done; 1: some lines rejected; 2: a bad setting or values.',
+    ),
+)
+  .requiredOption(
+    '--setting <path>',
+    'dotted config path, e.g. review.threshold or signals.ip.shared_by_accounts.threshold',
+  )
+  .requiredOption('--values <list>', 'values to try: 1.5,2,2.5 or from:to:step (1:3:0.5)')
+  .option('--json', 'print the result as JSON')
+  .action(
+    async (
+      file: string | undefined,
+      opts: InputOptions & { setting: string; values: string; json?: boolean },
+    ) => {
+      const { sweepSetting, parseSweepValues, settingValue, SweepSettingError } =
+        await import('./tools/sweep.js');
+      const { formatSweep } = await import('./tools/format.js');
+      const load = { file: opts.config };
+      const loaded = loadOrExit(load);
+      let values: number[];
+      try {
+        settingValue(loaded.config, opts.setting);
+        values = parseSweepValues(opts.values);
+      } catch (err) {
+        if (!(err instanceof SweepSettingError)) throw err;
+        process.stderr.write(`sweep: ${err.message}\n`);
+        process.exit(EXIT.usage);
+      }
+      const input = await replayInput(file, opts, loaded).catch(fail);
+      const bar = await progressBar(opts.progress, input.total * (values.length + 1), 'sweep');
+      const r = await sweepSetting({
+        items: input.items,
+        load,
+        setting: opts.setting,
+        values,
+        onProgress: (run, n) => bar.update(run * input.total + n),
+        log: toolLogger(opts.logLevel),
+      }).catch((err: unknown) => {
+        bar.stop();
+        if (err instanceof ConfigError || err instanceof SweepSettingError) {
+          process.stderr.write(`sweep: ${err.message}\n`);
+          process.exit(EXIT.usage);
+        }
+        return fail(err);
+      });
+      bar.stop();
+      process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${formatSweep(r, input.source)}\n`);
+      process.exit(r.rejected ? EXIT.invalid : EXIT.ok);
+    },
+  );
+
+logLevelOption(program.command('bootstrap <snapshot.ndjson>'))
   .description(
     'Load accounts\' history from the system of record before (or while) fairflag runs: one account a line, {"accountId", "createdAt", "accountType", "identityVerifiedAt", "stats": {"at", "completedContracts", "paidHours", "earnings"}, "openContracts": [{"contractId", "clientAccountId", "freelancerAccountId", "startedAt", "lastPaidAt"}]} (times in epoch ms or ISO-8601), published as the context events they stand for. Idempotent: run it again, or resume with --from-line. Exit 0: every line published; 1: some refused (listed with their line numbers).',
   )
@@ -364,114 +495,132 @@ program
     return n;
   })
   .option('--no-progress', 'no progress bar on stderr')
-  .action(async (file: string, opts: { config?: string; fromLine?: number; progress?: boolean }) => {
-    const { publishSnapshot } = await import('./tools/bootstrap.js');
-    const loaded = loadOrExit({ file: opts.config });
-    const total = await checkedInputFile(file, loaded).catch(fail);
-    const log = createLogger('fairflag', process.stderr);
-    log.level = 'warn';
-    const bar = await progressBar(opts.progress, total, 'bootstrap', 'lines');
-    const r = await publishSnapshot({
-      loaded,
-      file,
-      log,
-      ...(opts.fromLine !== undefined && { fromLine: opts.fromLine }),
-      onProgress: bar.update,
-    }).catch(fail);
-    bar.stop();
-    for (const x of r.rejected) process.stderr.write(`${file}: line ${x.line}: ${x.error}\n`);
-    process.stdout.write(
-      `bootstrap of ${file}: ${r.accounts} account(s), ${r.events} context event(s) published${r.skipped ? `, ${r.skipped} line(s) skipped before --from-line` : ''}, ${r.rejected.length} line(s) refused\n`,
-    );
-    process.exit(r.rejected.length ? EXIT.invalid : EXIT.ok);
-  });
+  .action(
+    async (
+      file: string,
+      opts: { config?: string; fromLine?: number; progress?: boolean; logLevel?: string },
+    ) => {
+      const { publishSnapshot } = await import('./tools/bootstrap.js');
+      const loaded = loadOrExit({ file: opts.config });
+      const total = await checkedInputFile(file, loaded).catch(fail);
+      const log = toolLogger(opts.logLevel);
+      const bar = await progressBar(opts.progress, total, 'bootstrap', 'lines');
+      const r = await publishSnapshot({
+        loaded,
+        file,
+        log,
+        ...(opts.fromLine !== undefined && { fromLine: opts.fromLine }),
+        onProgress: bar.update,
+      }).catch(fail);
+      bar.stop();
+      for (const x of r.rejected) process.stderr.write(`${file}: line ${x.line}: ${x.error}\n`);
+      process.stdout.write(
+        `bootstrap of ${file}: ${r.accounts} account(s), ${r.events} context event(s) published${r.skipped ? `, ${r.skipped} line(s) skipped before --from-line` : ''}, ${r.rejected.length} line(s) refused\n`,
+      );
+      process.exit(r.rejected.length ? EXIT.invalid : EXIT.ok);
+    },
+  );
 
-program
-  .command('explain <accountId>')
+logLevelOption(program.command('explain <accountId>'))
   .description(
     'Explain one account from the feature state in Redis (as of the last batch its owner wrote): features by window, every signal against its threshold, mitigations, score, open flags. Read-only.',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml')
+  .option(
+    '--namespace <prefix>',
+    "the Redis key prefix to read: a replay's kept namespace (replay --keep prints it)",
+  )
   .option('--json', 'print JSON')
   .option('--html <report.html>', 'also write a self-contained HTML report (charts, timeline)')
-  .action(async (accountId: string, opts: { config?: string; json?: boolean; html?: string }) => {
-    const loaded = loadOrExit({ file: opts.config });
-    const [
-      { explainStored },
-      { formatExplanation },
-      { connectRedis },
-      { compilePolicy },
-      { RedisStateBackend },
-      { GeoIp },
-    ] = await Promise.all([
-      import('./tools/explain.js'),
-      import('./tools/format.js'),
-      import('./kafka/processor.js'),
-      import('./engine/policy.js'),
-      import('./features/state-backend.js'),
-      import('./enrich/geoip.js'),
-    ]);
-    const policy = compilePolicy(loaded);
-    const geo = await GeoIp.open(loaded.config.maxmind).catch(fail);
-    const redis = connectRedis(loaded.config.redis);
-    await redis.connect().catch(fail);
-    const backend = new RedisStateBackend(redis, loaded.config.redis.keyPrefix);
-    const e = await explainStored(accountId, backend, policy, geo).catch(fail);
-    redis.disconnect();
-    if (opts.html) {
-      const { explainReport } = await import('./report/explain-report.js');
-      await writeReport(opts.html, explainReport({ explanation: e }));
-    }
-    process.stdout.write(opts.json ? `${JSON.stringify(e)}\n` : `${formatExplanation(e)}\n`);
-    process.exit(e.known ? EXIT.ok : EXIT.invalid);
-  });
+  .action(
+    async (
+      accountId: string,
+      opts: { config?: string; namespace?: string; json?: boolean; logLevel?: string; html?: string },
+    ) => {
+      const log = toolLogger(opts.logLevel);
+      const loaded = loadOrExit({ file: opts.config });
+      const [
+        { explainStored },
+        { formatExplanation },
+        { connectRedis },
+        { compilePolicy },
+        { RedisStateBackend },
+        { GeoIp },
+      ] = await Promise.all([
+        import('./tools/explain.js'),
+        import('./tools/format.js'),
+        import('./kafka/processor.js'),
+        import('./engine/policy.js'),
+        import('./features/state-backend.js'),
+        import('./enrich/geoip.js'),
+      ]);
+      const policy = compilePolicy(loaded);
+      const geo = await GeoIp.open(loaded.config.maxmind).catch(fail);
+      const redis = connectRedis(loaded.config.redis);
+      await redis.connect().catch(fail);
+      const namespace = opts.namespace ?? loaded.config.redis.keyPrefix;
+      const backend = new RedisStateBackend(redis, namespace);
+      log.info({ accountId, keyPrefix: namespace }, 'explaining from the stored features');
+      const e = await explainStored(accountId, backend, policy, geo).catch(fail);
+      redis.disconnect();
+      if (opts.html) {
+        const { explainReport } = await import('./report/explain-report.js');
+        await writeReport(opts.html, explainReport({ explanation: e }));
+      }
+      process.stdout.write(
+        opts.json
+          ? `${JSON.stringify({ namespace, ...e })}\n`
+          : `${opts.namespace ? `namespace ${namespace}\n` : ''}${formatExplanation(e)}\n`,
+      );
+      process.exit(e.known ? EXIT.ok : EXIT.invalid);
+    },
+  );
 
 program
   .command('signals')
   .description(
-    'Per signal: how many reviewed flags carrying it were cleared (false positives) and confirmed.',
+    'What reviewers decided about the flags, per period and queue and per signal: the flags reviewed (the denominator), confirmed, cleared, needing more info, and precision = confirmed / (confirmed + cleared). Read from Redis; each decision counted once, however often its batch was written.',
   )
   .option('-c, --config <file>', 'environment config merged over config/default.yaml')
+  .option('--since <time>', 'first decision time: ISO, epoch ms or a duration before now', '30d')
+  .option('--until <time>', 'last decision time (default now)')
+  .option('--period <period>', 'day, week (from Monday, UTC) or month', 'week')
   .option('--json', 'print JSON')
-  .action(async (opts: { config?: string; json?: boolean }) => {
-    const loaded = loadOrExit({ file: opts.config });
-    const [{ connectRedis }, { RedisStateBackend }, { SIGNALS }] = await Promise.all([
-      import('./kafka/processor.js'),
-      import('./features/state-backend.js'),
-      import('../processors/registry.js'),
-    ]);
-    const redis = connectRedis(loaded.config.redis);
-    await redis.connect().catch(fail);
-    const counts = await new RedisStateBackend(redis, loaded.config.redis.keyPrefix).outcomeCounts();
-    redis.disconnect();
-    const rows = SIGNALS.map((s) => {
-      const c = counts.get(s.id) ?? {};
-      const cleared = c['CLEARED'] ?? 0;
-      const confirmed = c['CONFIRMED'] ?? 0;
-      return {
-        signal: s.id,
-        cleared,
-        confirmed,
-        confirmedShare: cleared + confirmed ? confirmed / (cleared + confirmed) : null,
-      };
-    });
-    if (opts.json) process.stdout.write(`${JSON.stringify(rows)}\n`);
-    else {
-      process.stdout.write(
-        `${'signal'.padEnd(36)} ${'cleared'.padStart(8)} ${'confirmed'.padStart(10)}  confirmed share\n`,
-      );
-      for (const r of rows) {
-        const share = r.confirmedShare === null ? '-' : `${Math.round(r.confirmedShare * 100)}%`;
-        process.stdout.write(
-          `${r.signal.padEnd(36)} ${String(r.cleared).padStart(8)} ${String(r.confirmed).padStart(10)}  ${share}\n`,
+  .action(
+    async (opts: { config?: string; since: string; until?: string; period: string; json?: boolean }) => {
+      const [{ connectRedis }, { RedisStateBackend }, { reviewReport, PERIODS }, { formatReviews }] =
+        await Promise.all([
+          import('./kafka/processor.js'),
+          import('./features/state-backend.js'),
+          import('./tools/review-report.js'),
+          import('./tools/format.js'),
+        ]);
+      const period = PERIODS.find((p) => p === opts.period);
+      if (!period)
+        throw new CommanderError(
+          2,
+          'fairflag.period',
+          `--period: expected one of ${PERIODS.join(', ')}, got ${JSON.stringify(opts.period)}`,
         );
-      }
-    }
-  });
+      const since = parseTime('since', opts.since);
+      const until = parseTime('until', opts.until, Date.now());
+      const loaded = loadOrExit({ file: opts.config });
+      const redis = connectRedis(loaded.config.redis);
+      await redis.connect().catch(fail);
+      const records = await new RedisStateBackend(redis, loaded.config.redis.keyPrefix)
+        .reviews(since, until)
+        .catch(fail);
+      redis.disconnect();
+      const report = reviewReport(records, { since, until, period });
+      process.stdout.write(opts.json ? `${JSON.stringify(report)}\n` : `${formatReviews(report)}\n`);
+    },
+  );
 
 program
   .command('scenarios')
-  .description('Write the reference scenarios (shared/scenarios.md) as NDJSON, ready for replay and diff.')
+  .description(
+    'Write the reference scenarios (the travelling freelancer and the account takeover) as NDJSON, ready for replay and diff.',
+  )
   .option('-o, --out <file>', 'output file (default: stdout)')
   .action(async (opts: { out?: string }) => {
     const { DAY, HOUR, accountTakeover, travellingFreelancer } = await import('./scenarios/reference.js');

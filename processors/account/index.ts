@@ -25,7 +25,9 @@ export const planAccount: FamilyProcessor<'account'> = ({ event: e, geo }) => {
       break;
     }
   }
-  if (e.accountType !== null) ops.push({ op: 'context', field: 'accountType', value: e.accountType });
+  // UNKNOWN (a type added after this version) keeps whatever type is known
+  if (e.accountType !== null && e.accountType !== 'UNKNOWN')
+    ops.push({ op: 'context', field: 'accountType', value: e.accountType });
   networkFacts(e.accountId, geo, e.deviceId, ops, entities, e.action === 'CREATED');
   return { subjects: [{ accountId: e.accountId, role: 'account', ops }], entities };
 };

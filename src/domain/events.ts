@@ -1,4 +1,7 @@
 // Decoded input events, one type per family, mirroring schemas/*.avsc.
+//
+// UNKNOWN is each enum's Avro default: a symbol a newer producer added that this version does
+// not know reads as UNKNOWN (docs/schemas.md), and every processor treats it as saying nothing.
 
 export const FAMILIES = ['login', 'ip', 'payment', 'contract', 'account'] as const;
 export type Family = (typeof FAMILIES)[number];
@@ -11,7 +14,7 @@ interface EventBase {
 }
 
 export interface LoginEvent extends EventBase {
-  outcome: 'SUCCESS' | 'FAILURE' | 'LOGOUT';
+  outcome: 'SUCCESS' | 'FAILURE' | 'LOGOUT' | 'UNKNOWN';
   ip: string;
   deviceId: string | null;
   sessionId: string | null;
@@ -25,7 +28,7 @@ export interface IpObservationEvent extends EventBase {
 }
 
 export interface PaymentMethodEvent extends EventBase {
-  action: 'ADDED' | 'REMOVED' | 'VERIFICATION_SUCCEEDED' | 'VERIFICATION_FAILED';
+  action: 'ADDED' | 'REMOVED' | 'VERIFICATION_SUCCEEDED' | 'VERIFICATION_FAILED' | 'UNKNOWN';
   methodId: string;
   methodType: 'CARD' | 'BANK_ACCOUNT' | 'WALLET' | 'OTHER';
   instrumentFingerprint: string;
@@ -37,7 +40,7 @@ export interface ContractEvent extends EventBase {
   contractId: string;
   clientAccountId: string;
   freelancerAccountId: string;
-  action: 'STARTED' | 'MILESTONE_PAID' | 'ENDED' | 'DISPUTED' | 'REFUNDED';
+  action: 'STARTED' | 'MILESTONE_PAID' | 'ENDED' | 'DISPUTED' | 'REFUNDED' | 'UNKNOWN';
   amount: number | null;
   currency: string | null;
   rating: number | null;
@@ -47,8 +50,8 @@ export interface ContractEvent extends EventBase {
 }
 
 export interface AccountEvent extends EventBase {
-  action: 'CREATED' | 'IDENTITY_VERIFIED' | 'IDENTITY_VERIFICATION_FAILED' | 'STATS_UPDATED';
-  accountType: 'FREELANCER' | 'CLIENT' | 'AGENCY' | null;
+  action: 'CREATED' | 'IDENTITY_VERIFIED' | 'IDENTITY_VERIFICATION_FAILED' | 'STATS_UPDATED' | 'UNKNOWN';
+  accountType: 'FREELANCER' | 'CLIENT' | 'AGENCY' | 'UNKNOWN' | null;
   lifetimeCompletedContracts: number | null;
   lifetimePaidHours: number | null;
   lifetimeEarnings: number | null;
@@ -67,9 +70,26 @@ export interface ReviewOutcome {
   outcomeId: string;
   flagId: string;
   accountId: string;
-  outcome: 'CLEARED' | 'CONFIRMED' | 'NEEDS_MORE_INFO';
+  outcome: 'CLEARED' | 'CONFIRMED' | 'NEEDS_MORE_INFO' | 'UNKNOWN';
   noteCategory: string | null;
   decidedAt: number;
+}
+
+/**
+ * An event whose step this version does not know: a login outcome or an action a newer producer
+ * added, read as the enum's default. Neutral: it changes no feature and no signal looks at it.
+ */
+export function isUnknownStep(e: ActivityEvent): boolean {
+  switch (e.family) {
+    case 'login':
+      return e.event.outcome === 'UNKNOWN';
+    case 'payment':
+    case 'contract':
+    case 'account':
+      return e.event.action === 'UNKNOWN';
+    case 'ip':
+      return false;
+  }
 }
 
 /** What MaxMind says about an IP. Absent fields mean the databases do not know. */

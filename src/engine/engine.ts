@@ -7,7 +7,7 @@
 // the same features, observations and flags however they are split into batches.
 import { planEvent } from '../../processors/registry.js';
 import type { EntityPlan, EventPlan, SubjectPlan } from '../../processors/plan.js';
-import type { EnrichedEvent, ReviewOutcome } from '../domain/events.js';
+import { isUnknownStep, type EnrichedEvent, type ReviewOutcome } from '../domain/events.js';
 import { updateFlag, type ReviewFlag } from '../domain/flags.js';
 import { accountMitigations, historyUnknown, patternKey } from '../domain/mitigations.js';
 import { decide, type QueueDecision } from '../domain/scoring.js';
@@ -95,6 +95,8 @@ export interface BatchResult {
   /** This batch's place in its partition's write order (see write-order.ts). */
   turn: WriteTurn;
   policyVersion: string;
+  /** Time spent evaluating signals and scoring (ms), part of the batch's processing time. */
+  signalsMs: number;
 }
 
 export interface EngineOptions {
@@ -159,6 +161,8 @@ interface Run {
 export class Engine {
   private readonly signalSets = new WeakMap<Policy, Map<string, SignalSet>>();
   private readonly order = new WriteOrder();
+  /** Running total of signal evaluation and scoring time (ms); a batch reads its share. */
+  private signalsMs = 0;
 
   constructor(private readonly opts: EngineOptions) {}
 
@@ -177,15 +181,19 @@ export class Engine {
       scored: [],
       counterparts: [],
       closed: [],
-      write: { entities: [], accounts: [], outcomeCounts: new Map() },
+      write: { entities: [], accounts: [], reviews: [] },
       turn: undefined as unknown as WriteTurn,
       policyVersion: policy.version,
+      signalsMs: 0,
     };
     const run: Run = { owned, overlay: new EntityOverlay(entities, policy.layout), policy, result };
+    // the steps run synchronously: no other batch's signal time lands in between
+    const signalsBefore = this.signalsMs;
     try {
       for (const p of planned) result.outcomes.push(this.step(p, run));
     } finally {
       this.accounts.release(owned.values());
+      result.signalsMs = this.signalsMs - signalsBefore;
     }
     // synchronously with the last step: the snapshot holds exactly the batches processed so far,
     // and the write order is the processing order
@@ -277,7 +285,10 @@ export class Engine {
   private signalSet(policy: Policy, event: EnrichedEvent, role: SubjectRole): SignalSet {
     let byKey = this.signalSets.get(policy);
     if (!byKey) this.signalSets.set(policy, (byKey = new Map()));
-    const triggered = policy.signals.filter((s) => s.definition.triggeredBy(event, role));
+    // a step this version does not know says nothing to any signal (docs/schemas.md)
+    const triggered = isUnknownStep(event)
+      ? []
+      : policy.signals.filter((s) => s.definition.triggeredBy(event, role));
     const key = triggered.map((s) => s.definition.id).join(',');
     let set = byKey.get(key);
     if (!set) {
@@ -424,7 +435,10 @@ export class Engine {
   ): void {
     o.features.rememberObservations(at, observations, run.policy.config.features.correlationWindow);
     this.accounts.changed(o);
-    for (const d of this.score(o.features, at, run.policy)) {
+    const started = performance.now();
+    const decisions = this.score(o.features, at, run.policy);
+    this.signalsMs += performance.now() - started;
+    for (const d of decisions) {
       run.result.scored.push({ accountId: o.features.accountId, decision: d });
       const update = updateFlag({
         accountId: o.features.accountId,
@@ -548,11 +562,23 @@ export class Engine {
    */
   private applyOutcome(r: ReviewOutcome, run: Run): InputOutcome {
     const out: InputOutcome = { status: 'applied', lateFor: [], evaluations: [] };
-    if (r.outcome === 'NEEDS_MORE_INFO') return out;
+    // a decision added after this version (UNKNOWN, docs/schemas.md): not counted, the flag stays open
+    if (r.outcome === 'UNKNOWN') return out;
     const o = run.owned.get(r.accountId)!;
     const open = [...o.features.openFlags].find(([, s]) => s.flagId === r.flagId);
     if (!open) return out;
-    const [queue] = open;
+    const [queue, flag] = open;
+    // counted for the signals report whatever the decision; once closed, a repeat finds no flag
+    run.result.write.reviews.push({
+      outcomeId: r.outcomeId,
+      flagId: r.flagId,
+      queue,
+      outcome: r.outcome,
+      decidedAt: r.decidedAt,
+      signals: flag.signals.map((s) => s.signalId),
+    });
+    // more information wanted: the flag stays open, in front of the reviewer
+    if (r.outcome === 'NEEDS_MORE_INFO') return out;
     const state = o.features.closeFlag(queue, r.flagId)!;
     if (r.outcome === 'CLEARED') {
       const cooldown = run.policy.config.mitigations.cleared_review.cooldown;
@@ -561,11 +587,6 @@ export class Engine {
       o.features.forgetObservations(state.signals.map((s) => s.signalId));
     }
     this.accounts.changed(o);
-    const counts = run.result.write.outcomeCounts;
-    for (const s of state.signals) {
-      const field = `${s.signalId}|${r.outcome}`;
-      counts.set(field, (counts.get(field) ?? 0) + 1);
-    }
     run.result.closed.push({ accountId: r.accountId, queue, state, outcome: r.outcome });
     return out;
   }
@@ -579,6 +600,7 @@ export class Engine {
     out: InputOutcome,
     accountId: string,
   ): StoredObservation[] {
+    const started = performance.now();
     const observations: StoredObservation[] = [];
     for (const { definition, params } of signals) {
       let evaluation: SignalEvaluation['evaluation'];
@@ -603,6 +625,7 @@ export class Engine {
         });
       }
     }
+    this.signalsMs += performance.now() - started;
     return observations;
   }
 

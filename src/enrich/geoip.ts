@@ -1,7 +1,8 @@
 // IP enrichment from MaxMind databases: location, network (ASN), and whether the address is an
 // anonymizer (VPN, Tor, proxy), a hosting provider or a mobile carrier's shared NAT.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { dirname } from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { LRUCache } from 'lru-cache';
 import maxmind, {
@@ -35,7 +36,35 @@ export class GeoDatabaseError extends Error {
 // and not on the first event that happens to reach the broken part.
 const PROBES = ['1.1.1.1', '81.2.69.142', '2001:db8::1', '175.16.199.1', '8.8.8.8'];
 
+/**
+ * A database built by MaxMind for testing (the fixtures of their reader libraries): fake data that
+ * locates real addresses wrongly or not at all. Their metadata says so in the description.
+ */
+export class GeoTestDatabaseError extends Error {
+  constructor(readonly databases: { setting: string; file: string; description: string }[]) {
+    super(
+      `MaxMind test databases configured: ${databases.map((d) => `maxmind.${d.setting} = ${d.file} ("${d.description}")`).join('; ')}. ` +
+        'They hold fake data, so `run` refuses them: set FAIRFLAG_MAXMIND_DIR (or maxmind.city, asn, anonymousIp, connectionType) to licensed GeoIP2/GeoLite2 databases, ' +
+        'or maxmind.allowTestDatabases: true for a demo or test environment',
+    );
+    this.name = 'GeoTestDatabaseError';
+  }
+}
+
+/** The metadata description of a MaxMind test database, or undefined for a real one. */
+export function testDatabaseDescription(meta: Reader<Response>['metadata']): string | undefined {
+  const texts = Object.values(meta.description ?? {});
+  return texts.find((t) => /\btest database\b|fake .*data/i.test(t));
+}
+
 async function openChecked<T extends Response>(file: string): Promise<Reader<T>> {
+  if (!existsSync(file)) {
+    const dir = dirname(file);
+    throw new GeoDatabaseError(
+      file,
+      existsSync(dir) ? `no such file in ${dir}` : `its folder ${dir} does not exist`,
+    );
+  }
   let reader: Reader<T>;
   try {
     reader = await maxmind.open<T>(file, { cache: { max: 20_000 }, watchForUpdates: false });
@@ -99,7 +128,22 @@ export class GeoIp {
         ? openChecked<ConnectionTypeResponse>(paths.connectionType)
         : Promise.resolve(null),
     ]);
-    return new GeoIp(city, asn, anon, connection);
+    const geo = new GeoIp(city, asn, anon, connection);
+    const readers = { city, asn, anonymousIp: anon, connectionType: connection };
+    for (const [setting, reader] of Object.entries(readers)) {
+      const description = reader && testDatabaseDescription(reader.metadata);
+      if (description)
+        geo.testDatabases.push({ setting, file: paths[setting as keyof GeoPaths]!, description });
+    }
+    return geo;
+  }
+
+  /** The configured databases that are MaxMind test databases (see GeoTestDatabaseError). */
+  readonly testDatabases: { setting: string; file: string; description: string }[] = [];
+
+  /** Throws GeoTestDatabaseError if any database is a test one. */
+  refuseTestDatabases(): void {
+    if (this.testDatabases.length) throw new GeoTestDatabaseError(this.testDatabases);
   }
 
   /**

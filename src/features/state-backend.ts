@@ -16,12 +16,36 @@ export interface AccountWrite {
   bytes: Buffer;
 }
 
+/**
+ * A reviewer's decision on an open flag, as the signals report counts it. Stored under its outcome
+ * id, so a batch written twice (a retry, a replay after a crash) counts it once.
+ */
+export interface ReviewRecord {
+  outcomeId: string;
+  flagId: string;
+  queue: string;
+  outcome: string;
+  decidedAt: number;
+  /** The signals on the flag the reviewer decided on. */
+  signals: string[];
+}
+
 /** One batch's durable changes, written before its offsets are committed. */
 export interface StateWrite {
   entities: EntityUpdate[];
   accounts: AccountWrite[];
-  /** Review outcomes per signal ("<signalId>|<outcome>" -> count to add). */
-  outcomeCounts: Map<string, number>;
+  reviews: ReviewRecord[];
+}
+
+/** How long review records stay for the signals report: a year, with room for a year-on-year look. */
+export const REVIEW_RETENTION_MS = 400 * 86_400_000;
+const DAY_MS = 86_400_000;
+/** The UTC day a decision was taken, as its key names it. */
+const dayOf = (t: number) => new Date(Math.floor(t / DAY_MS) * DAY_MS).toISOString().slice(0, 10);
+function daysBetween(since: number, until: number): string[] {
+  const out: string[] = [];
+  for (let d = Math.floor(since / DAY_MS); d <= Math.floor(until / DAY_MS); d++) out.push(dayOf(d * DAY_MS));
+  return out;
 }
 
 export interface StateBackend {
@@ -29,7 +53,8 @@ export interface StateBackend {
   readEntities(refs: readonly EntityRef[]): Promise<EntityAccounts[]>;
   /** Entities first, then accounts: an account whose write landed never misses its sightings. */
   write(w: StateWrite, accountTtlMs: number): Promise<void>;
-  outcomeCounts(): Promise<Map<string, Record<string, number>>>;
+  /** Review records decided in [since, until]. */
+  reviews(since: number, until: number): Promise<ReviewRecord[]>;
 }
 
 /** The member that marks an entity whose member cap was reached. */
@@ -60,8 +85,9 @@ export class RedisStateBackend implements StateBackend {
   entityKey(r: EntityRef): string {
     return `${this.keyPrefix}:{${ENTITY_TYPES[r.type]}:${r.id}}:a`;
   }
-  private get statsKey(): string {
-    return `${this.keyPrefix}:{stats}:outcomes`;
+  /** One hash per UTC day of decisions: outcome id -> record (one slot, the {stats} tag). */
+  reviewKey(day: string): string {
+    return `${this.keyPrefix}:{stats}:reviews:${day}`;
   }
 
   /**
@@ -141,7 +167,16 @@ export class RedisStateBackend implements StateBackend {
       this.bytesWritten += a.bytes.length;
       accounts.push(['set', this.accountKey(a.accountId), a.bytes, 'PX', ttl]);
     }
-    for (const [field, n] of w.outcomeCounts) accounts.push(['hincrby', this.statsKey, field, n]);
+    for (const r of w.reviews) {
+      const key = this.reviewKey(dayOf(r.decidedAt));
+      accounts.push(['hset', key, r.outcomeId, JSON.stringify(r)]);
+      // from the day's end, not from this write: writing a record again does not extend its life
+      accounts.push([
+        'pexpireat',
+        key,
+        (Math.floor(r.decidedAt / DAY_MS) + 1) * DAY_MS + REVIEW_RETENTION_MS,
+      ]);
+    }
     // entities before accounts: an account whose write landed never misses its sightings (one
     // connection runs a pipeline in order; a Cluster's nodes are asked one after the other)
     if (this.redis instanceof Cluster) {
@@ -151,8 +186,14 @@ export class RedisStateBackend implements StateBackend {
       await this.send('writing state', [...entities, ...accounts]);
   }
 
-  async outcomeCounts(): Promise<Map<string, Record<string, number>>> {
-    return parseOutcomeCounts(await this.redis.hgetall(this.statsKey));
+  async reviews(since: number, until: number): Promise<ReviewRecord[]> {
+    const days = daysBetween(since, until);
+    const hashes = await Promise.all(days.map((d) => this.redis.hgetall(this.reviewKey(d))));
+    return inRange(
+      hashes.flatMap((h) => Object.values(h).map((v) => JSON.parse(v) as ReviewRecord)),
+      since,
+      until,
+    );
   }
 
   /** Every key of this namespace (all masters of a cluster). */
@@ -182,20 +223,16 @@ export class RedisStateBackend implements StateBackend {
   }
 }
 
-function parseOutcomeCounts(raw: Record<string, string>): Map<string, Record<string, number>> {
-  const out = new Map<string, Record<string, number>>();
-  for (const [field, n] of Object.entries(raw)) {
-    const [signal = '', outcome = ''] = field.split('|');
-    out.set(signal, { ...out.get(signal), [outcome]: Number(n) });
-  }
-  return out;
-}
+const inRange = (records: ReviewRecord[], since: number, until: number) =>
+  records
+    .filter((r) => r.decidedAt >= since && r.decidedAt <= until)
+    .sort((a, b) => a.decidedAt - b.decidedAt || (a.outcomeId < b.outcomeId ? -1 : 1));
 
 /** The same contract in process memory: for the engine's in-memory tests (no expiry). */
 export class MemoryStateBackend implements StateBackend {
   readonly accounts = new Map<string, Buffer>();
   readonly entities = new Map<string, EntityAccounts>();
-  private readonly stats = new Map<string, number>();
+  private readonly reviewed = new Map<string, ReviewRecord>();
 
   async readAccounts(ids: readonly string[]): Promise<(Buffer | null)[]> {
     return ids.map((id) => this.accounts.get(id) ?? null);
@@ -222,10 +259,10 @@ export class MemoryStateBackend implements StateBackend {
       this.entities.set(key, e);
     }
     for (const a of w.accounts) this.accounts.set(a.accountId, a.bytes);
-    for (const [f, n] of w.outcomeCounts) this.stats.set(f, (this.stats.get(f) ?? 0) + n);
+    for (const r of w.reviews) this.reviewed.set(r.outcomeId, r);
   }
 
-  async outcomeCounts(): Promise<Map<string, Record<string, number>>> {
-    return parseOutcomeCounts(Object.fromEntries([...this.stats].map(([k, v]) => [k, String(v)])));
+  async reviews(since: number, until: number): Promise<ReviewRecord[]> {
+    return inRange([...this.reviewed.values()], since, until);
   }
 }

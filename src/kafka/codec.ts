@@ -1,15 +1,33 @@
-// Confluent wire format through a Confluent-compatible registry. schemas/*.avsc are the source of
-// truth: registered on start under "<topic>-value", and the registry's ids go on the wire.
+// Confluent wire format through a Confluent-compatible registry. schemas/*.avsc are fairflag's
+// versions: registered on start under "<topic>-value" for the topics it writes, and the readers of
+// the topics it reads, whose subjects are checked on start (subjects.ts, docs/schemas.md).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry';
+import { SchemaRegistry, SchemaType, type COMPATIBILITY } from '@kafkajs/confluent-schema-registry';
 import avro from 'avsc';
 import { LRUCache } from 'lru-cache';
-import type { Config } from '../../config/schema.js';
+import {
+  COMPATIBILITY_LEVELS,
+  type CompatibilityLevel,
+  type Config,
+  type TOPIC_KEYS_WITH_SCHEMAS,
+} from '../../config/schema.js';
 import type { Family, ReviewOutcome } from '../domain/events.js';
 import type { ReviewFlag } from '../domain/flags.js';
 import { PROJECT_ROOT } from '../runtime/project.js';
 import { checkAvroBounds, hasCollections } from './avro-bounds.js';
+import {
+  PRODUCED_ROLES,
+  SchemaSubjectError,
+  idUnderSubject,
+  levelFor,
+  readability,
+  satisfies,
+  setSubjectLevel,
+  subjectLevel,
+  subjectVersions,
+  type RegistryRequest,
+} from './subjects.js';
 
 /** Every schema fairflag owns, by the role of its topic. */
 export const SCHEMA_FILES = {
@@ -29,6 +47,18 @@ export function readSchema(role: SchemaRole): { text: string; fullName: string }
   const parsed = JSON.parse(text) as { name: string; namespace: string };
   return { text, fullName: `${parsed.namespace}.${parsed.name}` };
 }
+
+/** The config.topics key of each role's topic. */
+export const TOPIC_KEY: Record<SchemaRole, (typeof TOPIC_KEYS_WITH_SCHEMAS)[number]> = {
+  login: 'login',
+  ip: 'ip',
+  payment: 'paymentMethod',
+  contract: 'contract',
+  account: 'account',
+  reviewOutcome: 'reviewOutcomes',
+  flag: 'flags',
+  deadLetter: 'deadLetter',
+};
 
 export function topicOf(role: SchemaRole, topics: Config['topics']): string {
   const map: Record<SchemaRole, string> = {
@@ -70,13 +100,19 @@ const requestTimeout =
   });
 
 /**
- * One GET to the registry's Confluent-compatible API, within `requestTimeout`. Credentials in the
- * URL (http://user:pass@host) become a basic Authorization header (fetch refuses them in the URL).
+ * One request (a GET unless `init` says otherwise) to the registry's Confluent-compatible API,
+ * within `requestTimeout`. Credentials in the URL (http://user:pass@host) become a basic
+ * Authorization header (fetch refuses them in the URL).
  */
-async function registryFetch(cfg: Config['registry'], path: string): Promise<Response> {
+async function registryFetch(
+  cfg: Config['registry'],
+  path: string,
+  init: { method?: string; body?: unknown } = {},
+): Promise<Response> {
   const url = new URL(cfg.url.replace(/\/+$/, '') + path);
   const headers: Record<string, string> = {
     accept: 'application/vnd.schemaregistry.v1+json, application/json',
+    ...(init.body !== undefined && { 'content-type': 'application/vnd.schemaregistry.v1+json' }),
   };
   if (url.username || url.password) {
     headers['authorization'] =
@@ -87,7 +123,12 @@ async function registryFetch(cfg: Config['registry'], path: string): Promise<Res
     url.username = '';
     url.password = '';
   }
-  return fetch(url, { headers, signal: AbortSignal.timeout(cfg.requestTimeout) });
+  return fetch(url, {
+    headers,
+    signal: AbortSignal.timeout(cfg.requestTimeout),
+    ...(init.method !== undefined && { method: init.method }),
+    ...(init.body !== undefined && { body: JSON.stringify(init.body) }),
+  });
 }
 
 /** The registry could not be asked (down, timing out): retry later, never dead-letter. */
@@ -150,10 +191,17 @@ export class Codec {
     });
   }
 
-  /** Connects and registers every schema, retrying until `timeoutMs` with a log line per attempt. */
+  /**
+   * Connects, sets the level of and registers the subjects fairflag owns (flags, dead letters,
+   * and every input too with registry.registerInputSubjects), checks the input subjects (see
+   * subjects.ts) and adds its version to those it `produces` as well (bootstrap). An unreachable
+   * registry is retried until `startupTimeout`, with a log line per attempt; a subject that is
+   * not as required fails at once with a SchemaSubjectError.
+   */
   static async connect(
     cfg: Pick<Config, 'registry' | 'topics'>,
     log: (msg: string) => void = () => {},
+    opts: { produces?: readonly SchemaRole[] } = {},
   ): Promise<Codec> {
     const registry = new SchemaRegistry(
       {
@@ -168,9 +216,10 @@ export class Codec {
     const deadline = Date.now() + cfg.registry.startupTimeout;
     for (let attempt = 1; ; attempt++) {
       try {
-        await codec.registerAll();
+        await codec.prepareSubjects(opts.produces ?? []);
         return codec;
       } catch (err) {
+        if (err instanceof SchemaSubjectError) throw err;
         const msg = (err as Error).message;
         if (Date.now() > deadline) {
           throw new RegistryUnavailableError(
@@ -184,23 +233,110 @@ export class Codec {
     }
   }
 
-  private async registerAll(): Promise<void> {
+  private async prepareSubjects(produces: readonly SchemaRole[]): Promise<void> {
+    const request: RegistryRequest = (path, init) => registryFetch(this.registryCfg, path, init);
     for (const role of Object.keys(SCHEMA_FILES) as SchemaRole[]) {
       const { text, fullName } = readSchema(role);
-      const { id } = await this.registry.register(
-        { type: SchemaType.AVRO, schema: text },
-        { subject: `${topicOf(role, this.topics)}-value` },
-      );
-      this.ids.set(role, id);
       this.fullNames.set(role, fullName);
-      // known without asking again: decoding goes on while the registry is down
-      this.own.set(id, avro.Type.forSchema(JSON.parse(text) as avro.Schema) as AvroLike);
+      const subject = `${topicOf(role, this.topics)}-value`;
+      const level = levelFor(TOPIC_KEY[role], this.registryCfg);
+      const setting = `registry.subjectCompatibility.${TOPIC_KEY[role]} or registry.compatibility`;
+      if (
+        (PRODUCED_ROLES as readonly SchemaRole[]).includes(role) ||
+        this.registryCfg.registerInputSubjects
+      ) {
+        // fairflag's own subject: set the level first, so that the registry checks this version
+        // against the level it will keep
+        await setSubjectLevel(request, subject, level);
+        await this.registerOwn(role, subject, level);
+        const kept = await subjectLevel(request, subject);
+        if (kept !== level)
+          throw new SchemaSubjectError(
+            `subject ${subject} has compatibility ${kept} after fairflag set ${level} (${setting}): the registry did not keep it`,
+          );
+        continue;
+      }
+      const actual = await this.checkInputSubject(request, role, subject, level, setting, text);
+      // a tool that writes an input topic too (bootstrap) adds its version under the producers'
+      // own level, which it leaves as it is
+      if (produces.includes(role) && !this.ids.has(role)) await this.registerOwn(role, subject, actual);
     }
+  }
+
+  /** Registers fairflag's schema of a role under its subject, whose level is `level`. */
+  private async registerOwn(role: SchemaRole, subject: string, level: CompatibilityLevel): Promise<void> {
+    const { text } = readSchema(role);
+    let id: number;
+    try {
+      ({ id } = await this.registry.register(
+        { type: SchemaType.AVRO, schema: text },
+        { subject, compatibility: level as COMPATIBILITY },
+      ));
+    } catch (err) {
+      const status = (err as { status?: number }).status;
+      if (status === 409)
+        throw new SchemaSubjectError(
+          `schemas/${SCHEMA_FILES[role]} is not ${level} compatible with the versions registered under ${subject}, so the registry refused it (docs/schemas.md: moving a registry to these schemas): ${(err as Error).message}`,
+        );
+      // the registry's own verdict on the schema (invalid, not allowed): asking again will not help
+      if (status === 422)
+        throw new SchemaSubjectError(
+          `the registry refused schemas/${SCHEMA_FILES[role]} under ${subject}: ${(err as Error).message}`,
+        );
+      throw err;
+    }
+    this.ids.set(role, id);
+    // known without asking again: decoding goes on while the registry is down
+    this.own.set(id, avro.Type.forSchema(JSON.parse(text) as avro.Schema) as AvroLike);
+  }
+
+  /**
+   * An input subject its producers own: it must exist, be at least as strict as configured, and
+   * hold only versions fairflag's schema can read. The versions' writers are kept (decoding goes
+   * on while the registry is down), and fairflag's own schema id when it is one of them (encode).
+   */
+  private async checkInputSubject(
+    request: RegistryRequest,
+    role: SchemaRole,
+    subject: string,
+    level: CompatibilityLevel,
+    setting: string,
+    text: string,
+  ): Promise<CompatibilityLevel> {
+    const versions = await subjectVersions(request, subject);
+    if (!versions?.length)
+      throw new SchemaSubjectError(
+        `input subject ${subject} is not in the schema registry: fairflag reads ${topicOf(role, this.topics)} but does not register its schema unless registry.registerInputSubjects is true (the producers register it; a local stack, the demo and tests set the option)`,
+      );
+    const actual = await subjectLevel(request, subject);
+    if (
+      !(COMPATIBILITY_LEVELS as readonly string[]).includes(actual) ||
+      !satisfies(actual as CompatibilityLevel, level)
+    )
+      throw new SchemaSubjectError(
+        `input subject ${subject} has compatibility ${actual}, fairflag requires ${level} or stricter (${setting}): set it on the registry (PUT /config/${subject}) or configure the level this subject has`,
+      );
+    const problems: string[] = [];
+    for (const v of versions) {
+      const r = readability(this.readerOf(role), v);
+      if ('problem' in r) problems.push(`version ${v.version} (id ${v.id}) ${r.problem}`);
+      else this.own.set(v.id, r.writer as AvroLike);
+    }
+    if (problems.length)
+      throw new SchemaSubjectError(
+        `input subject ${subject} has versions fairflag cannot read as schemas/${SCHEMA_FILES[role]}: ${problems.join('; ')}`,
+      );
+    const id = await idUnderSubject(request, subject, text);
+    if (id !== undefined) this.ids.set(role, id);
+    return actual as CompatibilityLevel;
   }
 
   idOf(role: SchemaRole): number {
     const id = this.ids.get(role);
-    if (id === undefined) throw new Error(`schema ${role} not registered`);
+    if (id === undefined)
+      throw new Error(
+        `schemas/${SCHEMA_FILES[role]} is not registered under ${topicOf(role, this.topics)}-value, so fairflag cannot write it (registry.registerInputSubjects registers it)`,
+      );
     return id;
   }
 

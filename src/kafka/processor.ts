@@ -30,12 +30,16 @@ import { OwnedAccounts, readStoredAccount } from '../features/owned-accounts.js'
 import { RedisStateBackend } from '../features/state-backend.js';
 import { ingest, type DeadLetterReason } from '../ingest/ingest.js';
 import { validateOutcome } from '../ingest/validate.js';
-import { loadConfig, type LoadedConfig, type LoadOptions } from '../runtime/config-loader.js';
+import { ConfigError, loadConfig, type LoadedConfig, type LoadOptions } from '../runtime/config-loader.js';
+import { startOnlyChanges } from '../runtime/reload-guard.js';
 import { startHealthServer, readiness, type ReadinessCheck } from '../runtime/health.js';
 import type { Logger } from '../runtime/logger.js';
-import { createMetrics, type Metrics } from '../runtime/metrics.js';
+import { createMetrics, retryCause, setConfigInfo, type Metrics } from '../runtime/metrics.js';
 import { PROCESSOR_VERSION } from '../runtime/project.js';
 import { Codec, type SchemaRole } from './codec.js';
+import { kafkaLogLevel } from './client-log.js';
+import { groupLag } from './group-lag.js';
+import { InFlight } from './in-flight.js';
 import {
   chunkBySize,
   headerTotals,
@@ -56,6 +60,16 @@ export interface ProcessorOptions {
   log: Logger;
   /** Serve /livez, /readyz, /metrics; default true. */
   http?: boolean;
+  /**
+   * Told once when the processor cannot go on by itself (the consumer crashed for good, a batch
+   * is stuck): /livez fails from then on; `run` stops and exits non-zero.
+   */
+  onFatal?: (reason: string) => void;
+  /**
+   * Refuse MaxMind test databases unless maxmind.allowTestDatabases (what `run` asks); default
+   * false, for the tools, tests and benchmarks that start a processor in-process.
+   */
+  refuseTestDatabases?: boolean;
   /** Called after each batch's effects are written: for the benchmark's exact latencies. */
   onBatchWritten?: (b: BatchTiming) => void;
 }
@@ -108,13 +122,7 @@ export function connectRedis(cfg: Config['redis']): Redis | Cluster {
 }
 
 export function kafkaClient(cfg: Config['kafka'], log: Logger, clientSuffix = ''): Kafka {
-  const levels: Record<number, 'error' | 'warn' | 'info' | 'debug'> = {
-    [logLevel.ERROR]: 'error',
-    [logLevel.WARN]: 'warn',
-    [logLevel.INFO]: 'info',
-    [logLevel.DEBUG]: 'debug',
-  };
-  return new Kafka({
+  const kafka = new Kafka({
     clientId: cfg.clientId + clientSuffix,
     brokers: cfg.brokers,
     logLevel: logLevel.WARN,
@@ -123,9 +131,14 @@ export function kafkaClient(cfg: Config['kafka'], log: Logger, clientSuffix = ''
       () =>
       ({ level, log: entry }) => {
         const { message, ...rest } = entry;
-        log[levels[level] ?? 'info']({ kafkajs: rest }, message);
+        log[kafkaLogLevel(level, entry)]({ kafkajs: rest }, message);
       },
   });
+  // every producer partitions by murmur2 (the partition an account's owner reads), chosen
+  // explicitly rather than left to kafkajs's default, which warns about having changed once
+  const producer = kafka.producer.bind(kafka);
+  kafka.producer = (config) => producer({ createPartitioner: Partitioners.DefaultPartitioner, ...config });
+  return kafka;
 }
 
 /** The topics a processor consumes: partition p of each is owned by one member (co-partitioned). */
@@ -317,6 +330,11 @@ export class Processor {
     this.metrics = createMetrics();
     codec.onLookup = (result) => this.metrics.registryLookups.inc({ result });
     this.policy = compilePolicy(loaded);
+    setConfigInfo(this.metrics, this.policy.version);
+    // every input topic's series from the start: "nothing processed" is a 0, not a missing series
+    for (const topic of consumedTopics(loaded.config.topics))
+      for (const outcome of ['processed', 'late', 'dead_lettered'])
+        this.metrics.events.inc({ topic, outcome }, 0);
     this.accounts = new OwnedAccounts({
       backend,
       layout: () => this.policy.layout,
@@ -355,6 +373,7 @@ export class Processor {
       // the broker is gone (no crash, no batch failed) still counts itself "joined".
       { name: 'kafka', check: async () => this.healthy && this.joined && (await this.kafkaAnswers()) },
     ];
+    this.metrics.probe.run = async () => (await readiness(this.checks)).checks;
   }
 
   private joined = false;
@@ -378,6 +397,7 @@ export class Processor {
     const log = opts.log;
     log.info({ configVersion: opts.loaded.version, sources: opts.loaded.sources }, 'starting fairflag');
     const geo = await GeoIp.open(config.maxmind);
+    if (opts.refuseTestDatabases && !config.maxmind.allowTestDatabases) geo.refuseTestDatabases();
     const redis = connectRedis(config.redis);
     // Without a listener ioredis prints every failed reconnect to stderr as plain text ("[ioredis]
     // Unhandled error event", about one a second while Redis is down): log them as JSON instead.
@@ -421,18 +441,34 @@ export class Processor {
       this.engine.forget();
       this.ledger.clear();
       this.log.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
+      // kafkajs restarts after a retriable error; otherwise (or when retry.restartOnFailure says
+      // no) the consumer is gone for good and this process consumes nothing any more
+      if (!e.payload.restart && !this.stopping)
+        this.fatal(
+          `the Kafka consumer crashed and will not restart: ${(e.payload.error as Error)?.message ?? String(e.payload.error)}`,
+        );
     });
     this.consumer.on(this.consumer.events.DISCONNECT, () => (this.joined = false));
     await this.consumer.connect();
-    await this.consumer.subscribe({ topics: consumedTopics(config.topics), fromBeginning: true });
+    this.watchStuckBatches();
+    this.watchLag();
+    await this.consumer.subscribe({
+      topics: consumedTopics(config.topics),
+      fromBeginning: config.kafka.offsetReset === 'earliest',
+    });
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: config.kafka.partitionsConsumedConcurrently,
       eachBatch: async (payload) => {
         if (!payload.batch.messages.length) return;
-        this.applyPendingPolicy();
-        await this.handleBatch(payload);
+        const done = this.inFlight.begin(payload.batch);
+        try {
+          this.applyPendingPolicy();
+          await this.handleBatch(payload);
+        } finally {
+          done();
+        }
       },
     });
     if (this.opts.http !== false) {
@@ -441,6 +477,7 @@ export class Processor {
         config.http.host,
         this.metrics.registry,
         this.checks,
+        () => this.liveness(),
       );
       this.log.info(
         { host: config.http.host, port: config.http.port },
@@ -491,7 +528,7 @@ export class Processor {
    * all for anything else. Then (or when the batch is no longer ours) the last error is thrown.
    */
   private async attempt<T>(
-    step: string,
+    step: 'process' | 'persist' | 'produce',
     b: EachBatchPayload,
     f: () => Promise<T>,
     unexpectedAttempts = this.config.processing.attempts,
@@ -507,7 +544,7 @@ export class Processor {
         const j = judge(err);
         if (j.kind !== 'outage' && ++unexpected >= unexpectedAttempts) return false;
         this.healthy = false;
-        this.metrics.retries.inc({ cause: err.name || 'Error' });
+        this.metrics.retries.inc({ step, cause: retryCause(j) });
         this.log.warn(
           {
             err: j.detail,
@@ -561,12 +598,16 @@ export class Processor {
       for (const part of parts) {
         if (part.result) await part.result.turn.ready;
         const dead = this.deadLetters(batch, part);
+        const producing = performance.now();
         await this.produce(b, part, dead);
+        this.observeStage('produce', producing);
         flagsOnTopic = Date.now();
         if (part.result) {
           const result = part.result;
           // the store refusing a write is no message's doing: retried while the batch is ours
+          const persisting = performance.now();
           await this.attempt('persist', b, () => this.engine.persist(result), Number.MAX_SAFE_INTEGER);
+          this.observeStage('persist', persisting);
           result.turn.done();
         }
         done.push({ part, dead });
@@ -585,6 +626,7 @@ export class Processor {
       // batch) stays on the committed offset; else the commit clears it
       const entry = this.ledger.get(`${batch.topic}/${batch.partition}`);
       const carried = entry?.intent && entry.intent.through > BigInt(last) ? entry.intent : undefined;
+      const committing = performance.now();
       await this.consumer.commitOffsets([
         {
           topic: batch.topic,
@@ -593,6 +635,7 @@ export class Processor {
           metadata: carried ? intentMetadata(carried) : null,
         },
       ]);
+      this.observeStage('commit', committing);
       if (entry && !carried) entry.intent = undefined;
     } catch (err) {
       // Given up before the commit (the partition moved, the processor stops, the group changed):
@@ -642,12 +685,24 @@ export class Processor {
   }
 
   private async processPart(batch: Batch, messages: KafkaMessage[]): Promise<Part> {
+    const decoding = performance.now();
     const prepared = await this.prepare(batch, messages);
+    const processing = this.observeStage('decode', decoding);
     const result = await this.engine.process(
       prepared.items.map((i) => i.input),
       batch.partition,
     );
+    const ms = performance.now() - processing;
+    this.metrics.stageDuration.observe({ stage: 'features' }, Math.max(0, ms - result.signalsMs) / 1000);
+    this.metrics.stageDuration.observe({ stage: 'signals' }, result.signalsMs / 1000);
     return { prepared, result };
+  }
+
+  /** Observes the time since `since` (performance.now()) as a stage's; returns now. */
+  private observeStage(stage: 'decode' | 'produce' | 'persist' | 'commit', since: number): number {
+    const now = performance.now();
+    this.metrics.stageDuration.observe({ stage }, (now - since) / 1000);
+    return now;
   }
 
   /**
@@ -675,7 +730,7 @@ export class Processor {
       if (await this.servicesAnswer()) {
         const { topic, partition } = b.batch;
         this.log.error(
-          { err: describeError(err), topic, partition, offset: message.offset },
+          { err, topic, partition, offset: message.offset },
           'a batch step fails on this message alone; dead-lettered, the rest of the batch goes on',
         );
         const detail = `a batch step failed on this message alone: ${describeError(err)}`;
@@ -898,7 +953,7 @@ export class Processor {
       } catch (err) {
         if (!this.isolatable(b, err)) throw err;
         this.log.error(
-          { err: describeError(err), what: it.what, topic: it.topic, offset: it.source?.message.offset },
+          { err, what: it.what, topic: it.topic, offset: it.source?.message.offset },
           'refused on its own; replaced by a smaller dead letter of its message',
         );
         if (!it.source) continue;
@@ -1168,9 +1223,16 @@ export class Processor {
   reload(): { applied: boolean; version?: string; problems?: string[] } {
     try {
       const loaded = loadConfig(this.opts.reloadWith ?? {});
+      const fixed = startOnlyChanges(this.config, loaded.config);
+      if (fixed.length)
+        throw new ConfigError(
+          fixed.map((c) => `${c} (read at start only: restart the processor to change it)`),
+          loaded.sources,
+        );
       this.pendingPolicy = compilePolicy(loaded);
       this.loaded = loaded;
       this.metrics.configReloads.inc({ result: 'applied' });
+      this.metrics.configReloadOk.set(1);
       this.log.info(
         { configVersion: loaded.version, previous: this.policy.version },
         'config reloaded; applies from the next batch',
@@ -1179,6 +1241,7 @@ export class Processor {
     } catch (err) {
       const problems = (err as { problems?: string[] }).problems ?? [(err as Error).message];
       this.metrics.configReloads.inc({ result: 'rejected' });
+      this.metrics.configReloadOk.set(0);
       this.log.error(
         { problems, keeping: this.policy.version },
         'config reload rejected; keeping the running config',
@@ -1191,6 +1254,7 @@ export class Processor {
     if (!this.pendingPolicy) return;
     this.policy = this.pendingPolicy;
     this.pendingPolicy = undefined;
+    setConfigInfo(this.metrics, this.policy.version);
     this.accounts.setLayout(this.policy.layout);
   }
 
@@ -1198,13 +1262,87 @@ export class Processor {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    this.log.info('stopping: finishing in-flight batches');
+    clearInterval(this.stuckWatch);
+    clearTimeout(this.lagWatch);
+    this.log.info({ inFlight: this.inFlightBatches() }, 'stopping: finishing in-flight batches');
+    this.stopStep = 'finishing in-flight batches and leaving the consumer group';
     await this.consumer?.disconnect();
+    this.stopStep = 'disconnecting the Kafka admin client and producer';
     await this.admin?.disconnect();
     await this.producer?.disconnect();
+    this.stopStep = 'closing the HTTP server';
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.redis.disconnect();
+    this.stopStep = 'stopped';
     this.log.info(this.counts, 'stopped');
+  }
+
+  /** The port /livez, /readyz and /metrics listen on (the one given, or the one chosen for 0). */
+  get httpPort(): number | undefined {
+    const a = this.server?.address();
+    return a && typeof a === 'object' ? a.port : undefined;
+  }
+
+  private fatalReason: string | undefined;
+
+  /** Alive unless the processor cannot go on by itself (see ProcessorOptions.onFatal). */
+  liveness(): { live: boolean; reason?: string } {
+    return this.fatalReason ? { live: false, reason: this.fatalReason } : { live: true };
+  }
+
+  private fatal(reason: string): void {
+    if (this.fatalReason) return;
+    this.fatalReason = reason;
+    this.log.fatal({ reason, inFlight: this.inFlightBatches() }, 'cannot go on: /livez fails from now on');
+    this.opts.onFatal?.(reason);
+  }
+
+  /** A batch in flight longer than processing.stuckBatchTimeout is fatal: nothing else frees it. */
+  private watchStuckBatches(): void {
+    this.stuckWatch = setInterval(() => {
+      if (this.stopping) return;
+      const limit = this.config.processing.stuckBatchTimeout;
+      const oldest = this.inFlightBatches()[0];
+      if (oldest && oldest.ageMs > limit)
+        this.fatal(
+          `batch ${oldest.topic}/${oldest.partition} offsets ${oldest.firstOffset}-${oldest.lastOffset} in flight for ${oldest.ageMs} ms, more than processing.stuckBatchTimeout (${limit} ms)`,
+        );
+    }, 1000).unref();
+  }
+  private stuckWatch: NodeJS.Timeout | undefined;
+
+  /**
+   * The group's lag on every partition of the consumed topics, on a timer: a batch's own figure
+   * stops when batches stop, so a stuck member (or another one, stopped) would look caught up.
+   */
+  private watchLag(): void {
+    const { lagInterval, groupId, offsetReset } = this.config.kafka;
+    const topics = consumedTopics(this.config.topics);
+    const measure = async () => {
+      if (this.stopping || !this.admin) return;
+      try {
+        for (const { topic, partition, lag } of await groupLag(this.admin, groupId, topics, offsetReset))
+          this.metrics.lag.set({ topic, partition: String(partition) }, lag);
+      } catch (err) {
+        this.log.warn({ err }, 'consumer lag not measured this time');
+      }
+    };
+    const tick = () => {
+      if (this.stopping) return;
+      this.lagWatch = setTimeout(() => void measure().finally(tick), lagInterval).unref();
+    };
+    tick();
+  }
+  private lagWatch: NodeJS.Timeout | undefined;
+
+  /** What a stop is doing now (for the message when it takes too long). */
+  stopStep = 'not stopping';
+
+  private readonly inFlight = new InFlight();
+
+  /** The batches being handled now, oldest first, with how long each has been going. */
+  inFlightBatches() {
+    return this.inFlight.list();
   }
 }
 
@@ -1228,7 +1366,13 @@ interface Part {
   result?: BatchResult;
 }
 
-const EMPTY_RESULT = { outcomes: [], emissions: [], counterparts: [], closed: [] } as unknown as BatchResult;
+const EMPTY_RESULT = {
+  outcomes: [],
+  emissions: [],
+  counterparts: [],
+  closed: [],
+  signalsMs: 0,
+} as unknown as BatchResult;
 
 const where = (batch: Batch) => ({ topic: batch.topic, partition: batch.partition });
 

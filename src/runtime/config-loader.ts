@@ -33,13 +33,15 @@ export class ConfigError extends Error {
 }
 
 export interface LoadOptions {
-  /** An environment-specific file merged over the defaults. */
-  file?: string | undefined;
+  /** An environment-specific file merged over the defaults; several are merged in order. */
+  file?: string | readonly string[] | undefined;
   env?: NodeJS.ProcessEnv;
   /** Replaces default.yaml (for diff: compare two complete configs). */
   baseFile?: string;
   /** Told the warnings of every config loaded with these options (at start and on each reload). */
   onWarnings?: (warnings: string[]) => void;
+  /** Settings applied last, over file and environment (sweep tries one value after another). */
+  settings?: { path: string[]; value: unknown }[];
 }
 
 type Tree = Record<string, unknown>;
@@ -49,8 +51,9 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const base = opts.baseFile ?? DEFAULT_CONFIG_FILE;
   const sources = [base];
   let tree = readYaml(base, sources);
-  const file = opts.file ?? env['FAIRFLAG_CONFIG'];
-  if (file) {
+  const given = opts.file ?? env['FAIRFLAG_CONFIG'];
+  for (const file of typeof given === 'string' ? [given] : (given ?? [])) {
+    if (!file) continue;
     sources.push(file);
     tree = deepMerge(tree, readYaml(file, sources));
   }
@@ -58,6 +61,10 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   if (fromEnv.length) {
     sources.push(`env (${fromEnv.map(([name]) => name).join(', ')})`);
     for (const [, path, value] of fromEnv) setPath(tree, path, value);
+  }
+  for (const { path, value } of opts.settings ?? []) {
+    sources.push(`${path.join('.')}=${JSON.stringify(value)}`);
+    setPath(tree, path, value);
   }
   const loaded = validateConfig(tree, sources);
   if (loaded.warnings.length) opts.onWarnings?.(loaded.warnings);

@@ -34,6 +34,7 @@ export function startHealthServer(
   host: string,
   registry: Registry,
   checks: ReadinessCheck[],
+  liveness: () => { live: boolean; reason?: string } = () => ({ live: true }),
 ): Promise<Server> {
   const server = createServer((req, res) => {
     const send = (status: number, body: string, type = 'application/json') => {
@@ -41,7 +42,10 @@ export function startHealthServer(
       res.end(body);
     };
     const path = (req.url ?? '/').split('?')[0];
-    if (path === '/livez') return send(200, '{"live":true}');
+    if (path === '/livez') {
+      const l = liveness();
+      return send(l.live ? 200 : 503, JSON.stringify(l));
+    }
     if (path === '/readyz') {
       readiness(checks).then(
         (r) => send(r.ready ? 200 : 503, JSON.stringify(r)),

@@ -177,7 +177,8 @@ export async function publishSnapshot(o: {
 }): Promise<BootstrapResult> {
   const { config } = o.loaded;
   const kafka = kafkaClient(config.kafka, o.log, '-bootstrap');
-  const codec = await Codec.connect(config, (m) => o.log.info(m));
+  // a producer of account and contract events: their schemas are registered (and checked) too
+  const codec = await Codec.connect(config, (m) => o.log.info(m), { produces: ['account', 'contract'] });
   await ensureTopics(kafka, config.topics);
   const producer = kafka.producer();
   await producer.connect();

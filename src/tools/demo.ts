@@ -19,6 +19,8 @@ export async function runDemo(given: LoadedConfig, log: Logger, out: (s: string)
     config: {
       ...given.config,
       redis: { ...given.config.redis, keyPrefix: `${given.config.redis.keyPrefix}-demo-${runId}` },
+      // the demo plays the producers of the input topics too: their subjects are registered here
+      registry: { ...given.config.registry, registerInputSubjects: true },
     },
   };
   const { config } = loaded;

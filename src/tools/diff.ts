@@ -1,6 +1,7 @@
 // What a config change would do: the same events replayed under two configs, flags compared.
 import type { ReviewFlag } from '../domain/flags.js';
 import type { LoadedConfig } from '../runtime/config-loader.js';
+import type { Logger } from '../runtime/logger.js';
 import { replay, type ReplayItem, type ReplayResult } from './replay.js';
 import { accountLabels, type Label } from './review-labels.js';
 
@@ -41,9 +42,15 @@ export async function diffConfigs(
   base: LoadedConfig,
   candidate: LoadedConfig,
   onProgress?: (phase: 'base' | 'candidate', done: number) => void,
+  log?: Logger,
 ): Promise<DiffResult> {
-  const a = await replay({ loaded: base, items, onProgress: (n) => onProgress?.('base', n) });
-  const b = await replay({ loaded: candidate, items, onProgress: (n) => onProgress?.('candidate', n) });
+  const a = await replay({ loaded: base, items, onProgress: (n) => onProgress?.('base', n), log });
+  const b = await replay({
+    loaded: candidate,
+    items,
+    onProgress: (n) => onProgress?.('candidate', n),
+    log,
+  });
   const before = byAccountQueue(a);
   const after = byAccountQueue(b);
   const fired = (r: ReplayResult, account: string) => r.firedByAccount.get(account) ?? new Set<string>();

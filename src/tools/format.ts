@@ -7,6 +7,8 @@ import type { Explanation } from './explain.js';
 import type { ReplayResult } from './replay.js';
 import type { LabelCounts } from './diff.js';
 import type { LabelReport, LabelTally } from './review-labels.js';
+import type { ReviewReport, ReviewTally } from './review-report.js';
+import type { SweepResult } from './sweep.js';
 import { getBorderCharacters, table } from 'table';
 
 const num = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(x < 10 ? 2 : 0));
@@ -140,6 +142,9 @@ export function formatExplanation(e: Explanation): string {
   return lines.join('\n');
 }
 
+/** How many flagged accounts a replay's text summary names. */
+const FLAGGED_SHOWN = 10;
+
 export function formatReplay(r: ReplayResult, source: string): string {
   const byQueue = new Map<string, number>();
   for (const f of r.finalFlags.values())
@@ -148,6 +153,7 @@ export function formatReplay(r: ReplayResult, source: string): string {
       (byQueue.get(`${f.reviewQueue} / ${f.severity}`) ?? 0) + 1,
     );
   const signals = [...new Set([...r.signalFires.keys(), ...r.deciding.keys()])].sort();
+  const accounts = [...new Set([...r.finalFlags.values()].map((f) => f.accountId))].sort();
   return [
     `replay of ${source} with config ${r.configVersion} (namespace ${r.namespace}${r.namespaceRemoved ? ', removed' : ', kept'})`,
     `  events read ${r.eventsRead}, accepted ${r.accepted}, rejected ${r.rejected.length}, late ${r.late}`,
@@ -156,6 +162,11 @@ export function formatReplay(r: ReplayResult, source: string): string {
       : []),
     `  flags: ${r.finalFlags.size} (${r.flags.length} flag message(s))`,
     ...[...byQueue].sort().map(([k, n]) => `    ${k}: ${n}`),
+    ...(accounts.length
+      ? [
+          `  flagged accounts: ${accounts.slice(0, FLAGGED_SHOWN).join(', ')}${accounts.length > FLAGGED_SHOWN ? ` and ${accounts.length - FLAGGED_SHOWN} more (all with --json)` : ''}`,
+        ]
+      : []),
     ...columns([
       ['signal', 'fired', 'deciding'],
       ...signals.map((s) => [s, r.signalFires.get(s) ?? 0, r.deciding.get(s) ?? 0]),
@@ -195,5 +206,66 @@ export function formatDiff(d: DiffResult): string {
       ['signal', 'before', 'after', 'changed'],
       ...d.fires.map((f) => [f.signal, f.before, f.after, f.before !== f.after ? '*' : '']),
     ]),
+  ].join('\n');
+}
+
+export function formatSweep(r: SweepResult, source: string): string {
+  const groups = [...new Set(r.points.flatMap((p) => Object.keys(p.byQueueSeverity)))].sort();
+  const header = [
+    'value',
+    'flags',
+    ...groups,
+    ...(r.labelled ? ['confirmed', 'cleared', 'not reviewed', 'precision', 'confirmed lost'] : []),
+  ];
+  const rows = r.points.map((p) => [
+    `${p.value === r.current ? '* ' : ''}${p.value}`,
+    p.flags,
+    ...groups.map((g) => p.byQueueSeverity[g] ?? 0),
+    ...(p.labels
+      ? [
+          p.labels.confirmed,
+          p.labels.cleared,
+          p.labels.notReviewed,
+          pct(p.labels.precision),
+          p.labels.confirmedLost.length,
+        ]
+      : []),
+  ]);
+  const lost = r.points.filter((p) => p.labels?.confirmedLost.length);
+  return [
+    `sweep of ${r.setting} over ${source}: ${r.points.length} values, ${r.events} events (${r.rejected} rejected); * = today's value (${r.current})`,
+    ...columns([header, ...rows]),
+    ...(r.labelled
+      ? [
+          '  precision = confirmed / (confirmed + cleared); confirmed lost = confirmed accounts today reviews that this value would not',
+          ...lost.map(
+            (p) =>
+              `  at ${p.value}: ${p.labels!.confirmedLost.slice(0, 5).join(', ')}${p.labels!.confirmedLost.length > 5 ? `, and ${p.labels!.confirmedLost.length - 5} more` : ''}`,
+          ),
+        ]
+      : []),
+  ].join('\n');
+}
+
+export function formatReviews(r: ReviewReport): string {
+  const cells = (t: ReviewTally) => [
+    t.reviewedFlags,
+    t.confirmed,
+    t.cleared,
+    t.needsMoreInfo,
+    pct(t.precision),
+  ];
+  const head = ['flags reviewed', 'confirmed', 'cleared', 'more info', 'precision'];
+  const day = (t: number) => new Date(t).toISOString().slice(0, 16).replace('T', ' ');
+  if (!r.records) return `no review decisions from ${day(r.since)} to ${day(r.until)} UTC`;
+  return [
+    `review decisions from ${day(r.since)} to ${day(r.until)} UTC: ${r.records}; precision = confirmed / (confirmed + cleared)`,
+    `per ${r.period} and queue:`,
+    ...columns([
+      [r.period, 'queue', ...head],
+      ...r.byPeriodQueue.map((x) => [x.period, x.queue, ...cells(x)]),
+    ]),
+    'per signal on the reviewed flags:',
+    ...columns([['signal', ...head], ...r.bySignal.map((x) => [x.signal, ...cells(x)])]),
   ].join('\n');
 }

@@ -19,6 +19,7 @@ import { judge, messageFailure } from '../kafka/failure.js';
 import { connectRedis } from '../kafka/processor.js';
 import { endOffsets, readRange, type Offsets } from '../kafka/topic-tools.js';
 import type { LoadedConfig } from '../runtime/config-loader.js';
+import type { Logger } from '../runtime/logger.js';
 import { labelFlags, reportLabels, type LabelReport, type LabelledFlag } from './review-labels.js';
 
 /**
@@ -89,6 +90,8 @@ export interface ReplayOptions {
   keep?: boolean;
   batchSize?: number;
   onProgress?: (done: number) => void;
+  /** Where the run says what it does (its namespace, its totals). */
+  log?: Logger;
 }
 
 const countInc = (m: Map<string, number>, k: string, by = 1) => m.set(k, (m.get(k) ?? 0) + by);
@@ -105,6 +108,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
   const redis = connectRedis(loaded.config.redis);
   await redis.connect();
   const backend = new RedisStateBackend(redis, namespace);
+  opts.log?.info({ namespace, configVersion: policy.version }, 'replay started');
   const accounts = new OwnedAccounts({
     backend,
     layout: () => policy.layout,
@@ -232,6 +236,17 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     }
     redis.disconnect();
   }
+  opts.log?.info(
+    {
+      namespace,
+      eventsRead: result.eventsRead,
+      accepted: result.accepted,
+      rejected: result.rejected.length,
+      flagMessages: result.flags.length,
+      namespaceRemoved: result.namespaceRemoved,
+    },
+    'replay finished',
+  );
   return result;
 }
 

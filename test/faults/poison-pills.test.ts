@@ -379,7 +379,7 @@ describe('issue 17: poison pills on a running processor', () => {
     const prefix = d.config.redis.keyPrefix;
     for (const a of accts) if (a !== victim) expect(await d.redis.exists(`${prefix}:{a:${a}}`), a).toBe(1);
     // tried processing.attempts (3) times, then split: two retries, one isolation
-    const retries = (m: string) => metricValue(m, 'fairflag_batch_retries_total', 'cause="StateStoreError"');
+    const retries = (m: string) => metricValue(m, 'fairflag_batch_retries_total', 'cause="unexpected"');
     expect(retries(r.m1) - retries(r.m0)).toBe(2);
     const isolations = (m: string) => metricValue(m, 'fairflag_batch_isolations_total', 'step="process"');
     expect(isolations(r.m1) - isolations(r.m0)).toBe(1);

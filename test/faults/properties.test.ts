@@ -399,7 +399,7 @@ describe('feature-state properties (AccountFeatures, real Redis)', () => {
               accountId: f.accountId,
               bytes: encodeAccount(f),
             })),
-            outcomeCounts: new Map<string, number>(),
+            reviews: [],
           };
           await backend.write(write, 60_000);
           await memory.write(write);

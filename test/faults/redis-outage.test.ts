@@ -79,7 +79,7 @@ describe('fault: Redis stops mid-stream and comes back', () => {
     expect(proof.checked).toBeGreaterThan(20);
     expect(proof.missing).toEqual([]);
     const retries = await p.metrics.registry.getSingleMetricAsString('fairflag_batch_retries_total');
-    expect(retries).toMatch(/cause="StateStoreError"\} [1-9]/);
+    expect(retries).toMatch(/cause="redis"\} [1-9]/);
 
     const r = await compare('redis outage', d, w, ref, bad);
     expect(r.featureDiff).toEqual([]);

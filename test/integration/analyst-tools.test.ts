@@ -194,7 +194,12 @@ describe('review outcomes close the loop', () => {
     expect(ff.reviewQueue).toBe('identity');
 
     const decidedAt = Date.now() - 2 * HOUR;
-    const outcome = async (f: ReviewFlag, outcome: 'CLEARED' | 'CONFIRMED', id: string) => ({
+    const outcome = async (
+      f: ReviewFlag,
+      outcome: 'CLEARED' | 'CONFIRMED' | 'NEEDS_MORE_INFO',
+      id: string,
+      at = decidedAt,
+    ) => ({
       key: f.accountId,
       value: await h.proc.codec.encode('reviewOutcome', {
         outcomeId: id,
@@ -202,9 +207,13 @@ describe('review outcomes close the loop', () => {
         accountId: f.accountId,
         outcome,
         noteCategory: outcome === 'CLEARED' ? 'shared-household' : 'fraud-confirmed',
-        decidedAt,
+        decidedAt: at,
       }),
     });
+    // more information first (the flag stays open), sent twice as a case tool may resend
+    const moreInfo = await outcome(ff, 'NEEDS_MORE_INFO', 'o-0', decidedAt - 10 * 60_000);
+    await h.publishRaw(h.topics.reviewOutcomes, [moreInfo, moreInfo]);
+    await h.settle();
     await h.publishRaw(h.topics.reviewOutcomes, [
       await outcome(fc, 'CLEARED', 'o-1'),
       await outcome(ff, 'CONFIRMED', 'o-2'),
@@ -249,9 +258,46 @@ describe('review outcomes close the loop', () => {
     expect(identity.mitigations.map((m) => m.id)).toContain('cleared_review');
     expect(identity.severity).toBeUndefined();
 
-    const counts = await h.proc.backend.outcomeCounts();
-    expect(counts.get('ip.shared_by_accounts')).toEqual({ CLEARED: 1, CONFIRMED: 1 });
-    expect(counts.get('payment.shared_instrument')).toEqual({ CLEARED: 1, CONFIRMED: 1 });
+    const reviews = await h.proc.backend.reviews(decidedAt - HOUR, Date.now());
+    expect(reviews.map((r) => [r.outcomeId, r.flagId, r.queue, r.outcome])).toEqual([
+      ['o-0', ff.flagId, 'identity', 'NEEDS_MORE_INFO'],
+      ['o-1', fc.flagId, 'identity', 'CLEARED'],
+      ['o-2', ff.flagId, 'identity', 'CONFIRMED'],
+    ]);
+    for (const r of reviews)
+      expect(r.signals.sort()).toEqual(['ip.shared_by_accounts', 'payment.shared_instrument']);
+    // the signals report: each decision once, the flags behind them as the denominator
+    const report = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(PROJECT_ROOT, 'src/cli.ts'),
+        'signals',
+        '--since',
+        '1d',
+        '--period',
+        'month',
+        '--json',
+      ],
+      {
+        cwd: PROJECT_ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, FAIRFLAG_REDIS_KEY_PREFIX: h.config.redis.keyPrefix },
+      },
+    );
+    expect(report.status, report.stderr).toBe(0);
+    const r = JSON.parse(report.stdout) as {
+      byPeriodQueue: { queue: string; reviewedFlags: number; needsMoreInfo: number; precision: number }[];
+      bySignal: { signal: string; confirmed: number; cleared: number }[];
+    };
+    expect(r.byPeriodQueue.map((x) => [x.queue, x.reviewedFlags, x.needsMoreInfo, x.precision])).toEqual([
+      ['identity', 2, 1, 0.5],
+    ]);
+    expect(r.bySignal.find((x) => x.signal === 'ip.shared_by_accounts')).toMatchObject({
+      confirmed: 1,
+      cleared: 1,
+    });
     const metrics = await h.proc.metrics.registry.getSingleMetricAsString('fairflag_review_outcomes_total');
     expect(metrics).toContain('signal="ip.shared_by_accounts",outcome="CLEARED"} 1');
   });

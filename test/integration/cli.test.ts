@@ -47,7 +47,7 @@ async function until(
 
 describe('fairflag check-config', () => {
   it('accepts the defaults and exits 0 with the config version', () => {
-    const r = cli(['check-config']);
+    const r = cli(['check-config'], { FAIRFLAG__maxmind__allowTestDatabases: 'true' });
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/^config OK: version cfg-[0-9a-f]{12}/);
     expect(r.stderr).toBe('');
@@ -59,7 +59,7 @@ describe('fairflag check-config', () => {
       file,
       'signals:\n  login: {concurrent_distant_sessions: {sufficientAlone: false}}\n  ip: {shared_by_accounts: {enabled: false}}\n  payment: {shared_instrument: {enabled: false}}\n',
     );
-    const r = cli(['check-config', '--config', file]);
+    const r = cli(['check-config', '--config', file], { FAIRFLAG__maxmind__allowTestDatabases: 'true' });
     expect(r.status).toBe(0);
     expect(r.stderr).toBe(
       'warning: signals.login.concurrent_distant_sessions: can never reach review: alone in queue identity, nothing can corroborate it: 1 family (login); 2 needed or a signal sufficient alone\n',
@@ -123,6 +123,8 @@ describe('fairflag run', () => {
       FAIRFLAG_HTTP_PORT: String(port),
       FAIRFLAG_HTTP_HOST: '127.0.0.1',
       FAIRFLAG_LOG_LEVEL: 'info',
+      FAIRFLAG__maxmind__allowTestDatabases: 'true',
+      FAIRFLAG__registry__registerInputSubjects: 'true',
       ...Object.fromEntries(Object.entries(c.topics).map(([k, v]) => [`FAIRFLAG__topics__${k}`, String(v)])),
     };
     const file = join(dir, 'env.yaml');

@@ -3,12 +3,15 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/runtime/project.js';
+import { isolatedEnv } from '../support/config.js';
+import { endpoints } from '../support/endpoints.js';
 
 describe('fairflag demo', () => {
   it('plays both scenarios and prints the flag with its signals, mitigations and notice', () => {
     const r = spawnSync(process.execPath, ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli.ts'), 'demo'], {
       cwd: PROJECT_ROOT,
-      env: { ...process.env, FAIRFLAG_HTTP_PORT: '0' },
+      // topics (and so registry subjects) of its own: the demo sets their compatibility level
+      env: { ...process.env, ...isolatedEnv('demo', endpoints(), 't') },
       encoding: 'utf8',
       timeout: 180_000,
     });

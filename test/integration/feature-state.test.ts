@@ -84,7 +84,17 @@ async function scanKeys(pattern: string): Promise<string[]> {
   return [...new Set(keys)].sort();
 }
 
-const noWrites = (): StateWrite => ({ entities: [], accounts: [], outcomeCounts: new Map() });
+const noWrites = (): StateWrite => ({ entities: [], accounts: [], reviews: [] });
+// decided now: review records expire a retention after their decision day
+const DECIDED = Date.now() - HOUR;
+const review = (outcomeId: string, outcome: string) => ({
+  outcomeId,
+  flagId: `ff-${outcomeId}`,
+  queue: 'account_security',
+  outcome,
+  decidedAt: DECIDED,
+  signals: ['login.failed_burst'],
+});
 
 beforeAll(async () => {
   redis = new Redis(endpoints().redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
@@ -390,7 +400,7 @@ describe('bounded memory', () => {
           accountId: f.accountId,
           bytes: encodeAccount(f),
         })),
-        outcomeCounts: new Map(),
+        reviews: [],
       },
       policy.accountTtlMs,
     );
@@ -460,7 +470,7 @@ describe('bounded memory', () => {
       {
         entities: overlay.updates(),
         accounts: [{ accountId: 'acct-1', bytes: encodeAccount(f) }],
-        outcomeCounts: new Map(),
+        reviews: [],
       },
       ms,
     );
@@ -659,24 +669,26 @@ describe('Redis Cluster', () => {
             accountId: f.accountId,
             bytes: encodeAccount(f),
           })),
-          outcomeCounts: new Map([
-            ['login.failed_burst|CLEARED', 2],
-            ['login.failed_burst|CONFIRMED', 1],
-          ]),
+          reviews: [review('o-1', 'CLEARED'), review('o-2', 'CONFIRMED')],
         },
         policy.accountTtlMs,
       );
       await backend.write(
-        { ...noWrites(), outcomeCounts: new Map([['login.failed_burst|CLEARED', 1]]) },
+        // the same decision again (a retried batch) and one more
+        { ...noWrites(), reviews: [review('o-1', 'CLEARED'), review('o-3', 'CLEARED')] },
         HOUR,
       );
       sent = pipelines.mock.calls.flatMap(([commands]) => (commands ?? []) as unknown[][]);
     } finally {
       pipelines.mockRestore();
     }
-    expect(await backend.outcomeCounts()).toEqual(
-      new Map([['login.failed_burst', { CLEARED: 3, CONFIRMED: 1 }]]),
-    );
+    expect(
+      (await backend.reviews(DECIDED - DAY, DECIDED + DAY)).map((r) => [r.outcomeId, r.outcome]),
+    ).toEqual([
+      ['o-1', 'CLEARED'],
+      ['o-2', 'CONFIRMED'],
+      ['o-3', 'CLEARED'],
+    ]);
     expect(updates.length).toBeGreaterThan(0);
 
     // every key under the prefix is one the backend names, and every one it names was written:
@@ -686,7 +698,7 @@ describe('Redis Cluster', () => {
     const named = new Set([
       ...[...fed.accounts.keys()].map((id) => backend.accountKey(id)),
       ...entityKeys,
-      `${prefix}:{stats}:outcomes`,
+      backend.reviewKey(new Date(DECIDED).toISOString().slice(0, 10)),
     ]);
     const keys = await backend.keys();
     expect([...keys].sort()).toEqual([...named].sort());
@@ -729,7 +741,7 @@ describe('namespaces', () => {
         {
           entities: overlay.updates(),
           accounts: [{ accountId: 'acct-1', bytes: encodeAccount(f) }],
-          outcomeCounts: new Map([['x|CLEARED', 1]]),
+          reviews: [review('o-x', 'CLEARED')],
         },
         HOUR,
       );

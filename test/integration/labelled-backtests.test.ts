@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ReviewOutcome } from '../../src/domain/events.js';
 import { Codec, topicOf } from '../../src/kafka/codec.js';
-import { ensureTopics, kafkaClient } from '../../src/kafka/processor.js';
+import { connectRedis, ensureTopics, kafkaClient } from '../../src/kafka/processor.js';
+import { RedisStateBackend } from '../../src/features/state-backend.js';
 import { loadConfig } from '../../src/runtime/config-loader.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import { PROJECT_ROOT } from '../../src/runtime/project.js';
@@ -20,10 +21,18 @@ import { endpoints } from '../support/endpoints.js';
 import { sharedGroup } from '../support/stories.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fairflag-labels-'));
+// the commands that read events draw a progress bar unless told not to
+const READERS = new Set(['replay', 'diff', 'sweep']);
 const cli = (args: string[], env: NodeJS.ProcessEnv = process.env) =>
   spawnSync(
     process.execPath,
-    ['--import', 'tsx', join(PROJECT_ROOT, 'src/cli.ts'), ...args, '--no-progress'],
+    [
+      '--import',
+      'tsx',
+      join(PROJECT_ROOT, 'src/cli.ts'),
+      ...args,
+      ...(READERS.has(args[0]!) ? ['--no-progress'] : []),
+    ],
     {
       cwd: PROJECT_ROOT,
       encoding: 'utf8',
@@ -95,6 +104,7 @@ describe('labelled backtests', () => {
 
     const text = cli(['replay', file]);
     expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toContain('flagged accounts: acct-lb-3, acct-lb-4\n');
     expect(text.stdout).toMatch(/review outcomes: 2 \(0 about accounts this replay does not flag\)/);
     expect(text.stdout).toMatch(/^ {2}identity +2 +1 +1 +0 +0 +50%$/m);
     expect(text.stdout).toMatch(
@@ -129,16 +139,97 @@ describe('labelled backtests', () => {
     );
   });
 
+  it("diff merges the candidate over the base: production's config plus the analyst's edit", () => {
+    const base = join(dir, 'production.yaml');
+    writeFileSync(base, 'signals:\n  ip:\n    shared_by_accounts:\n      threshold: 6\n');
+    // an edit that changes nothing over that base, but would (threshold back to 4) over the defaults
+    const edit = join(dir, 'edit.yaml');
+    writeFileSync(edit, 'signals:\n  payment:\n    shared_instrument:\n      enabled: true\n');
+    const r = cli(['diff', file, '--base', base, '--candidate', edit]);
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('0 start review, 0 stop, 0 change');
+  });
+
+  it("explain --namespace reads a replay's kept namespace", async () => {
+    const kept = cli(['replay', file, '--keep', '--json']);
+    expect(kept.status, kept.stderr).toBe(0);
+    const { namespace } = JSON.parse(kept.stdout) as { namespace: string };
+    try {
+      const e = cli(['explain', 'acct-lb-3', '--namespace', namespace, '--json']);
+      expect(e.status, e.stderr).toBe(0);
+      const x = JSON.parse(e.stdout) as { namespace: string; known: boolean; openFlags: unknown[] };
+      expect(x).toMatchObject({ namespace, known: true });
+      // the live namespace never saw this replay's accounts
+      expect(cli(['explain', 'acct-lb-3']).status).toBe(1);
+    } finally {
+      const redis = connectRedis(loadConfig({ env: process.env }).config.redis);
+      await redis.connect();
+      await new RedisStateBackend(redis, namespace).dropNamespace();
+      redis.disconnect();
+    }
+  });
+
+  it('sweep tries each threshold and says, per value, the flags, precision and confirmed cases lost', () => {
+    const r = cli([
+      'sweep',
+      file,
+      '--setting',
+      'signals.ip.shared_by_accounts.threshold',
+      '--values',
+      '3:6:1',
+      '--json',
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    const s = JSON.parse(r.stdout) as {
+      current: number;
+      labelled: boolean;
+      points: {
+        value: number;
+        flags: number;
+        labels: { confirmed: number; cleared: number; precision: number | null; confirmedLost: string[] };
+      }[];
+    };
+    expect(s.current).toBe(4);
+    expect(s.labelled).toBe(true);
+    const at = new Map(s.points.map((p) => [p.value, p]));
+    expect([...at.keys()]).toEqual([3, 4, 5, 6]);
+    // a lower threshold adds acct-lb-2 (nobody reviewed it); today's value is the labelled replay
+    expect(at.get(3)).toMatchObject({ flags: 3, labels: { confirmed: 1, cleared: 1, confirmedLost: [] } });
+    expect(at.get(4)).toMatchObject({ flags: 2, labels: { precision: 0.5, confirmedLost: [] } });
+    // 5: only the fifth account on the IP (cleared) is left; the confirmed one is lost
+    expect(at.get(5)).toMatchObject({
+      flags: 1,
+      labels: { confirmed: 0, cleared: 1, precision: 0, confirmedLost: ['acct-lb-3 / identity'] },
+    });
+    expect(at.get(6)).toMatchObject({ flags: 0, labels: { precision: null } });
+
+    const text = cli([
+      'sweep',
+      file,
+      '--setting',
+      'signals.ip.shared_by_accounts.threshold',
+      '--values',
+      '4,5',
+    ]);
+    expect(text.status, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^ {2}\* 4 +2 +2 +1 +1 +0 +50% +0$/m);
+    expect(text.stdout).toContain('at 5: acct-lb-3 / identity');
+    const bad = cli(['sweep', file, '--setting', 'signals.ip.shared_by_account.threshold', '--values', '4']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/signals\.ip has no "shared_by_account"/);
+  });
+
   it('replay --from-kafka takes the labels from the review-outcome topic over the same range', async () => {
     const env = isolatedEnv('labels-kafka', endpoints(), 'l');
     const { config } = loadConfig({ env });
     const log = createLogger('labels-test');
     log.level = 'error';
     const kafka = kafkaClient(config.kafka, log, '-labels-test');
+    // topics first: a producer connected before them may keep metadata without them
+    await ensureTopics(kafka, config.topics);
     const producer = kafka.producer();
     await producer.connect();
     try {
-      await ensureTopics(kafka, config.topics);
       const codec = await Codec.connect(config);
       const since = Date.now() - 1000;
       for (const e of events)

@@ -186,9 +186,8 @@ describe('HTML reports in a browser', () => {
     const redis = new Redis(env.FAIRFLAG_REDIS_URL!, { lazyConnect: true });
     await redis.connect();
     try {
-      const explainEnv = { ...env, FAIRFLAG_REDIS_KEY_PREFIX: namespace };
       const out = join(dir, 'explain.html');
-      const r = cli(['explain', 'acct-rp-3', '--html', out], explainEnv);
+      const r = cli(['explain', 'acct-rp-3', '--namespace', namespace, '--html', out]);
       expect(r.status, r.stderr).toBe(0);
       const page = await openReport(browser, out, join(shots, 'explain.png'));
       await expectSound(page, ['thresholds', 'score']);
@@ -207,7 +206,7 @@ describe('HTML reports in a browser', () => {
 
       // the cleared account: the reviewer's decision is on its timeline, with the cooldown's end
       const cleared = join(dir, 'explain-cleared.html');
-      expect(cli(['explain', 'acct-rp-4', '--html', cleared], explainEnv).status).toBe(0);
+      expect(cli(['explain', 'acct-rp-4', '--namespace', namespace, '--html', cleared]).status).toBe(0);
       const c = await openReport(browser, cleared, join(shots, 'explain-cleared.png'));
       await expectSound(c, ['thresholds']);
       expect(await c.page.locator('section.timeline tr.kind-outcome').textContent()).toContain(
@@ -217,7 +216,7 @@ describe('HTML reports in a browser', () => {
 
       // an account nobody knows, named with markup: a page that says so, the name as text
       const hostile = join(dir, 'explain-hostile.html');
-      const h = cli(['explain', HOSTILE, '--html', hostile], explainEnv);
+      const h = cli(['explain', HOSTILE, '--namespace', namespace, '--html', hostile]);
       expect(h.status).toBe(1);
       const unknown = await openReport(browser, hostile, join(shots, 'explain-unknown.png'));
       await expectSound(unknown, []);

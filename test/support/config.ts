@@ -34,6 +34,10 @@ export function isolatedEnv(
     FAIRFLAG_GROUP_ID: `fairflag-${id}`,
     FAIRFLAG_REDIS_KEY_PREFIX: `${tag}-${id}`,
     FAIRFLAG_HTTP_PORT: '0',
+    // the fixtures are MaxMind's test databases, which `run` refuses unless allowed
+    FAIRFLAG__maxmind__allowTestDatabases: 'true',
+    // tests produce the input topics themselves: nobody else registers their subjects
+    FAIRFLAG__registry__registerInputSubjects: 'true',
     ...Object.fromEntries(
       Object.entries(topics).map(([k, t]) => [`FAIRFLAG__topics__${k}`, `${tag}-${id}.${t}`]),
     ),

@@ -45,7 +45,11 @@ export class Harness {
   proc!: Processor;
   private readonly marks = new Map<string, Offsets>();
 
-  constructor(readonly loaded: LoadedConfig) {
+  /** `http`: serve /livez, /readyz and /metrics on the config's http.port (off by default). */
+  constructor(
+    readonly loaded: LoadedConfig,
+    private readonly opts: { http?: boolean } = {},
+  ) {
     const log = createLogger('fairflag-test');
     log.level = process.env['FAIRFLAG_LOG_LEVEL'] ?? 'error';
     this.kafka = kafkaClient(loaded.config.kafka, log, '-test');
@@ -75,7 +79,7 @@ export class Harness {
   async startProcessor(): Promise<Processor> {
     const log = createLogger('fairflag-test');
     log.level = process.env['FAIRFLAG_LOG_LEVEL'] ?? 'error';
-    this.proc = await Processor.start({ loaded: this.loaded, log, http: false });
+    this.proc = await Processor.start({ loaded: this.loaded, log, http: this.opts.http ?? false });
     return this.proc;
   }
 

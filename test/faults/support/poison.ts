@@ -94,7 +94,7 @@ export function metricValue(text: string, name: string, filter = ''): number {
  * Scrapes a child processor's /metrics every `everyMs` and keeps the longest event-loop hold it
  * reports: `busyMax`, the event loop's own CPU time while a timer was late (its work, GC
  * included; fairflag_event_loop_busy_max_seconds), and `lagMax`, the wall-clock delay
- * (fairflag_nodejs_eventloop_lag_max_seconds), which also counts a busy host not running it.
+ * (nodejs_eventloop_lag_max_seconds), which also counts a busy host not running it.
  * Both are reset on each scrape, so the maximum over the scrapes is the maximum over the watch.
  */
 export class LoopWatch {
@@ -114,10 +114,7 @@ export class LoopWatch {
     if (text) {
       this.samples++;
       this.busyMax = Math.max(this.busyMax, metricValue(text, 'fairflag_event_loop_busy_max_seconds') * 1000);
-      this.lagMax = Math.max(
-        this.lagMax,
-        metricValue(text, 'fairflag_nodejs_eventloop_lag_max_seconds') * 1000,
-      );
+      this.lagMax = Math.max(this.lagMax, metricValue(text, 'nodejs_eventloop_lag_max_seconds') * 1000);
     }
     return text;
   }
