@@ -92,7 +92,7 @@ export function diffReport(input: DiffReportInput): string {
             ${charts.map((c) =>
               chartFigure(
                 c,
-                c.id === 'precision'
+                c.id === 'precision' && c.series.some((s) => s.values.includes(null))
                   ? 'No bar: no flag with that signal was confirmed or cleared under that config.'
                   : undefined,
               ),

@@ -176,7 +176,7 @@ export function replayReport(input: ReplayReportInput): string {
             ${charts.map((c) =>
               chartFigure(
                 c,
-                c.id === 'precision'
+                c.id === 'precision' && c.series.some((s) => s.values.includes(null))
                   ? 'No bar: no flag with that signal was confirmed or cleared.'
                   : undefined,
               ),
