@@ -279,6 +279,18 @@ async function progressBar(enabled: boolean | undefined, total: number, label: s
   return { update: (n: number) => bar.update(n), stop: () => bar.stop() };
 }
 
+/** Writes an HTML report; a file that cannot be written is a file fairflag needs (exit 3). */
+async function writeReport(file: string, text: string): Promise<void> {
+  const { writeFileSync } = await import('node:fs');
+  try {
+    writeFileSync(file, text);
+  } catch (err) {
+    await fail(
+      new Error(`--html ${file}: cannot write (${(err as NodeJS.ErrnoException).code ?? String(err)})`),
+    );
+  }
+}
+
 const inputOptions = (cmd: Command) =>
   logLevelOption(cmd)
     .option('-c, --config <file>', 'environment config merged over config/default.yaml')
@@ -297,10 +309,14 @@ inputOptions(
   .option('-o, --out <flags.ndjson>', 'write every flag message as NDJSON')
   .option('--json', 'print the summary as JSON')
   .option('--keep', 'keep the replay namespace in Redis for inspection')
+  .option(
+    '--html <report.html>',
+    'also write a self-contained HTML report (charts, flagged accounts, timelines)',
+  )
   .action(
     async (
       file: string | undefined,
-      opts: InputOptions & { out?: string; json?: boolean; keep?: boolean },
+      opts: InputOptions & { out?: string; json?: boolean; keep?: boolean; html?: string },
     ) => {
       const { replay } = await import('./tools/replay.js');
       const { formatReplay } = await import('./tools/format.js');
@@ -322,6 +338,10 @@ inputOptions(
           opts.out,
           r.flags.map((f) => JSON.stringify(f)).join('\n') + (r.flags.length ? '\n' : ''),
         );
+      }
+      if (opts.html) {
+        const { replayReport } = await import('./report/replay-report.js');
+        await writeReport(opts.html, replayReport({ result: r, items: input.items, source: input.source }));
       }
       if (opts.json) {
         process.stdout.write(
@@ -358,10 +378,14 @@ inputOptions(
   )
   .option('--base <file>', 'the current config (merged over config/default.yaml); default: the defaults')
   .option('--json', 'print the result as JSON')
+  .option(
+    '--html <report.html>',
+    'also write a self-contained HTML report (charts, changed accounts, timelines)',
+  )
   .action(
     async (
       file: string | undefined,
-      opts: InputOptions & { candidate: string; base?: string; json?: boolean },
+      opts: InputOptions & { candidate: string; base?: string; json?: boolean; html?: string },
     ) => {
       const { diffConfigs } = await import('./tools/diff.js');
       const { formatDiff } = await import('./tools/format.js');
@@ -380,6 +404,17 @@ inputOptions(
         toolLogger(opts.logLevel),
       ).catch(fail);
       bar.stop();
+      if (opts.html) {
+        const { diffReport } = await import('./report/diff-report.js');
+        const report = diffReport({
+          diff: d,
+          items: input.items,
+          source: input.source,
+          baseName: baseFile ?? 'the defaults',
+          candidateName: `${opts.candidate} over the base`,
+        });
+        await writeReport(opts.html, report);
+      }
       if (opts.json) {
         const slim = (c: (typeof d.added)[number]) => ({
           accountId: c.accountId,
@@ -517,10 +552,11 @@ logLevelOption(program.command('explain <accountId>'))
     "the Redis key prefix to read: a replay's kept namespace (replay --keep prints it)",
   )
   .option('--json', 'print JSON')
+  .option('--html <report.html>', 'also write a self-contained HTML report (charts, timeline)')
   .action(
     async (
       accountId: string,
-      opts: { config?: string; namespace?: string; json?: boolean; logLevel?: string },
+      opts: { config?: string; namespace?: string; json?: boolean; logLevel?: string; html?: string },
     ) => {
       const log = toolLogger(opts.logLevel);
       const loaded = loadOrExit({ file: opts.config });
@@ -548,6 +584,10 @@ logLevelOption(program.command('explain <accountId>'))
       log.info({ accountId, keyPrefix: namespace }, 'explaining from the stored features');
       const e = await explainStored(accountId, backend, policy, geo).catch(fail);
       redis.disconnect();
+      if (opts.html) {
+        const { explainReport } = await import('./report/explain-report.js');
+        await writeReport(opts.html, explainReport({ explanation: e }));
+      }
       process.stdout.write(
         opts.json
           ? `${JSON.stringify({ namespace, ...e })}\n`

@@ -85,6 +85,8 @@ export interface BatchResult {
   outcomes: InputOutcome[];
   /** In emission order; produce them before persisting the state. */
   emissions: FlagEmission[];
+  /** Every scoring of an account, in order, flagged or not (replay's score distribution). */
+  scored: { accountId: string; decision: QueueDecision }[];
   /** Records for other accounts' owners (the counterpart topic); empty when applied inline. */
   counterparts: CounterpartRecord[];
   closed: ClosedFlag[];
@@ -176,6 +178,7 @@ export class Engine {
     const result: BatchResult = {
       outcomes: [],
       emissions: [],
+      scored: [],
       counterparts: [],
       closed: [],
       write: { entities: [], accounts: [], reviews: [] },
@@ -436,6 +439,7 @@ export class Engine {
     const decisions = this.score(o.features, at, run.policy);
     this.signalsMs += performance.now() - started;
     for (const d of decisions) {
+      run.result.scored.push({ accountId: o.features.accountId, decision: d });
       const update = updateFlag({
         accountId: o.features.accountId,
         decision: d,

@@ -59,6 +59,11 @@ export interface ReplayResult {
   signalFires: Map<string, number>;
   /** How often each signal was one the review depended on (see decidingSignals). */
   deciding: Map<string, number>;
+  /**
+   * The last score of every account and queue the engine scored (something fired for it), by
+   * `account|queue`, whether it went to review or not: the score distribution of a report.
+   */
+  scores: Map<string, AccountScore>;
   /** Signals that fired per account, for diff's "what made the difference". */
   firedByAccount: Map<string, Set<string>>;
   /** The review outcomes replayed, in input order. */
@@ -67,6 +72,15 @@ export interface ReplayResult {
   labelled: LabelledFlag[];
   /** Precision per queue and signal; only when the input held review outcomes. */
   labels?: LabelReport;
+}
+
+export interface AccountScore {
+  accountId: string;
+  queue: string;
+  score: number;
+  threshold: number;
+  /** Set when the account went to review in that queue at its last scoring. */
+  severity?: string;
 }
 
 export interface ReplayOptions {
@@ -115,6 +129,7 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
     finalFlags: new Map(),
     signalFires: new Map(),
     deciding: new Map(),
+    scores: new Map(),
     firedByAccount: new Map(),
     outcomes: [],
     labelled: [],
@@ -147,6 +162,14 @@ export async function replay(opts: ReplayOptions): Promise<ReplayResult> {
         result.firedByAccount.set(e.accountId, fired.add(e.signalId));
       }
     }
+    for (const { accountId, decision: d } of r.scored)
+      result.scores.set(`${accountId}|${d.queue}`, {
+        accountId,
+        queue: d.queue,
+        score: d.score,
+        threshold: d.threshold,
+        ...(d.severity !== undefined && { severity: d.severity }),
+      });
     for (const { flag, decision } of r.emissions) {
       result.flags.push(flag);
       result.finalFlags.set(flag.flagId, flag);
