@@ -458,10 +458,11 @@ inputOptions(
   )
   .requiredOption('--values <list>', 'values to try: 1.5,2,2.5 or from:to:step (1:3:0.5)')
   .option('--json', 'print the result as JSON')
+  .option('--html <report.html>', 'also write a self-contained HTML report (the sweep curve, the table)')
   .action(
     async (
       file: string | undefined,
-      opts: InputOptions & { setting: string; values: string; json?: boolean },
+      opts: InputOptions & { setting: string; values: string; json?: boolean; html?: string },
     ) => {
       const { sweepSetting, parseSweepValues, settingValue, SweepSettingError } =
         await import('./tools/sweep.js');
@@ -495,6 +496,10 @@ inputOptions(
         return fail(err);
       });
       bar.stop();
+      if (opts.html) {
+        const { sweepReport } = await import('./report/sweep-report.js');
+        await writeReport(opts.html, sweepReport({ result: r, source: input.source }));
+      }
       process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${formatSweep(r, input.source)}\n`);
       process.exit(r.rejected ? EXIT.invalid : EXIT.ok);
     },

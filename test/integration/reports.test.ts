@@ -230,6 +230,42 @@ describe('HTML reports in a browser', () => {
     }
   });
 
+  it('sweep --html: the curve of flags, confirmed lost and precision by value, today marked, and the table', async () => {
+    const out = join(dir, 'sweep.html');
+    const r = cli([
+      'sweep',
+      file,
+      '--setting',
+      'signals.ip.shared_by_accounts.threshold',
+      '--values',
+      '3:6:1',
+      '--html',
+      out,
+      '--no-progress',
+    ]);
+    expect(r.status, r.stderr).toBe(1); // the line with the hostile id is refused, the rest swept
+    const page = await openReport(browser, out, join(shots, 'sweep-report.png'));
+    await expectSound(page, ['sweep']);
+    const specs = (await specsOf(page)) as unknown as {
+      id: string;
+      labels: number[];
+      series: { name: string; values: (number | null)[] }[];
+      marker?: { at: number };
+    }[];
+    const curve = specs.find((s) => s.id === 'sweep')!;
+    expect(curve.labels).toEqual([3, 4, 5, 6]);
+    expect(curve.marker?.at).toBe(4);
+    const byName = Object.fromEntries(curve.series.map((x) => [x.name, x.values]));
+    expect(byName['flags']).toEqual([3, 2, 1, 0]);
+    expect(byName['confirmed lost']).toEqual([0, 0, 1, 1]);
+    expect(byName['precision']).toEqual([0.5, 0.5, 0, null]);
+    const rows = await page.page.locator('table tbody tr').allTextContents();
+    expect(rows).toHaveLength(4);
+    expect(rows[1]!.trim()).toMatch(/^4 \(today\)/);
+    expect(rows[2]).toContain('acct-rp-3 / identity');
+    await page.page.close();
+  });
+
   it('the line chart helper (for a sweep curve) draws both axes in the browser', async () => {
     const spec = lineChart({
       id: 'sweep',
