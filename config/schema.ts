@@ -202,6 +202,8 @@ export const configSchema = z
       reviewOutcomes: text(),
       flags: text(),
       deadLetter: text(),
+      /** The would-be flags of a shadow candidate (shadow.candidateFile): never the flag topic. */
+      shadowFlags: text().default('risk.flags-shadow'),
       /**
        * Internal: the other side of each contract event, keyed by that account, for the instance
        * that owns it (see docs/feature-state.md). Created with the input topics' partition count.
@@ -243,6 +245,13 @@ export const configSchema = z
         maxOriginalBytes: positiveInt().default(1024 * 1024),
       })
       .prefault({}),
+    /**
+     * A candidate policy evaluated beside the live one on the same events: its file is merged over
+     * the live config (production plus the analyst's edit), its would-be flags go to
+     * topics.shadowFlags, and its state to a namespace of its own. Set, replaced or removed by a
+     * config reload; null runs no shadow.
+     */
+    shadow: z.strictObject({ candidateFile: text().nullable().default(null) }).prefault({}),
     /** replay, diff and check-config: what they read. */
     tools: z
       .strictObject({

@@ -505,6 +505,42 @@ inputOptions(
     },
   );
 
+logLevelOption(program.command('shadow-report'))
+  .description(
+    'What the shadow candidate (shadow.candidateFile) would have done differently from the live policy over a period: from the flag topic and the shadow topic, the accounts it would start, stop or change reviewing. Exit 0: no difference; 1: differences; 3: Kafka or the registry unusable.',
+  )
+  .option('-c, --config <file>', 'environment config merged over config/default.yaml')
+  .option('--since <time>', 'from: ISO, epoch ms or a duration before now', '1d')
+  .option('--until <time>', 'until (default now)')
+  .option('--json', 'print JSON')
+  .action(
+    async (opts: { config?: string; since: string; until?: string; json?: boolean; logLevel?: string }) => {
+      const since = parseTime('since', opts.since);
+      const until = parseTime('until', opts.until, Date.now());
+      const loaded = loadOrExit({ file: opts.config });
+      const [{ checkKafkaConnection, kafkaClient }, { Codec }, { shadowReport }, { formatShadowReport }] =
+        await Promise.all([
+          import('./kafka/connection.js'),
+          import('./kafka/codec.js'),
+          import('./tools/shadow-report.js'),
+          import('./tools/format.js'),
+        ]);
+      const log = toolLogger(opts.logLevel);
+      await checkKafkaConnection(loaded.config.kafka, log).catch(fail);
+      const codec = await Codec.connect(loaded.config).catch(fail);
+      const r = await shadowReport({
+        kafka: kafkaClient(loaded.config.kafka, log, '-shadow-report'),
+        codec,
+        liveTopic: loaded.config.topics.flags,
+        shadowTopic: loaded.config.topics.shadowFlags,
+        since,
+        until,
+      }).catch(fail);
+      process.stdout.write(opts.json ? `${JSON.stringify(r)}\n` : `${formatShadowReport(r)}\n`);
+      process.exit(r.added.length + r.removed.length + r.changed.length ? EXIT.invalid : EXIT.ok);
+    },
+  );
+
 logLevelOption(program.command('bootstrap <snapshot.ndjson>'))
   .description(
     'Load accounts\' history from the system of record before (or while) fairflag runs: one account a line, {"accountId", "createdAt", "accountType", "identityVerifiedAt", "stats": {"at", "completedContracts", "paidHours", "earnings"}, "openContracts": [{"contractId", "clientAccountId", "freelancerAccountId", "startedAt", "lastPaidAt"}]} (times in epoch ms or ISO-8601), published as the context events they stand for. Idempotent: run it again, or resume with --from-line. Exit 0: every line published; 1: some refused (listed with their line numbers); 6: the snapshot file is missing or unreadable.',

@@ -41,6 +41,7 @@ import { checkKafkaConnection, kafkaClient } from './connection.js';
 import { groupLag } from './group-lag.js';
 import { InFlight } from './in-flight.js';
 import { registryGet } from './registry-http.js';
+import { shadowPolicy, type ShadowPolicy } from '../engine/shadow.js';
 import {
   chunkBySize,
   headerTotals,
@@ -141,7 +142,7 @@ export async function ensureTopics(kafka: Kafka, topics: Config['topics']): Prom
   try {
     const existing = new Set(await admin.listTopics());
     const consumed = consumedTopics(topics);
-    const names = [...consumed, topics.flags, topics.deadLetter];
+    const names = [...consumed, topics.flags, topics.deadLetter, topics.shadowFlags];
     const missing = names.filter((t) => !existing.has(t));
     if (missing.length) {
       // new topics get the partition count the existing consumed topics share, if any
@@ -276,6 +277,10 @@ export class Processor {
   };
   private policy: Policy;
   private pendingPolicy: Policy | undefined;
+  /** The shadow candidate running beside the live policy (shadow.candidateFile), if any. */
+  private shadow: ShadowPolicy | undefined;
+  /** A reload's shadow, applied between batches like its policy: null stops the shadow. */
+  private pendingShadow: ShadowPolicy | null | undefined;
   private consumer!: Consumer;
   private admin: Admin | undefined;
   private producer!: Producer;
@@ -314,6 +319,7 @@ export class Processor {
     this.metrics = createMetrics();
     codec.onLookup = (result) => this.metrics.registryLookups.inc({ result });
     this.policy = compilePolicy(loaded);
+    this.shadow = this.shadowFor(loaded);
     setConfigInfo(this.metrics, this.policy.version);
     // every input topic's series from the start: "nothing processed" is a 0, not a missing series
     for (const topic of consumedTopics(loaded.config.topics))
@@ -427,6 +433,7 @@ export class Processor {
       this.joined = false;
       // whatever it held may have moved on elsewhere meanwhile
       this.engine.forget();
+      this.shadow?.engine.forget();
       this.ledger.clear();
       this.log.error({ err: e.payload.error, restart: e.payload.restart }, 'consumer crashed');
       // kafkajs restarts after a retriable error; otherwise (or when retry.restartOnFailure says
@@ -483,6 +490,7 @@ export class Processor {
     const now = new Set(Object.values(assignment).flat());
     const revoked = new Set([...this.owned].filter((p) => !now.has(p)));
     const dropped = revoked.size ? this.engine.forget(revoked) : 0;
+    if (revoked.size) this.shadow?.engine.forget(revoked);
     for (const key of [...this.ledger.keys()])
       if (revoked.has(Number(key.slice(key.lastIndexOf('/') + 1)))) this.ledger.delete(key);
     this.owned = now;
@@ -578,6 +586,7 @@ export class Processor {
     // failure here (registry, Redis) retries from the start; one that keeps failing otherwise is
     // split to find the message (usually there is one part)
     const parts = await this.processBatch(b);
+    await this.shadowBatch(batch, parts);
     const written = Date.now();
     // produce -> persist, in this partition's write order; then commit
     const done: { part: Part; dead: DeadLetter[] }[] = [];
@@ -630,6 +639,7 @@ export class Processor {
       // memory may hold changes Redis lacks, so the partition is forgotten; its next owner replays.
       for (const part of parts) part.result?.turn.fail(err);
       this.engine.forget(new Set([batch.partition]));
+      this.shadow?.engine.forget(new Set([batch.partition]));
       // what this batch dead-lettered is found again by whoever replays it
       this.ledger.delete(`${batch.topic}/${batch.partition}`);
       if (err instanceof StoppedBeforeProduce) {
@@ -1217,7 +1227,9 @@ export class Processor {
           fixed.map((c) => `${c} (read at start only: restart the processor to change it)`),
           loaded.sources,
         );
+      const shadow = this.shadowFor(loaded);
       this.pendingPolicy = compilePolicy(loaded);
+      this.pendingShadow = shadow ?? null;
       this.loaded = loaded;
       this.metrics.configReloads.inc({ result: 'applied' });
       this.metrics.configReloadOk.set(1);
@@ -1238,7 +1250,84 @@ export class Processor {
     }
   }
 
+  /** The shadow a config asks for: the running one when its candidate is unchanged. */
+  private shadowFor(loaded: LoadedConfig): ShadowPolicy | undefined {
+    const file = loaded.config.shadow.candidateFile;
+    if (!file) return undefined;
+    const base = this.opts.reloadWith ?? {};
+    const given = base.file ?? (base.env ?? process.env)['FAIRFLAG_CONFIG'];
+    const files = [...(typeof given === 'string' ? [given] : (given ?? [])), file];
+    // validated like the live config: a bad candidate throws ConfigError, so the reload is refused
+    const candidate = loadConfig({ ...base, file: files });
+    if (this.shadow?.file === file && this.shadow.policy.version === candidate.version) return this.shadow;
+    return shadowPolicy({
+      candidate,
+      file,
+      redis: this.redis,
+      live: this.backend,
+      keyPrefix: this.config.redis.keyPrefix,
+      onSignalError: (signal, err) => this.log.warn({ signal, err }, 'shadow: signal threw'),
+    });
+  }
+
+  /**
+   * The shadow candidate on the batch's inputs, after the live engine processed them and before
+   * they are written (so an account new to the shadow starts from the live copy without this
+   * batch): its would-be flags to the shadow topic, then its state. Whatever goes wrong stops the
+   * shadow, never the live batch.
+   */
+  private async shadowBatch(batch: Batch, parts: Part[]): Promise<void> {
+    const s = this.shadow;
+    if (!s) return;
+    try {
+      for (const part of parts) {
+        const result = await s.engine.process(
+          part.prepared.items.map((i) => i.input),
+          batch.partition,
+        );
+        await result.turn.ready;
+        try {
+          const messages = await Promise.all(
+            result.emissions.map(async ({ flag }) => ({
+              key: flag.accountId,
+              value: await this.codec.encode('flag', flag),
+              headers: { 'fairflag-flag-id': flag.flagId, 'fairflag-revision': String(flag.revision) },
+            })),
+          );
+          if (messages.length)
+            await this.producer.send({ topic: this.config.topics.shadowFlags, acks: -1, messages });
+          await s.engine.persist(result);
+          result.turn.done();
+        } catch (err) {
+          result.turn.fail(err);
+          throw err;
+        }
+        for (const { flag } of result.emissions)
+          this.metrics.shadowFlags.inc({ queue: flag.reviewQueue, severity: flag.severity });
+      }
+    } catch (err) {
+      if (this.shadow === s) this.shadow = undefined;
+      s.engine.forget();
+      this.log.error(
+        { err, candidate: s.file, namespace: s.namespace },
+        'shadow candidate stopped after a failure; the live policy goes on (reload to start it again)',
+      );
+    }
+  }
+
   private applyPendingPolicy(): void {
+    if (this.pendingShadow !== undefined) {
+      const next = this.pendingShadow ?? undefined;
+      if (next !== this.shadow) {
+        this.shadow?.engine.forget();
+        this.log.info(
+          { candidate: next?.file ?? null, version: next?.policy.version ?? null },
+          next ? 'shadow candidate running' : 'shadow candidate stopped',
+        );
+      }
+      this.shadow = next;
+      this.pendingShadow = undefined;
+    }
     if (!this.pendingPolicy) return;
     this.policy = this.pendingPolicy;
     this.pendingPolicy = undefined;

@@ -84,6 +84,16 @@ export async function waitForCatchUp(
 }
 
 /** Reads messages of a topic with from <= offset < to, per partition. */
+/** Each partition's first offset at or after `ts` (epoch ms), or its end when nothing is that late. */
+export async function offsetsAt(admin: Admin, topic: string, ts: number): Promise<Offsets> {
+  const end = await endOffsets(admin, topic);
+  const parts = await admin.fetchTopicOffsetsByTimestamp(topic, ts);
+  // -1: no message at or after the time, so the range ends at the partition's end
+  return new Map(
+    parts.map((p) => [p.partition, p.offset === '-1' ? (end.get(p.partition) ?? 0n) : BigInt(p.offset)]),
+  );
+}
+
 export async function readRange(
   kafka: Kafka,
   topic: string,

@@ -174,6 +174,12 @@ export function createMetrics() {
       labelNames: ['queue', 'severity'] as const,
       registers: [registry],
     }),
+    shadowFlags: new Counter({
+      name: 'fairflag_shadow_flags_emitted_total',
+      help: "A shadow candidate's would-be flags (new or updated) on the shadow topic, by queue and severity",
+      labelNames: ['queue', 'severity'] as const,
+      registers: [registry],
+    }),
     reviewOutcomes: new Counter({
       name: 'fairflag_review_outcomes_total',
       help: 'Review outcomes of closed flags, by signal on the flag and outcome (false positives: cleared)',

@@ -31,36 +31,44 @@ export interface DiffResult {
 }
 
 /** The last revision of each account's flag per queue. */
-function byAccountQueue(r: ReplayResult): Map<string, ReviewFlag> {
+function byAccountQueue(flags: Iterable<ReviewFlag>): Map<string, ReviewFlag> {
   const out = new Map<string, ReviewFlag>();
-  for (const f of r.finalFlags.values()) out.set(`${f.accountId}|${f.reviewQueue}`, f);
+  for (const f of flags) {
+    const key = `${f.accountId}|${f.reviewQueue}`;
+    const cur = out.get(key);
+    if (!cur || f.revision >= cur.revision || f.flagId !== cur.flagId) out.set(key, f);
+  }
   return out;
 }
 
-export async function diffConfigs(
-  items: ReplayItem[],
-  base: LoadedConfig,
-  candidate: LoadedConfig,
-  onProgress?: (phase: 'base' | 'candidate', done: number) => void,
-  log?: Logger,
-): Promise<DiffResult> {
-  const a = await replay({ loaded: base, items, onProgress: (n) => onProgress?.('base', n), log });
-  const b = await replay({
-    loaded: candidate,
-    items,
-    onProgress: (n) => onProgress?.('candidate', n),
-    log,
-  });
-  const before = byAccountQueue(a);
-  const after = byAccountQueue(b);
-  const fired = (r: ReplayResult, account: string) => r.firedByAccount.get(account) ?? new Set<string>();
-  const result: DiffResult = { base: a, candidate: b, added: [], removed: [], changed: [], fires: [] };
-  const reviewed = accountLabels(a.outcomes);
-  const label = (accountId: string): Label => reviewed.get(accountId) ?? 'NOT_REVIEWED';
+export interface FlagComparison {
+  added: FlagChange[];
+  removed: FlagChange[];
+  changed: FlagChange[];
+}
+
+/**
+ * Whom a second set of flags starts, stops or changes reviewing against a first (the last flag per
+ * account and queue each). With the signals that fired per account, says which made the difference.
+ */
+export function compareFlags(
+  beforeFlags: Iterable<ReviewFlag>,
+  afterFlags: Iterable<ReviewFlag>,
+  o: {
+    firedBefore?: (accountId: string) => ReadonlySet<string>;
+    firedAfter?: (accountId: string) => ReadonlySet<string>;
+    label?: (accountId: string) => Label;
+  } = {},
+): FlagComparison {
+  const before = byAccountQueue(beforeFlags);
+  const after = byAccountQueue(afterFlags);
+  const label = o.label ?? (() => 'NOT_REVIEWED' as const);
+  const result: FlagComparison = { added: [], removed: [], changed: [] };
   for (const [key, f] of before) {
     const g = after.get(key);
     if (!g) {
-      const lost = f.signals.map((s) => s.id).filter((id) => !fired(b, f.accountId).has(id));
+      const fired = o.firedAfter?.(f.accountId);
+      const lost = fired ? f.signals.map((s) => s.id).filter((id) => !fired.has(id)) : [];
       result.removed.push({
         accountId: f.accountId,
         queue: f.reviewQueue,
@@ -68,7 +76,11 @@ export async function diffConfigs(
         label: label(f.accountId),
         why: lost.length
           ? lost.map((id) => `${id} no longer fires`)
-          : [`same signals fire, but the score or corroboration no longer reaches review`],
+          : [
+              fired
+                ? `same signals fire, but the score or corroboration no longer reaches review`
+                : 'not raised by the second policy',
+            ],
       });
       continue;
     }
@@ -91,7 +103,8 @@ export async function diffConfigs(
   }
   for (const [key, g] of after) {
     if (before.has(key)) continue;
-    const gained = g.signals.map((s) => s.id).filter((id) => !fired(a, g.accountId).has(id));
+    const fired = o.firedBefore?.(g.accountId);
+    const gained = fired ? g.signals.map((s) => s.id).filter((id) => !fired.has(id)) : [];
     result.added.push({
       accountId: g.accountId,
       queue: g.reviewQueue,
@@ -99,20 +112,53 @@ export async function diffConfigs(
       label: label(g.accountId),
       why: gained.length
         ? gained.map((id) => `${id} now fires`)
-        : ['same signals fire, but now the score or corroboration reaches review'],
+        : [
+            fired
+              ? 'same signals fire, but now the score or corroboration reaches review'
+              : 'raised by the second policy only',
+          ],
     });
   }
+  const order = (x: FlagChange, y: FlagChange) =>
+    x.accountId.localeCompare(y.accountId) || x.queue.localeCompare(y.queue);
+  result.added.sort(order);
+  result.removed.sort(order);
+  result.changed.sort(order);
+  return result;
+}
+
+export async function diffConfigs(
+  items: ReplayItem[],
+  base: LoadedConfig,
+  candidate: LoadedConfig,
+  onProgress?: (phase: 'base' | 'candidate', done: number) => void,
+  log?: Logger,
+): Promise<DiffResult> {
+  const a = await replay({ loaded: base, items, onProgress: (n) => onProgress?.('base', n), log });
+  const b = await replay({
+    loaded: candidate,
+    items,
+    onProgress: (n) => onProgress?.('candidate', n),
+    log,
+  });
+  const none = new Set<string>();
+  const reviewed = accountLabels(a.outcomes);
+  const result: DiffResult = {
+    base: a,
+    candidate: b,
+    ...compareFlags(a.finalFlags.values(), b.finalFlags.values(), {
+      firedBefore: (account) => a.firedByAccount.get(account) ?? none,
+      firedAfter: (account) => b.firedByAccount.get(account) ?? none,
+      label: (account) => reviewed.get(account) ?? 'NOT_REVIEWED',
+    }),
+    fires: [],
+  };
   const signals = new Set([...a.signalFires.keys(), ...b.signalFires.keys()]);
   result.fires = [...signals].sort().map((signal) => ({
     signal,
     before: a.signalFires.get(signal) ?? 0,
     after: b.signalFires.get(signal) ?? 0,
   }));
-  const order = (x: FlagChange, y: FlagChange) =>
-    x.accountId.localeCompare(y.accountId) || x.queue.localeCompare(y.queue);
-  result.added.sort(order);
-  result.removed.sort(order);
-  result.changed.sort(order);
   if (a.outcomes.length) {
     const counts = (changes: FlagChange[]): LabelCounts => {
       const c: LabelCounts = { CONFIRMED: 0, CLEARED: 0, NEEDS_MORE_INFO: 0, NOT_REVIEWED: 0 };

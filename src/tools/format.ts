@@ -8,6 +8,7 @@ import type { ReplayResult } from './replay.js';
 import type { LabelCounts } from './diff.js';
 import type { LabelReport, LabelTally } from './review-labels.js';
 import type { ReviewReport, ReviewTally } from './review-report.js';
+import type { ShadowReport } from './shadow-report.js';
 import type { SweepResult } from './sweep.js';
 import { getBorderCharacters, table } from 'table';
 
@@ -175,8 +176,28 @@ export function formatReplay(r: ReplayResult, source: string): string {
   ].join('\n');
 }
 
+const side = (f: ReviewFlag | undefined) => (f ? `${f.severity} ${num(f.score)}` : 'none');
+
+export function formatShadowReport(r: ShadowReport): string {
+  const day = (t: number) => new Date(t).toISOString().slice(0, 16).replace('T', ' ');
+  const change = (c: FlagChange, sign: string) =>
+    `  ${sign} ${c.accountId} ${c.queue} ${side(c.before)} -> ${side(c.after)}: ${c.why.join('; ')}`;
+  return [
+    `live vs shadow from ${day(r.since)} to ${day(r.until)} UTC: ${r.liveFlags} live and ${r.shadowFlags} shadow flag message(s)`,
+    `${r.added.length} the candidate would start reviewing, ${r.removed.length} stop, ${r.changed.length} review differently`,
+    ...(r.removed.length
+      ? ['would stop being reviewed (live -> shadow):', ...r.removed.map((c) => change(c, '-'))]
+      : []),
+    ...(r.added.length
+      ? ['would start being reviewed (live -> shadow):', ...r.added.map((c) => change(c, '+'))]
+      : []),
+    ...(r.changed.length
+      ? ['would be reviewed differently (live -> shadow):', ...r.changed.map((c) => change(c, '~'))]
+      : []),
+  ].join('\n');
+}
+
 export function formatDiff(d: DiffResult): string {
-  const side = (f: ReviewFlag | undefined) => (f ? `${f.severity} ${num(f.score)}` : 'none');
   const labelled = d.labels !== undefined;
   const change = (c: FlagChange, sign: string) =>
     `  ${sign} ${c.accountId} ${c.queue} ${side(c.before)} -> ${side(c.after)}${labelled ? ` [${c.label.toLowerCase().replace(/_/g, ' ')}]` : ''}: ${c.why.join('; ')}`;

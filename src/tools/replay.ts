@@ -17,7 +17,7 @@ import { validateOutcome } from '../ingest/validate.js';
 import { Codec, DecodeError, readSchema, topicOf } from '../kafka/codec.js';
 import { judge, messageFailure } from '../kafka/failure.js';
 import { connectRedis } from '../kafka/processor.js';
-import { endOffsets, readRange, type Offsets } from '../kafka/topic-tools.js';
+import { offsetsAt, readRange } from '../kafka/topic-tools.js';
 import type { LoadedConfig } from '../runtime/config-loader.js';
 import type { Logger } from '../runtime/logger.js';
 import { labelFlags, reportLabels, type LabelReport, type LabelledFlag } from './review-labels.js';
@@ -350,18 +350,12 @@ export async function readKafkaRange(
     for (const family of REPLAY_FAMILIES) {
       const role = family === REVIEW_OUTCOME ? 'reviewOutcome' : family;
       const topic = topicOf(role, loaded.config.topics);
-      const end = await endOffsets(admin, topic);
-      const at = async (ts: number): Promise<Offsets> => {
-        const parts = await admin.fetchTopicOffsetsByTimestamp(topic, ts);
-        // -1: no message at or after the time, so the range ends at the partition's end
-        return new Map(
-          parts.map((p) => [
-            p.partition,
-            p.offset === '-1' ? (end.get(p.partition) ?? 0n) : BigInt(p.offset),
-          ]),
-        );
-      };
-      const messages = await readRange(kafka, topic, await at(since), await at(until));
+      const messages = await readRange(
+        kafka,
+        topic,
+        await offsetsAt(admin, topic, since),
+        await offsetsAt(admin, topic, until),
+      );
       const limit = loaded.config.validation.maxPayloadBytes;
       for (const m of messages) {
         const where = `${topic}/${m.partition}@${m.offset}`;

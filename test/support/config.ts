@@ -25,6 +25,7 @@ export function isolatedEnv(
     reviewOutcomes: 'risk.review-outcomes',
     flags: 'risk.flags',
     deadLetter: 'risk.dlq',
+    shadowFlags: 'risk.flags-shadow',
     counterparts: 'fairflag.contract-counterparts',
   };
   return {

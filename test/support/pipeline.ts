@@ -11,7 +11,7 @@ import {
   waitForCatchUp,
   type Offsets,
 } from '../../src/kafka/topic-tools.js';
-import type { LoadedConfig } from '../../src/runtime/config-loader.js';
+import type { LoadedConfig, LoadOptions } from '../../src/runtime/config-loader.js';
 import { createLogger } from '../../src/runtime/logger.js';
 
 /** A record of the dead-letter topic as decoded (schemas/dead-letter.avsc). */
@@ -48,7 +48,7 @@ export class Harness {
   /** `http`: serve /livez, /readyz and /metrics on the config's http.port (off by default). */
   constructor(
     readonly loaded: LoadedConfig,
-    private readonly opts: { http?: boolean } = {},
+    private readonly opts: { http?: boolean; reloadWith?: LoadOptions } = {},
   ) {
     const log = createLogger('fairflag-test');
     log.level = process.env['FAIRFLAG_LOG_LEVEL'] ?? 'error';
@@ -71,7 +71,7 @@ export class Harness {
   async start(): Promise<this> {
     await Promise.all([this.admin.connect(), this.producer.connect()]);
     await this.startProcessor();
-    for (const t of [this.topics.flags, this.topics.deadLetter])
+    for (const t of [this.topics.flags, this.topics.deadLetter, this.topics.shadowFlags])
       this.marks.set(t, await endOffsets(this.admin, t));
     return this;
   }
@@ -79,7 +79,12 @@ export class Harness {
   async startProcessor(): Promise<Processor> {
     const log = createLogger('fairflag-test');
     log.level = process.env['FAIRFLAG_LOG_LEVEL'] ?? 'error';
-    this.proc = await Processor.start({ loaded: this.loaded, log, http: this.opts.http ?? false });
+    this.proc = await Processor.start({
+      loaded: this.loaded,
+      log,
+      http: this.opts.http ?? false,
+      ...(this.opts.reloadWith && { reloadWith: this.opts.reloadWith }),
+    });
     return this.proc;
   }
 
@@ -120,6 +125,12 @@ export class Harness {
 
   async flags(): Promise<ReviewFlag[]> {
     const values = await this.readSince(this.topics.flags);
+    return Promise.all(values.map(async (v) => (await this.proc.codec.decodeAny(v)) as ReviewFlag));
+  }
+
+  /** A shadow candidate's would-be flags, as produced to the shadow topic. */
+  async shadowFlags(): Promise<ReviewFlag[]> {
+    const values = await this.readSince(this.topics.shadowFlags);
     return Promise.all(values.map(async (v) => (await this.proc.codec.decodeAny(v)) as ReviewFlag));
   }
 
