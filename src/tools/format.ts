@@ -63,14 +63,18 @@ export function formatLabels(l: LabelReport): string[] {
   ];
 }
 
+/** The width of the longest name: signal lines line up whatever their names' lengths. */
+const widthOf = (names: string[]) => Math.max(0, ...names.map((n) => n.length));
+
 export function formatFlag(f: ReviewFlag, indent = '  '): string {
+  const w = widthOf(f.signals.map((s) => s.id));
   const lines = [
     `${indent}FLAG ${f.flagId} rev ${f.revision}  account ${f.accountId}`,
     `${indent}  action ${f.action}  queue ${f.reviewQueue}  severity ${f.severity}  score ${num(f.score)} (review at ${num(f.reviewThreshold)})`,
     `${indent}  signals:`,
     ...f.signals.map(
       (s) =>
-        `${indent}    ${s.id.padEnd(34)} ${num(s.observed)} vs ${num(s.threshold)} (${s.window}); weight ${num(s.weight)} x strength ${num(s.strength)} -> ${num(s.contribution)}\n` +
+        `${indent}    ${s.id.padEnd(w)} ${num(s.observed)} vs ${num(s.threshold)} (${s.window}); weight ${num(s.weight)} x strength ${num(s.strength)} -> ${num(s.contribution)}\n` +
         `${indent}      ${s.summary}\n${indent}      evidence: ${s.evidenceEventIds.join(', ')}`,
     ),
     `${indent}  mitigations:${f.mitigations.length ? '' : ' none'}`,
@@ -92,11 +96,12 @@ export function formatDecision(d: QueueDecision, indent = '  '): string {
       : d.corroborated
         ? `no flag: score under the review threshold`
         : `no flag: ${d.corroboration}`;
+  const w = widthOf(d.signals.map((s) => s.observation.signalId));
   return [
     `${indent}queue ${d.queue}: score ${num(d.score)} vs review threshold ${num(d.threshold)} -> ${verdict}`,
     ...d.signals.map(
       (s) =>
-        `${indent}  ${s.observation.signalId.padEnd(34)} ${num(s.observation.observed)} vs ${num(s.observation.threshold)} (${s.observation.window})${s.weak ? ' [weak]' : ''} -> ${num(s.contribution)}: ${s.observation.summary}`,
+        `${indent}  ${s.observation.signalId.padEnd(w)} ${num(s.observation.observed)} vs ${num(s.observation.threshold)} (${s.observation.window})${s.weak ? ' [weak]' : ''} -> ${num(s.contribution)}: ${s.observation.summary}`,
     ),
     ...d.mitigations.map((m) => `${indent}  mitigation ${m.id}: ${m.effect}`),
     ...d.notApplicable.map((m) => `${indent}  mitigation ${m.id} not applicable: ${m.reason}`),
@@ -109,6 +114,7 @@ const iso = (t: number) => new Date(t).toISOString();
 export function formatExplanation(e: Explanation): string {
   if (!e.known) return `account ${e.accountId}: nothing remembered (no event within the retention windows)`;
   const c = e.context;
+  const w = widthOf(e.signals.map((s) => s.id));
   const lines = [
     `account ${e.accountId}, as of ${iso(e.asOf)} (its latest event), from the state in Redis as of the last batch its owner wrote`,
     `  context: created ${c.createdAt !== undefined ? iso(c.createdAt) : 'unknown'}, identity ${c.identityVerified === undefined ? 'unknown' : c.identityVerified ? 'verified' : 'not verified'}, ${c.lifetimeCompletedContracts ?? '?'} completed contracts, ${c.lifetimePaidHours ?? '?'} paid hours`,
@@ -128,7 +134,7 @@ export function formatExplanation(e: Explanation): string {
     ...e.signals.map((s) => {
       const measured =
         s.observed !== undefined ? ` ${num(s.observed)} vs ${num(s.threshold ?? 0)} (${s.window})` : '';
-      return `    ${s.id.padEnd(34)} ${s.status.toUpperCase()}${measured}${s.weak ? ' [weak]' : ''}\n      ${s.summary}\n      basis: ${s.basis}${s.evidenceEventIds?.length ? `; evidence: ${s.evidenceEventIds.join(', ')}` : ''}`;
+      return `    ${s.id.padEnd(w)} ${s.status.toUpperCase()}${measured}${s.weak ? ' [weak]' : ''}\n      ${s.summary}\n      basis: ${s.basis}${s.evidenceEventIds?.length ? `; evidence: ${s.evidenceEventIds.join(', ')}` : ''}`;
     }),
     `  score:`,
     ...(e.decisions.length
