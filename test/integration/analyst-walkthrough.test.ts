@@ -13,10 +13,10 @@ import { loadConfig } from '../../src/runtime/config-loader.js';
 import { PROJECT_ROOT } from '../../src/runtime/project.js';
 import { HOUR } from '../../src/scenarios/reference.js';
 import { replay, type ReplayItem } from '../../src/tools/replay.js';
-import { accountsOn, isolatedEnv } from '../support/config.js';
+import { isolatedEnv } from '../support/config.js';
 import { endpoints } from '../support/endpoints.js';
 import { Harness } from '../support/pipeline.js';
-import { sharedGroup } from '../support/stories.js';
+import { loginsFirst, onePartition, sharedGroup } from '../support/stories.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fairflag-walkthrough-'));
 const env = isolatedEnv('walkthrough', endpoints(), 't');
@@ -27,28 +27,6 @@ const cli = (args: string[]) =>
     env: { ...process.env, ...env },
   });
 
-/** Accounts of each tag renamed to ones partition 0 owns: one partition, consumed in order. */
-function onePartition(events: ActivityEvent[]): ActivityEvent[] {
-  const names = new Map<string, string>();
-  const used = new Map<string, number>();
-  const rename = (id: string) => {
-    if (!names.has(id)) {
-      const tag = id.split('-').slice(0, 2).join('-');
-      const k = used.get(tag) ?? 0;
-      used.set(tag, k + 1);
-      names.set(id, accountsOn(0, k + 1, tag)[k]!);
-    }
-    return names.get(id)!;
-  };
-  return events.map(
-    (e) => ({ ...e, event: { ...e.event, accountId: rename(e.event.accountId) } }) as ActivityEvent,
-  );
-}
-/** The logins, then the cards: published phase by phase, and replayed in that order. */
-const phased = (events: ActivityEvent[]) => [
-  events.filter((e) => e.family === 'login'),
-  events.filter((e) => e.family !== 'login'),
-];
 const items = (events: ActivityEvent[]) =>
   events.map((e, i): ReplayItem => ({ where: `line ${i + 1}`, family: e.family, record: e.event }));
 const essence = (f: ReviewFlag) => [f.flagId, f.revision, f.accountId, f.severity, f.score];
@@ -64,7 +42,7 @@ describe("the analyst's walk-through", () => {
     // 1. a recorded week: two groups sharing an address and a card; the reviewers cleared the
     //    smaller group (a household) and confirmed the larger group's last three (a ring)
     const start = Date.now() - 6 * HOUR;
-    const week = phased(
+    const week = loginsFirst(
       onePartition([
         ...sharedGroup('wa', 5, '89.160.20.141', start),
         ...sharedGroup('wb', 8, '89.160.20.142', start + HOUR),
@@ -130,7 +108,7 @@ describe("the analyst's walk-through", () => {
     const live = join(dir, 'live.yaml');
     writeFileSync(live, `shadow:\n  candidateFile: ${candidate}\n`);
     h = await new Harness(loadConfig({ env, file: live }), { reloadWith: { env, file: live } }).start();
-    const today = phased(onePartition(sharedGroup('wc', 8, '89.160.20.143', Date.now() - 2 * HOUR)));
+    const today = loginsFirst(onePartition(sharedGroup('wc', 8, '89.160.20.143', Date.now() - 2 * HOUR)));
     await h.publishPhases(today);
     const underCandidate = await replay({
       loaded: loadConfig({ env, file: candidate }),
@@ -149,7 +127,7 @@ describe("the analyst's walk-through", () => {
     );
     expect(h.proc.reload()).toMatchObject({ applied: true });
     const liveBefore = (await h.flags()).length;
-    const tomorrow = phased(onePartition(sharedGroup('wd', 8, '89.160.20.144', Date.now() - HOUR)));
+    const tomorrow = loginsFirst(onePartition(sharedGroup('wd', 8, '89.160.20.144', Date.now() - HOUR)));
     await h.publishPhases(tomorrow);
     const shipped = (await h.flags()).slice(liveBefore);
     const expected = await replay({

@@ -7,16 +7,15 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ActivityEvent } from '../../src/domain/events.js';
 import type { ReviewFlag } from '../../src/domain/flags.js';
 import { loadConfig } from '../../src/runtime/config-loader.js';
 import { PROJECT_ROOT } from '../../src/runtime/project.js';
 import { HOUR } from '../../src/scenarios/reference.js';
 import { replay, type ReplayItem } from '../../src/tools/replay.js';
-import { accountsOn, isolatedEnv } from '../support/config.js';
+import { isolatedEnv } from '../support/config.js';
 import { endpoints } from '../support/endpoints.js';
 import { Harness } from '../support/pipeline.js';
-import { sharedGroup } from '../support/stories.js';
+import { loginsFirst, onePartition, sharedGroup } from '../support/stories.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fairflag-shadow-'));
 const candidate = join(dir, 'candidate.yaml');
@@ -31,28 +30,6 @@ const essence = (f: ReviewFlag) => ({
   score: f.score,
   signals: f.signals.map((s) => [s.id, s.observed, s.threshold]).sort(),
 });
-/** The events with their accounts renamed to ones partition 0 owns, of the same tag (same order). */
-function onePartition(events: ActivityEvent[]): ActivityEvent[] {
-  const names = new Map<string, string>();
-  const used = new Map<string, number>();
-  const rename = (id: string) => {
-    if (!names.has(id)) {
-      const tag = id.split('-').slice(0, 2).join('-');
-      const k = used.get(tag) ?? 0;
-      used.set(tag, k + 1);
-      names.set(id, accountsOn(0, k + 1, tag)[k]!);
-    }
-    return names.get(id)!;
-  };
-  return events.map(
-    (e) => ({ ...e, event: { ...e.event, accountId: rename(e.event.accountId) } }) as ActivityEvent,
-  );
-}
-/** Logins first, then the cards: the order a phased publish is consumed in, and replayed in. */
-const phases = (events: ActivityEvent[]) => [
-  events.filter((e) => e.family === 'login'),
-  events.filter((e) => e.family !== 'login'),
-];
 const sorted = (flags: ReviewFlag[]) =>
   flags.map(essence).sort((a, b) => a.flagId.localeCompare(b.flagId) || a.revision - b.revision);
 
@@ -72,7 +49,7 @@ describe('a shadow candidate beside the live policy', () => {
     const start = Date.now() - 6 * HOUR;
     // one partition, published phase by phase: the order live consumes them is the order replayed
     // (batches of several partitions consumed side by side judge shared addresses in no fixed order)
-    const consumed = phases(
+    const consumed = loginsFirst(
       onePartition([
         ...sharedGroup('sx', 5, '89.160.20.131', start),
         ...sharedGroup('sy', 8, '89.160.20.132', start + HOUR),
@@ -120,7 +97,9 @@ describe('a shadow candidate beside the live policy', () => {
     expect(h.proc.reload()).toMatchObject({ applied: true });
     const before = (await h.shadowFlags()).length;
     const liveBefore = (await h.flags()).length;
-    await h.publishPhases(phases(onePartition(sharedGroup('sz', 8, '89.160.20.133', Date.now() - 2 * HOUR))));
+    await h.publishPhases(
+      loginsFirst(onePartition(sharedGroup('sz', 8, '89.160.20.133', Date.now() - 2 * HOUR))),
+    );
     expect((await h.shadowFlags()).length).toBe(before);
     expect((await h.flags()).length).toBeGreaterThan(liveBefore);
   });

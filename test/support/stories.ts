@@ -5,6 +5,7 @@ import type { EnrichedEvent } from '../../src/domain/events.js';
 import type { GeoIp } from '../../src/enrich/geoip.js';
 import { ingest } from '../../src/ingest/ingest.js';
 import { DAY, HOUR, MINUTE, account, contract, login, payment } from '../../src/scenarios/reference.js';
+import { accountsOn } from './config.js';
 import { shippedConfig } from './snapshot.js';
 
 export const MILTON = '216.160.83.56';
@@ -164,3 +165,33 @@ export function sharedGroup(tag: string, n: number, ip: string, start: number): 
   }
   return events;
 }
+
+/**
+ * The events with each tag's accounts ("acct-<tag>-n") renamed to accounts of the same tag that
+ * partition 0 owns, in the same order: one partition, so live consumes them in one order.
+ */
+export function onePartition(events: ActivityEvent[]): ActivityEvent[] {
+  const names = new Map<string, string>();
+  const used = new Map<string, number>();
+  const rename = (id: string) => {
+    if (!names.has(id)) {
+      const tag = id.split('-').slice(0, 2).join('-');
+      const k = used.get(tag) ?? 0;
+      used.set(tag, k + 1);
+      names.set(id, accountsOn(0, k + 1, tag)[k]!);
+    }
+    return names.get(id)!;
+  };
+  return events.map(
+    (e) => ({ ...e, event: { ...e.event, accountId: rename(e.event.accountId) } }) as ActivityEvent,
+  );
+}
+
+/**
+ * The logins, then the other families: published phase by phase (settling between), they are
+ * consumed in this order, and a replay of `phases.flat()` sees the same order.
+ */
+export const loginsFirst = (events: ActivityEvent[]): ActivityEvent[][] => [
+  events.filter((e) => e.family === 'login'),
+  events.filter((e) => e.family !== 'login'),
+];
