@@ -2,6 +2,8 @@
 // topic keys each run points at topics of its own.
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { topicNames } from '../config/schema.js';
+import { loadConfig } from '../src/runtime/config-loader.js';
 import { PROJECT_ROOT } from '../src/runtime/project.js';
 
 export const stack = (...a: string[]) =>
@@ -17,15 +19,5 @@ export function stackEnv(): Record<string, string> {
   );
 }
 
-/** The config's topic keys (config.topics) a benchmark run renames to its own topics. */
-export const TOPIC_KEYS = [
-  'login',
-  'ip',
-  'paymentMethod',
-  'contract',
-  'account',
-  'reviewOutcomes',
-  'counterparts',
-  'flags',
-  'deadLetter',
-] as const;
+/** The config's topic keys (config.topics) a benchmark run renames to its own topics: all of them. */
+export const TOPIC_KEYS = Object.keys(topicNames(loadConfig({ env: {} }).config.topics));

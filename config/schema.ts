@@ -493,4 +493,11 @@ function connectionIssues(cfg: {
 }
 
 export type Config = z.output<typeof configSchema>;
+
+/** The topics a config names, by key (config.topics without its partition and size settings). */
+export function topicNames(topics: Config['topics']): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(topics).filter((e): e is [string, string] => typeof e[1] === 'string'),
+  );
+}
 export type ConfigInput = z.input<typeof configSchema>;

@@ -1,6 +1,7 @@
 // A config for one integration test file: the services from the global setup, and its own topics,
 // consumer group and Redis key prefix, so test files never see each other's data.
 import { partitionOfKey } from '../../src/kafka/processor.js';
+import { topicNames } from '../../config/schema.js';
 import { loadConfig, type LoadedConfig } from '../../src/runtime/config-loader.js';
 import { endpoints, type Endpoints } from './endpoints.js';
 
@@ -16,18 +17,8 @@ export function isolatedEnv(
   extra: Record<string, string> = {},
 ): Record<string, string> {
   const id = `${name}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
-  const topics = {
-    login: 'activity.login',
-    ip: 'activity.ip',
-    paymentMethod: 'activity.payment-method',
-    contract: 'activity.contract',
-    account: 'activity.account',
-    reviewOutcomes: 'risk.review-outcomes',
-    flags: 'risk.flags',
-    deadLetter: 'risk.dlq',
-    shadowFlags: 'risk.flags-shadow',
-    counterparts: 'fairflag.contract-counterparts',
-  };
+  // every topic the default config names, so one added there is isolated here too
+  const topics = topicNames(loadConfig({ env: {} }).config.topics);
   return {
     FAIRFLAG_KAFKA_BROKERS: services.kafkaBrokers.join(','),
     FAIRFLAG_REGISTRY_URL: services.registryUrl,
