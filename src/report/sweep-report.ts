@@ -1,6 +1,6 @@
 // The sweep report: the flags and (with review outcomes) the precision and the confirmed accounts
 // lost at each value of one setting, as a curve with today's value marked, and the same as a table.
-import type { SweepResult } from '../tools/sweep.js';
+import { sweepTable, type SweepResult } from '../tools/sweep.js';
 import { chartFigure, lineChart, type ChartSpec } from './charts.js';
 import { html, num, page, percent, table } from './html.js';
 
@@ -38,27 +38,12 @@ export function sweepCurve(r: SweepResult): ChartSpec {
 export function sweepReport(input: SweepReportInput): string {
   const r = input.result;
   const curve = sweepCurve(r);
-  const groups = [...new Set(r.points.flatMap((p) => Object.keys(p.byQueueSeverity)))].sort();
-  const rows = r.points.map((p) => [
-    `${num(p.value)}${p.value === r.current ? ' (today)' : ''}`,
-    p.flags,
-    ...groups.map((g) => p.byQueueSeverity[g] ?? 0),
-    ...(p.labels
-      ? [
-          p.labels.confirmed,
-          p.labels.cleared,
-          p.labels.notReviewed,
-          percent(p.labels.precision),
-          p.labels.confirmedLost.join(', ') || '–',
-        ]
-      : []),
-  ]);
-  const headers = [
-    r.setting,
-    'flags',
-    ...groups,
-    ...(r.labelled ? ['confirmed', 'cleared', 'not reviewed', 'precision', 'confirmed lost'] : []),
-  ];
+  const { header, rows } = sweepTable(r, {
+    valueHeader: r.setting,
+    value: (p) => `${num(p.value)}${p.value === r.current ? ' (today)' : ''}`,
+    precision: percent,
+    lost: (accounts) => accounts.join(', ') || '–',
+  });
   const body = html`<ul class="summary">
       <li><b>${r.points.length}</b>values tried</li>
       <li><b>${r.events}</b>records replayed each time</li>
@@ -77,7 +62,7 @@ export function sweepReport(input: SweepReportInput): string {
             <code>review_outcome</code> (or use --from-kafka) for a labelled sweep.
           </p>`
     }
-    ${table(headers, rows)}`;
+    ${table(header, rows)}`;
   return page({
     title: `fairflag sweep of ${r.setting}`,
     subtitle: `${input.source}: ${r.points.length} values, each replayed through production's features and scoring`,

@@ -9,7 +9,7 @@ import type { LabelCounts } from './diff.js';
 import type { LabelReport, LabelTally } from './review-labels.js';
 import type { ReviewReport, ReviewTally } from './review-report.js';
 import type { ShadowReport } from './shadow-report.js';
-import type { SweepResult } from './sweep.js';
+import { sweepTable, type SweepResult } from './sweep.js';
 import { getBorderCharacters, table } from 'table';
 
 const num = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(x < 10 ? 2 : 0));
@@ -237,27 +237,12 @@ export function formatDiff(d: DiffResult): string {
 }
 
 export function formatSweep(r: SweepResult, source: string): string {
-  const groups = [...new Set(r.points.flatMap((p) => Object.keys(p.byQueueSeverity)))].sort();
-  const header = [
-    'value',
-    'flags',
-    ...groups,
-    ...(r.labelled ? ['confirmed', 'cleared', 'not reviewed', 'precision', 'confirmed lost'] : []),
-  ];
-  const rows = r.points.map((p) => [
-    `${p.value === r.current ? '* ' : ''}${p.value}`,
-    p.flags,
-    ...groups.map((g) => p.byQueueSeverity[g] ?? 0),
-    ...(p.labels
-      ? [
-          p.labels.confirmed,
-          p.labels.cleared,
-          p.labels.notReviewed,
-          pct(p.labels.precision),
-          p.labels.confirmedLost.length,
-        ]
-      : []),
-  ]);
+  const { header, rows } = sweepTable(r, {
+    valueHeader: 'value',
+    value: (p) => `${p.value === r.current ? '* ' : ''}${p.value}`,
+    precision: pct,
+    lost: (accounts) => accounts.length,
+  });
   const lost = r.points.filter((p) => p.labels?.confirmedLost.length);
   return [
     `sweep of ${r.setting} over ${source}: ${r.points.length} values, ${r.events} events (${r.rejected} rejected); * = today's value (${r.current})`,

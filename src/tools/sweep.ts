@@ -145,6 +145,43 @@ export async function sweepSetting(o: SweepOptions): Promise<SweepResult> {
   };
 }
 
+/**
+ * The sweep as a table, a row per value tried: the text and HTML reports render the same columns,
+ * each its own way for the value, the precision and the confirmed accounts lost.
+ */
+export function sweepTable(
+  r: SweepResult,
+  f: {
+    valueHeader: string;
+    value: (p: SweepPoint) => string;
+    precision: (x: number | null) => string;
+    lost: (accounts: string[]) => string | number;
+  },
+): { header: string[]; rows: (string | number)[][] } {
+  const groups = [...new Set(r.points.flatMap((p) => Object.keys(p.byQueueSeverity)))].sort();
+  const header = [
+    f.valueHeader,
+    'flags',
+    ...groups,
+    ...(r.labelled ? ['confirmed', 'cleared', 'not reviewed', 'precision', 'confirmed lost'] : []),
+  ];
+  const rows = r.points.map((p) => [
+    f.value(p),
+    p.flags,
+    ...groups.map((g) => p.byQueueSeverity[g] ?? 0),
+    ...(p.labels
+      ? [
+          p.labels.confirmed,
+          p.labels.cleared,
+          p.labels.notReviewed,
+          f.precision(p.labels.precision),
+          f.lost(p.labels.confirmedLost),
+        ]
+      : []),
+  ]);
+  return { header, rows };
+}
+
 /** `1:3:0.5` -> 1, 1.5, 2, 2.5, 3; `1.5,2,3` as given. */
 export function parseSweepValues(spec: string): number[] {
   const range = /^\s*(-?[\d.]+)\s*:\s*(-?[\d.]+)\s*:\s*([\d.]+)\s*$/.exec(spec);
