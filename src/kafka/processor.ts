@@ -530,34 +530,42 @@ export class Processor {
     unexpectedAttempts = this.config.processing.attempts,
   ): Promise<T> {
     let unexpected = 0;
+    const again = async (err: Error, attempt: number): Promise<boolean> => {
+      if (!b.isRunning() || b.isStale() || this.stopping) return false;
+      const j = judge(err);
+      if (j.kind !== 'outage' && ++unexpected >= unexpectedAttempts) return false;
+      this.healthy = false;
+      this.metrics.retries.inc({ step, cause: retryCause(j) });
+      this.log.warn(
+        {
+          err: j.detail,
+          kind: j.kind,
+          ...(j.kind === 'outage' ? { service: j.service } : { of: unexpectedAttempts }),
+          topic: b.batch.topic,
+          partition: b.batch.partition,
+          attempt,
+          step,
+        },
+        j.kind === 'outage' ? 'batch step failed: a service is out; retrying' : 'batch step failed; retrying',
+      );
+      await b.heartbeat().catch(() => undefined);
+      return true;
+    };
+    // The first try runs outside the backoff: nearly every step succeeds at once, and setting the
+    // library up for every step of every batch is a visible cost when batches are small.
+    try {
+      return await f();
+    } catch (err) {
+      if (!(await again(err as Error, 1))) throw err;
+    }
     return backOff(f, {
       numOfAttempts: Number.MAX_SAFE_INTEGER,
       startingDelay: 200,
       maxDelay: 5_000,
       jitter: 'full',
-      retry: async (err: Error, attempt) => {
-        if (!b.isRunning() || b.isStale() || this.stopping) return false;
-        const j = judge(err);
-        if (j.kind !== 'outage' && ++unexpected >= unexpectedAttempts) return false;
-        this.healthy = false;
-        this.metrics.retries.inc({ step, cause: retryCause(j) });
-        this.log.warn(
-          {
-            err: j.detail,
-            kind: j.kind,
-            ...(j.kind === 'outage' ? { service: j.service } : { of: unexpectedAttempts }),
-            topic: b.batch.topic,
-            partition: b.batch.partition,
-            attempt,
-            step,
-          },
-          j.kind === 'outage'
-            ? 'batch step failed: a service is out; retrying'
-            : 'batch step failed; retrying',
-        );
-        await b.heartbeat().catch(() => undefined);
-        return true;
-      },
+      // the first retry waits as it did when the library made the first try
+      delayFirstAttempt: true,
+      retry: (err: Error, n) => again(err, n + 1),
     });
   }
 
