@@ -39,6 +39,7 @@ import { installEngineProbe } from './engine-probe.js';
 import { PhaseProfile } from './profile.js';
 import { TOPIC_KEYS, stack, stackEnv } from './local-stack.js';
 import { formatVerdicts, judgeTargets } from './targets.js';
+import { produceSteadily } from './steady-producer.js';
 import { produceEvents, touchEach, workload } from './workload.js';
 
 const { values: args } = parseArgs({
@@ -264,15 +265,14 @@ async function main(): Promise<void> {
   const producer = kafka.producer();
   await producer.connect();
   const accounts = new Set<string>();
-  /** Produces events; with `track`, remembers each one's produce time for the durable latency. */
-  const produce = (events: Iterable<ActivityEvent>, chunk = 2000, track = false) =>
+  /** Produces events (the full-speed phases; the steady ones produce from a worker thread). */
+  const produce = (events: Iterable<ActivityEvent>, chunk = 2000) =>
     produceEvents({ producer, codec, topics: config.topics }, events, {
       chunk,
       each: (e) => {
         accounts.add(e.event.accountId);
         if (e.family === 'contract') accounts.add(e.event.freelancerAccountId);
       },
-      sent: track ? (e, at) => probe.sentAt.set(e.event.eventId, at) : undefined,
     });
   say(`producing ${P.events} events for ${P.accounts} accounts...`);
   const t = performance.now();
@@ -549,13 +549,13 @@ async function main(): Promise<void> {
   // 4. steady offered rates: latency when keeping up
   const steadyPhase = async (name: 'steady' | 'high', rate: number, seed: number) => {
     const from = Date.now();
-    const stream = workload({
+    const stream = {
       accounts: P.accounts,
       events: Math.round(rate * P.steadySeconds),
       from,
       to: from + P.steadySeconds * 1000,
       seed,
-    });
+    };
     say(`${name}: ${rate} events/s for ${P.steadySeconds} s...`);
     // what stalls the one thread while it keeps up: GC pauses and event-loop delay (a p99 latency
     // is made of such stalls more than of the work per event)
@@ -575,24 +575,13 @@ async function main(): Promise<void> {
     await begin(name);
     const start = await mark(procs);
     const before = progress(procs);
-    const tick = 50;
-    const perTick = Math.max(1, Math.round((rate * tick) / 1000));
-    let offered = 0;
-    const steadyStart = performance.now();
-    for (;;) {
-      const chunk: ActivityEvent[] = [];
-      for (let i = 0; i < perTick; i++) {
-        const n = stream.next();
-        if (n.done) break;
-        chunk.push(n.value);
-      }
-      if (!chunk.length) break;
-      offered += await produce(chunk, perTick, true);
-      const due = steadyStart + (offered / rate) * 1000;
-      const wait = due - performance.now();
-      if (wait > 0) await sleep(wait);
-    }
-    const offeredRate = offered / ((performance.now() - steadyStart) / 1000);
+    // the generator runs in a worker thread: its work and garbage are not the processor's
+    const run = await produceSteadily({ config, stream, rate }, (ids, at) => {
+      for (const id of ids) probe.sentAt.set(id, at);
+    });
+    for (const a of run.accounts) accounts.add(a);
+    const offered = run.offered;
+    const offeredRate = offered / run.seconds;
     await untilDone(procs, offered, before);
     const memory = await end(name, offered);
     gcObserver.disconnect();

@@ -232,6 +232,8 @@ export async function produceEvents(
     chunk?: number;
     each?: (e: ActivityEvent) => void;
     sent?: (e: ActivityEvent, at: number) => void;
+    /** Once per produce request, before it is sent: its events and their produce time. */
+    beforeSend?: (events: readonly ActivityEvent[], at: number) => void;
   } = {},
 ): Promise<number> {
   const chunk = opts.chunk ?? 2000;
@@ -248,6 +250,7 @@ export async function produceEvents(
       list.push({ key: e.event.accountId, value: encoded[i]!, timestamp: String(at) });
       opts.sent?.(e, at);
     });
+    opts.beforeSend?.(batch, at);
     await sink.producer.sendBatch({
       acks: -1,
       topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
