@@ -164,9 +164,23 @@ export class AccountFeatures {
     this.seenEvents.set(digestOf(eventId), { at, family, digest });
     // the family's watermark only grows: a replay that is not late is always still recognised
     const horizon = (this.familyWatermarks.get(family) ?? at) - this.layout.allowedLatenessMs;
-    for (const [id, s] of this.seenEvents)
-      if (s.family === family && s.at < horizon) this.seenEvents.delete(id);
+    // most events forget nothing: the family's oldest remembered time says so without a scan
+    const oldest = this.oldestRemembered.get(family);
+    if (oldest !== undefined && Math.min(oldest, at) >= horizon) {
+      if (at < oldest) this.oldestRemembered.set(family, at);
+      return;
+    }
+    let kept = Infinity;
+    for (const [id, s] of this.seenEvents) {
+      if (s.family !== family) continue;
+      if (s.at < horizon) this.seenEvents.delete(id);
+      else if (s.at < kept) kept = s.at;
+    }
+    this.oldestRemembered.set(family, kept);
   }
+
+  /** Per family, no remembered id is older than this (unknown for a family not yet scanned). */
+  private readonly oldestRemembered = new Map<string, number>();
 
   /** When the ops' values were last (and first) seen, without changing anything (explain). */
   lastSeen(ops: readonly AccountOp[]): Applied['lastSeenBefore'] {
@@ -175,7 +189,10 @@ export class AccountFeatures {
       if (o.op !== 'value') continue;
       const last = this.values.get(o.kind)?.get(o.value);
       const first = o.noveltyName ? this.firstSeen.get(`${o.kind}:${o.value}`) : undefined;
-      out.push({ ...(last !== undefined && { last }), ...(first !== undefined && { first }) });
+      const seen: Applied['lastSeenBefore'][number] = {};
+      if (last !== undefined) seen.last = last;
+      if (first !== undefined) seen.first = first;
+      out.push(seen);
     }
     return out;
   }
@@ -284,6 +301,8 @@ export class AccountFeatures {
           const ofOpen = isOpen(held) && at >= (held?.startedAt ?? Infinity);
           if (staleForValues && o.patch.startedAt === undefined && !ofOpen) break;
           this.revive(CONTRACT_VALUES, o.contractId, at);
+          // an end makes an open contract droppable by retention: the next bound looks again
+          this.oldestValue = -Infinity;
           this.contracts.set(
             o.contractId,
             mergeContract(this.contracts.get(o.contractId), o.contractId, o.patch),
@@ -336,7 +355,15 @@ export class AccountFeatures {
     const cur = m.get(value);
     if (cur === undefined || at > cur) m.set(value, at);
     if (at > this.newestSeen) this.newestSeen = at;
+    if (at < this.oldestValue) this.oldestValue = at;
   }
+
+  /**
+   * No value that retention may drop was seen before this (-Infinity: not known). Open contracts,
+   * which retention keeps, do not count; a contract step makes it unknown again, since an end
+   * makes its contract droppable.
+   */
+  private oldestValue = -Infinity;
 
   /**
    * The newest sighting of any value. Trimming and the cap never drop the newest, so it only
@@ -349,6 +376,7 @@ export class AccountFeatures {
 
   /** After the value sets were filled directly (a stored copy read back). */
   valuesRestored(): void {
+    this.oldestValue = -Infinity;
     this.newestSeen = -Infinity;
     for (const m of this.values.values())
       for (const t of m.values()) if (t > this.newestSeen) this.newestSeen = t;
@@ -423,17 +451,28 @@ export class AccountFeatures {
   private boundValues(anchor: number): void {
     const newest = this.newestValue();
     const horizon = newest - this.layout.valueRetentionMs;
-    let count = 0;
-    for (const [set, m] of this.values) {
-      for (const [v, at] of m) {
-        // dropped when its life has ended (see revive): a sighting up to then brings it back; an
-        // open contract lives until it ends (the long-running-contract mitigation), within the cap
-        if (at <= horizon && !(set === CONTRACT_VALUES && isOpen(this.contracts.get(v))))
-          this.forgetValue(set, v, at + this.layout.valueRetentionMs);
-        else count++;
-      }
-    }
     const cap = this.layout.caps.values;
+    let count = 0;
+    if (this.oldestValue > horizon) {
+      // nothing has reached the end of its life: only the cap may drop something
+      for (const m of this.values.values()) count += m.size;
+      if (count <= cap) return;
+    } else {
+      let oldest = Infinity;
+      for (const [set, m] of this.values) {
+        for (const [v, at] of m) {
+          // dropped when its life has ended (see revive): a sighting up to then brings it back; an
+          // open contract lives until it ends (the long-running-contract mitigation), within the cap
+          const open = set === CONTRACT_VALUES && isOpen(this.contracts.get(v));
+          if (at <= horizon && !open) this.forgetValue(set, v, at + this.layout.valueRetentionMs);
+          else {
+            count++;
+            if (!open && at < oldest) oldest = at;
+          }
+        }
+      }
+      this.oldestValue = oldest;
+    }
     if (count <= cap) return;
     const all: [ValueSetName, string, number][] = [];
     for (const [set, m] of this.values) for (const [v, at] of m) all.push([set, v, at]);

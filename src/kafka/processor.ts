@@ -1358,6 +1358,9 @@ export class Processor {
     this.stopStep = 'closing the HTTP server';
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     this.redis.disconnect();
+    // what memory holds is Redis's already (or replayed by the next owner): not kept past the end
+    this.engine.forget();
+    this.shadow?.engine.forget();
     this.stopStep = 'stopped';
     this.log.info(this.counts, 'stopped');
   }
