@@ -656,6 +656,8 @@ async function main(): Promise<void> {
       concurrency: config.kafka.partitionsConsumedConcurrently,
       config: loaded.version,
       configOverrides,
+      // V8 settings (a heap limit, the young generation's size) change GC, so they go with the figures
+      nodeOptions: process.env['NODE_OPTIONS'] ?? '',
       workload:
         'bench/workload.ts seed 1 (bulk), 3 (warm, after one account event each when the cache is smaller than the population), 4 (cold), 2 (steady), 5 (high)',
     },
