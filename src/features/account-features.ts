@@ -165,9 +165,9 @@ export class AccountFeatures {
     // the family's watermark only grows: a replay that is not late is always still recognised
     const horizon = (this.familyWatermarks.get(family) ?? at) - this.layout.allowedLatenessMs;
     // most events forget nothing: the family's oldest remembered time says so without a scan
-    const oldest = this.oldestRemembered.get(family);
+    const oldest = this.#oldestRemembered.get(family);
     if (oldest !== undefined && Math.min(oldest, at) >= horizon) {
-      if (at < oldest) this.oldestRemembered.set(family, at);
+      if (at < oldest) this.#oldestRemembered.set(family, at);
       return;
     }
     let kept = Infinity;
@@ -176,11 +176,18 @@ export class AccountFeatures {
       if (s.at < horizon) this.seenEvents.delete(id);
       else if (s.at < kept) kept = s.at;
     }
-    this.oldestRemembered.set(family, kept);
+    this.#oldestRemembered.set(family, kept);
   }
 
+  /**
+   * Per event kind, no member is older than `oldest` nor newer than `newest` (unknown for a kind
+   * not yet bounded). An id seen again earlier moves its time back and may leave `newest` too
+   * high: that only makes a pass happen sooner.
+   */
+  readonly #eventSpans = new Map<EventKind, { oldest: number; newest: number }>();
+
   /** Per family, no remembered id is older than this (unknown for a family not yet scanned). */
-  private readonly oldestRemembered = new Map<string, number>();
+  readonly #oldestRemembered = new Map<string, number>();
 
   /** When the ops' values were last (and first) seen, without changing anything (explain). */
   lastSeen(ops: readonly AccountOp[]): Applied['lastSeenBefore'] {
@@ -246,6 +253,11 @@ export class AccountFeatures {
           // one event id at two times (a producer reusing an id) keeps the earliest, in any order
           const cur = set.get(id);
           if (cur === undefined || at < cur) set.set(id, at);
+          const span = this.#eventSpans.get(o.kind);
+          if (span) {
+            if (at < span.oldest) span.oldest = at;
+            if (at > span.newest) span.newest = at;
+          }
           touched.add(o.kind);
           break;
         }
@@ -302,7 +314,7 @@ export class AccountFeatures {
           if (staleForValues && o.patch.startedAt === undefined && !ofOpen) break;
           this.revive(CONTRACT_VALUES, o.contractId, at);
           // an end makes an open contract droppable by retention: the next bound looks again
-          this.oldestValue = -Infinity;
+          this.#oldestValue = -Infinity;
           this.contracts.set(
             o.contractId,
             mergeContract(this.contracts.get(o.contractId), o.contractId, o.patch),
@@ -355,7 +367,7 @@ export class AccountFeatures {
     const cur = m.get(value);
     if (cur === undefined || at > cur) m.set(value, at);
     if (at > this.newestSeen) this.newestSeen = at;
-    if (at < this.oldestValue) this.oldestValue = at;
+    if (at < this.#oldestValue) this.#oldestValue = at;
   }
 
   /**
@@ -363,7 +375,7 @@ export class AccountFeatures {
    * which retention keeps, do not count; a contract step makes it unknown again, since an end
    * makes its contract droppable.
    */
-  private oldestValue = -Infinity;
+  #oldestValue = -Infinity;
 
   /**
    * The newest sighting of any value. Trimming and the cap never drop the newest, so it only
@@ -376,7 +388,7 @@ export class AccountFeatures {
 
   /** After the value sets were filled directly (a stored copy read back). */
   valuesRestored(): void {
-    this.oldestValue = -Infinity;
+    this.#oldestValue = -Infinity;
     this.newestSeen = -Infinity;
     for (const m of this.values.values())
       for (const t of m.values()) if (t > this.newestSeen) this.newestSeen = t;
@@ -437,13 +449,27 @@ export class AccountFeatures {
       else if (t === 'sessions') this.boundSessions(anchor);
       else {
         const set = this.events.get(t)!;
-        const horizon = maxOf(set.values()) - this.layout.eventRetentionMs[t];
-        for (const [id, at] of set) if (at <= horizon) set.delete(id);
+        const retention = this.layout.eventRetentionMs[t];
+        const span = this.#eventSpans.get(t);
+        // most events drop nothing: the kind's span (kept conservatively) says so without a pass
+        if (!span || span.oldest <= span.newest - retention) {
+          const newest = maxOf(set.values());
+          const horizon = newest - retention;
+          let oldest = Infinity;
+          for (const [id, at] of set) {
+            if (at <= horizon) set.delete(id);
+            else if (at < oldest) oldest = at;
+          }
+          this.#eventSpans.set(t, { oldest, newest });
+        }
         if (set.size > caps.eventsPerKind) {
           for (const [id] of oldestFirst(set).slice(0, set.size - caps.eventsPerKind)) set.delete(id);
           this.capsReached.set(`e:${t}`, anchor);
         }
-        if (!set.size) this.events.delete(t);
+        if (!set.size) {
+          this.events.delete(t);
+          this.#eventSpans.delete(t);
+        }
       }
     }
   }
@@ -453,7 +479,7 @@ export class AccountFeatures {
     const horizon = newest - this.layout.valueRetentionMs;
     const cap = this.layout.caps.values;
     let count = 0;
-    if (this.oldestValue > horizon) {
+    if (this.#oldestValue > horizon) {
       // nothing has reached the end of its life: only the cap may drop something
       for (const m of this.values.values()) count += m.size;
       if (count <= cap) return;
@@ -471,7 +497,7 @@ export class AccountFeatures {
           }
         }
       }
-      this.oldestValue = oldest;
+      this.#oldestValue = oldest;
     }
     if (count <= cap) return;
     const all: [ValueSetName, string, number][] = [];

@@ -80,7 +80,11 @@ export class EntityOverlay {
   accountsOn(ref: EntityRef, since: number, maxIds: number): EntitySnapshot {
     const e = this.known.get(entityKey(ref));
     if (!e) throw new Error(`entity ${entityKey(ref)} was not read for this batch`);
-    const hits = [...e.accounts].filter(([, t]) => t > since);
+    // only the accounts in the window are copied out: most questions ask about a short one
+    const hits: [string, number][] = [];
+    e.accounts.forEach((t, a) => {
+      if (t > since) hits.push([a, t]);
+    });
     hits.sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? 1 : x[0] > y[0] ? -1 : 0));
     return {
       type: ref.type,
