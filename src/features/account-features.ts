@@ -164,30 +164,9 @@ export class AccountFeatures {
     this.seenEvents.set(digestOf(eventId), { at, family, digest });
     // the family's watermark only grows: a replay that is not late is always still recognised
     const horizon = (this.familyWatermarks.get(family) ?? at) - this.layout.allowedLatenessMs;
-    // most events forget nothing: the family's oldest remembered time says so without a scan
-    const oldest = this.#oldestRemembered.get(family);
-    if (oldest !== undefined && Math.min(oldest, at) >= horizon) {
-      if (at < oldest) this.#oldestRemembered.set(family, at);
-      return;
-    }
-    let kept = Infinity;
-    for (const [id, s] of this.seenEvents) {
-      if (s.family !== family) continue;
-      if (s.at < horizon) this.seenEvents.delete(id);
-      else if (s.at < kept) kept = s.at;
-    }
-    this.#oldestRemembered.set(family, kept);
+    for (const [id, s] of this.seenEvents)
+      if (s.family === family && s.at < horizon) this.seenEvents.delete(id);
   }
-
-  /**
-   * Per event kind, no member is older than `oldest` nor newer than `newest` (unknown for a kind
-   * not yet bounded). An id seen again earlier moves its time back and may leave `newest` too
-   * high: that only makes a pass happen sooner.
-   */
-  readonly #eventSpans = new Map<EventKind, { oldest: number; newest: number }>();
-
-  /** Per family, no remembered id is older than this (unknown for a family not yet scanned). */
-  readonly #oldestRemembered = new Map<string, number>();
 
   /** When the ops' values were last (and first) seen, without changing anything (explain). */
   lastSeen(ops: readonly AccountOp[]): Applied['lastSeenBefore'] {
@@ -253,11 +232,6 @@ export class AccountFeatures {
           // one event id at two times (a producer reusing an id) keeps the earliest, in any order
           const cur = set.get(id);
           if (cur === undefined || at < cur) set.set(id, at);
-          const span = this.#eventSpans.get(o.kind);
-          if (span) {
-            if (at < span.oldest) span.oldest = at;
-            if (at > span.newest) span.newest = at;
-          }
           touched.add(o.kind);
           break;
         }
@@ -313,8 +287,6 @@ export class AccountFeatures {
           const ofOpen = isOpen(held) && at >= (held?.startedAt ?? Infinity);
           if (staleForValues && o.patch.startedAt === undefined && !ofOpen) break;
           this.revive(CONTRACT_VALUES, o.contractId, at);
-          // an end makes an open contract droppable by retention: the next bound looks again
-          this.#oldestValue = -Infinity;
           this.contracts.set(
             o.contractId,
             mergeContract(this.contracts.get(o.contractId), o.contractId, o.patch),
@@ -367,15 +339,7 @@ export class AccountFeatures {
     const cur = m.get(value);
     if (cur === undefined || at > cur) m.set(value, at);
     if (at > this.newestSeen) this.newestSeen = at;
-    if (at < this.#oldestValue) this.#oldestValue = at;
   }
-
-  /**
-   * No value that retention may drop was seen before this (-Infinity: not known). Open contracts,
-   * which retention keeps, do not count; a contract step makes it unknown again, since an end
-   * makes its contract droppable.
-   */
-  #oldestValue = -Infinity;
 
   /**
    * The newest sighting of any value. Trimming and the cap never drop the newest, so it only
@@ -388,7 +352,6 @@ export class AccountFeatures {
 
   /** After the value sets were filled directly (a stored copy read back). */
   valuesRestored(): void {
-    this.#oldestValue = -Infinity;
     this.newestSeen = -Infinity;
     for (const m of this.values.values())
       for (const t of m.values()) if (t > this.newestSeen) this.newestSeen = t;
@@ -449,27 +412,13 @@ export class AccountFeatures {
       else if (t === 'sessions') this.boundSessions(anchor);
       else {
         const set = this.events.get(t)!;
-        const retention = this.layout.eventRetentionMs[t];
-        const span = this.#eventSpans.get(t);
-        // most events drop nothing: the kind's span (kept conservatively) says so without a pass
-        if (!span || span.oldest <= span.newest - retention) {
-          const newest = maxOf(set.values());
-          const horizon = newest - retention;
-          let oldest = Infinity;
-          for (const [id, at] of set) {
-            if (at <= horizon) set.delete(id);
-            else if (at < oldest) oldest = at;
-          }
-          this.#eventSpans.set(t, { oldest, newest });
-        }
+        const horizon = maxOf(set.values()) - this.layout.eventRetentionMs[t];
+        for (const [id, at] of set) if (at <= horizon) set.delete(id);
         if (set.size > caps.eventsPerKind) {
           for (const [id] of oldestFirst(set).slice(0, set.size - caps.eventsPerKind)) set.delete(id);
           this.capsReached.set(`e:${t}`, anchor);
         }
-        if (!set.size) {
-          this.events.delete(t);
-          this.#eventSpans.delete(t);
-        }
+        if (!set.size) this.events.delete(t);
       }
     }
   }
@@ -477,28 +426,17 @@ export class AccountFeatures {
   private boundValues(anchor: number): void {
     const newest = this.newestValue();
     const horizon = newest - this.layout.valueRetentionMs;
-    const cap = this.layout.caps.values;
     let count = 0;
-    if (this.#oldestValue > horizon) {
-      // nothing has reached the end of its life: only the cap may drop something
-      for (const m of this.values.values()) count += m.size;
-      if (count <= cap) return;
-    } else {
-      let oldest = Infinity;
-      for (const [set, m] of this.values) {
-        for (const [v, at] of m) {
-          // dropped when its life has ended (see revive): a sighting up to then brings it back; an
-          // open contract lives until it ends (the long-running-contract mitigation), within the cap
-          const open = set === CONTRACT_VALUES && isOpen(this.contracts.get(v));
-          if (at <= horizon && !open) this.forgetValue(set, v, at + this.layout.valueRetentionMs);
-          else {
-            count++;
-            if (!open && at < oldest) oldest = at;
-          }
-        }
+    for (const [set, m] of this.values) {
+      for (const [v, at] of m) {
+        // dropped when its life has ended (see revive): a sighting up to then brings it back; an
+        // open contract lives until it ends (the long-running-contract mitigation), within the cap
+        if (at <= horizon && !(set === CONTRACT_VALUES && isOpen(this.contracts.get(v))))
+          this.forgetValue(set, v, at + this.layout.valueRetentionMs);
+        else count++;
       }
-      this.#oldestValue = oldest;
     }
+    const cap = this.layout.caps.values;
     if (count <= cap) return;
     const all: [ValueSetName, string, number][] = [];
     for (const [set, m] of this.values) for (const [v, at] of m) all.push([set, v, at]);
