@@ -158,7 +158,9 @@ async function main(): Promise<void> {
   let hwm = 0;
   while (caughtUp === undefined) {
     await sleep(500);
-    if (child.exitCode !== null) throw new Error(`the processor exited with ${child.exitCode}`);
+    // a V8 out-of-memory abort ends it by a signal (SIGABRT), with no exit code
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`the processor exited with ${child.exitCode ?? child.signalCode}`);
     const left = await lag();
     if (left === 0) {
       caughtUp = performance.now();
