@@ -10,7 +10,6 @@
 // Writes bench/results/feature-store-<ISO time>.json.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,6 +34,7 @@ import { RedisStateBackend } from '../src/features/state-backend.js';
 import { connectRedis } from '../src/kafka/processor.js';
 import { loadConfig } from '../src/runtime/config-loader.js';
 import { explainAccount } from '../src/tools/explain.js';
+import { freePort } from '../test/support/ports.js';
 import { codeUnderTest } from './code-under-test.js';
 import { formatVerdicts, type TargetVerdict } from './targets.js';
 import { seeded } from './workload.js';
@@ -634,18 +634,6 @@ function contractsOf(profiles: Profile[]): ContractPlan[] {
 // ---------------------------------------------------------------------------------------------
 // Redis
 // ---------------------------------------------------------------------------------------------
-
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => (port ? ok(port) : fail(new Error('no free port'))));
-    });
-  });
-}
 
 async function startRedis(port: number, dir: string): Promise<ChildProcess> {
   const child = spawn(

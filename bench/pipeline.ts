@@ -13,7 +13,6 @@
 // Writes bench/results/pipeline-<ISO time>.json and prints a table. Not a test: figures only.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PerformanceObserver, constants as perfConstants, monitorEventLoopDelay } from 'node:perf_hooks';
@@ -32,6 +31,7 @@ import {
 import { loadConfig, type LoadedConfig } from '../src/runtime/config-loader.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { PROJECT_ROOT } from '../src/runtime/project.js';
+import { freePort } from '../test/support/ports.js';
 import { codeUnderTest } from './code-under-test.js';
 import { bareKafkajs, barePlatformaticKafka } from './bare-consumers.js';
 import { cpuMark, cpuSplit, type CpuMark } from './cpu-split.js';
@@ -137,15 +137,6 @@ const pct = (xs: number[]) => ({
 });
 const round = (x: number, digits = 0) => Math.round(x * 10 ** digits) / 10 ** digits;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** A fresh redis-server of our own, so used_memory measures fairflag's keys and nothing else. */
 async function ownRedis(): Promise<{ url: string; proc: ChildProcess }> {

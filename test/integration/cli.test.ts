@@ -2,7 +2,6 @@
 // config reload on SIGHUP (a bad config never replaces a good one), graceful SIGTERM.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -12,6 +11,7 @@ import { publishActivity, waitForCatchUp } from '../../src/kafka/topic-tools.js'
 import { createLogger } from '../../src/runtime/logger.js';
 import { PROJECT_ROOT } from '../../src/runtime/project.js';
 import { isolatedConfig } from '../support/config.js';
+import { freePort } from '../support/ports.js';
 
 const CLI = [process.execPath, '--import', 'tsx', join(PROJECT_ROOT, 'src/cli.ts')] as const;
 const dir = mkdtempSync(join(tmpdir(), 'fairflag-cli-'));
@@ -21,15 +21,6 @@ function cli(args: string[], env: NodeJS.ProcessEnv = {}) {
     cwd: PROJECT_ROOT,
     env: { ...process.env, ...env },
     encoding: 'utf8',
-  });
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
   });
 }
 

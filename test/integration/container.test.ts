@@ -27,7 +27,7 @@ import { createLogger } from '../../src/runtime/logger.js';
 import { PROJECT_ROOT } from '../../src/runtime/project.js';
 import { isolatedEnv } from '../support/config.js';
 import { endpoints } from '../support/endpoints.js';
-import { freePort } from '../support/prometheus.js';
+import { freePort } from '../support/ports.js';
 
 interface Instruction {
   op: string;

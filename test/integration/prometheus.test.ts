@@ -13,7 +13,8 @@ import {
   metricNamesIn,
 } from '../support/ops-files.js';
 import { Harness } from '../support/pipeline.js';
-import { PrometheusServer, freePort, type Sample } from '../support/prometheus.js';
+import { freePort } from '../support/ports.js';
+import { PrometheusServer, type Sample } from '../support/prometheus.js';
 import { takeoverAttempt } from '../support/stories.js';
 
 const value = (s: Sample[]) => Number(s[0]?.value[1] ?? NaN);

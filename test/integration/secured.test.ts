@@ -5,7 +5,6 @@
 // endpoint and the cause; no secret shows in a config dump or in the logs.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +17,7 @@ import { DAY, HOUR, accountTakeover, travellingFreelancer } from '../../src/scen
 import { isolatedEnv } from '../support/config.js';
 import { Harness } from '../support/pipeline.js';
 import { startSecuredStack, type SecuredStack } from '../support/secured-stack.js';
+import { freePort } from '../support/ports.js';
 
 const CLI = [process.execPath, '--import', 'tsx', join(PROJECT_ROOT, 'src/cli.ts')] as const;
 const dir = mkdtempSync(join(tmpdir(), 'fairflag-secured-'));
@@ -41,15 +41,6 @@ function runExpectingFailure(env: Record<string, string>) {
     output: r.stdout + r.stderr,
     seconds: (Date.now() - t0) / 1000,
   };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** An unsigned JWT, as Kafka's unsecured development validator takes for OAUTHBEARER. */

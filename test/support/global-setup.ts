@@ -9,13 +9,13 @@
 // The endpoints reach tests through vitest's provide/inject (test/support/endpoints.ts) and reach
 // child processes spawned by tests through process.env.FAIRFLAG_*.
 import { execFile, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { StartedTestContainer } from 'testcontainers';
 import type { TestProject } from 'vitest/node';
 import type { Endpoints } from './endpoints.js';
+import { freePort } from './ports.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const STACK_SCRIPT = resolve(ROOT, 'scripts/stack.sh');
@@ -143,18 +143,6 @@ async function fromContainers(): Promise<Found | undefined> {
     },
     teardown: stopAll,
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port ? resolvePort(port) : reject(new Error('no free port'))));
-    });
-  });
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -3,11 +3,11 @@
 // basic auth. Started and removed by the test file that uses it; the default stack is not touched.
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PROJECT_ROOT } from '../../src/runtime/project.js';
 import { stackCommand } from '../faults/support/stack-control.js';
+import { freePorts } from './ports.js';
 
 export const SECURED_STATE = join(PROJECT_ROOT, '.stack', 'secured');
 
@@ -22,24 +22,6 @@ export interface SecuredStack {
   /** The generated secrets, by name (kafka-fairflag, kafka-admin, registry-fairflag). */
   secret(name: string): string;
   stop(): Promise<void>;
-}
-
-/** Distinct free loopback ports: all held open together, so no two are the same. */
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<Server>((resolve, reject) => {
-          const s = createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
 }
 
 export async function startSecuredStack(): Promise<SecuredStack> {

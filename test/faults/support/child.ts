@@ -1,23 +1,12 @@
 // `fairflag run` as its own process (as operators run it), for the faults that need a real
 // process: SIGKILL, exit codes, start-up against unusable services, config reload.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../../src/runtime/project.js';
 import { until } from './driver.js';
+import { freePort } from '../../support/ports.js';
 
 export const CLI = [process.execPath, '--import', 'tsx', join(PROJECT_ROOT, 'src/cli.ts')] as const;
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** The environment of a child: ours without any FAIRFLAG_* of the caller's shell, plus `env`. */
 export function childEnv(env: Record<string, string>): NodeJS.ProcessEnv {
