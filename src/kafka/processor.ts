@@ -760,7 +760,6 @@ export class Processor {
     batch: Batch,
     messages: KafkaMessage[] = batch.messages,
   ): Promise<{ items: Prepared[]; dead: DeadLetter[] }> {
-    const t = this.config.topics;
     const limits = this.config.validation;
     const items: Prepared[] = [];
     const dead: DeadLetter[] = [];
@@ -824,7 +823,6 @@ export class Processor {
         fail(reason, detail);
       }
     }
-    void t;
     return { items, dead };
   }
 
