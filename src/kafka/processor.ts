@@ -1,8 +1,10 @@
-// The live pipeline: a Kafka consumer group over the input topics, one batch at a time per
-// partition: decode -> enrich -> features -> signals -> flags; then produce flags and dead letters,
-// write flag states, and only then commit the batch's offsets.
+// The live pipeline: a Kafka consumer group over the input topics, one round at a time per
+// partition (the batches of its topics that one fetch brought, rounds.ts): decode -> enrich ->
+// features -> signals -> flags; then produce flags and dead letters, write the state, and only
+// then commit the batches' offsets.
 import type { Server } from 'node:http';
 import { Cluster, Redis } from 'ioredis';
+import DataLoader from 'dataloader';
 import { backOff } from 'exponential-backoff';
 import { LRUCache } from 'lru-cache';
 import {
@@ -54,6 +56,7 @@ import {
 import { deadLetteredSince, intentMetadata, readIntent, type Intent } from './dead-letter-ledger.js';
 import { describeError, judge, messageFailure } from './failure.js';
 import { coPartitionedAssigner, commonPartitionCount } from './co-partitioned-assigner.js';
+import { shareOut, type BatchShare } from './rounds.js';
 
 export interface ProcessorOptions {
   loaded: LoadedConfig;
@@ -303,6 +306,8 @@ export class Processor {
   >();
   /** A lower bound of each dead-letter partition's end: where the next dead letter will land or after. */
   private readonly deadLetterEnds = new Map<number, bigint>();
+  /** Per partition: gathers the batches handed over together into a round. */
+  private readonly rounds = new Map<number, DataLoader<EachBatchPayload, void>>();
 
   private constructor(
     private loaded: LoadedConfig,
@@ -460,7 +465,7 @@ export class Processor {
         const done = this.inFlight.begin(payload.batch);
         try {
           this.applyPendingPolicy();
-          await this.handleBatch(payload);
+          await this.roundOf(payload.batch.partition).load(payload);
         } finally {
           done();
         }
@@ -586,86 +591,170 @@ export class Processor {
     }
   }
 
-  private async handleBatch(b: EachBatchPayload): Promise<void> {
-    const { batch } = b;
+  /**
+   * The round a batch joins: the batches of its partition that kafkajs hands over together (one
+   * fetch's, started in the same tick) are handled as one (rounds.ts).
+   */
+  private roundOf(partition: number): DataLoader<EachBatchPayload, void> {
+    let loader = this.rounds.get(partition);
+    if (!loader) {
+      loader = new DataLoader<EachBatchPayload, void>(
+        async (members) => {
+          try {
+            await this.handleRound(members);
+            return members.map(() => undefined);
+          } catch (err) {
+            const e = err instanceof Error ? err : new Error(String(err));
+            return members.map(() => e);
+          }
+        },
+        { cache: false },
+      );
+      this.rounds.set(partition, loader);
+    }
+    return loader;
+  }
+
+  private async handleRound(members: readonly EachBatchPayload[]): Promise<void> {
+    const lead = members[0]!;
+    const partition = lead.batch.partition;
     const startedAt = performance.now();
     const begunAt = Date.now();
     // decode -> validate -> enrich -> state -> signals -> score -> flag: nothing durable yet, so a
     // failure here (registry, Redis) retries from the start; one that keeps failing otherwise is
-    // split to find the message (usually there is one part)
-    const parts = await this.processBatch(b);
-    await this.shadowBatch(batch, parts);
+    // split to find the message (usually there is one unit)
+    const units = await this.processRound(members);
+    await this.shadowBatch(partition, units);
     const written = Date.now();
     // produce -> persist, in this partition's write order; then commit
-    const done: { part: Part; dead: DeadLetter[] }[] = [];
+    const done: { batch: Batch; part: Part; dead: DeadLetter[] }[] = [];
     let flagsOnTopic = written;
     try {
-      for (const part of parts) {
-        if (part.result) await part.result.turn.ready;
-        const dead = this.deadLetters(batch, part);
-        const producing = performance.now();
-        await this.produce(b, part, dead);
-        this.observeStage('produce', producing);
-        flagsOnTopic = Date.now();
-        if (part.result) {
-          const result = part.result;
+      for (const unit of units) {
+        if (unit.result) await unit.result.turn.ready;
+        for (const { b, part } of unit.pieces) {
+          const dead = this.deadLetters(b.batch, part);
+          const producing = performance.now();
+          await this.produce(b, part, dead);
+          this.observeStage('produce', producing);
+          flagsOnTopic = Date.now();
+          done.push({ batch: b.batch, part, dead });
+        }
+        if (unit.result) {
+          const result = unit.result;
           // the store refusing a write is no message's doing: retried while the batch is ours
           const persisting = performance.now();
-          await this.attempt('persist', b, () => this.engine.persist(result), Number.MAX_SAFE_INTEGER);
+          await this.attempt('persist', lead, () => this.engine.persist(result), Number.MAX_SAFE_INTEGER);
           this.observeStage('persist', persisting);
           result.turn.done();
         }
-        done.push({ part, dead });
       }
       this.healthy = true;
       if (HOLD_BEFORE_COMMIT_MS > 0) {
         this.log.info(
-          { topic: batch.topic, partition: batch.partition, holdMs: HOLD_BEFORE_COMMIT_MS },
+          {
+            batches: members.map((b) => ({ topic: b.batch.topic, partition })),
+            holdMs: HOLD_BEFORE_COMMIT_MS,
+          },
           'batch written, not yet committed (fault testing hold)',
         );
         await new Promise((r) => setTimeout(r, HOLD_BEFORE_COMMIT_MS));
       }
-      const last = batch.messages[batch.messages.length - 1]!.offset;
-      b.resolveOffset(last);
-      // an intent that still covers later offsets (an earlier attempt dead-lettered past this
-      // batch) stays on the committed offset; else the commit clears it
-      const entry = this.ledger.get(`${batch.topic}/${batch.partition}`);
-      const carried = entry?.intent && entry.intent.through > BigInt(last) ? entry.intent : undefined;
+      const commits = members.map((b) => {
+        const { topic, messages } = b.batch;
+        const last = messages[messages.length - 1]!.offset;
+        b.resolveOffset(last);
+        // an intent that still covers later offsets (an earlier attempt dead-lettered past this
+        // batch) stays on the committed offset; else the commit clears it
+        const entry = this.ledger.get(`${topic}/${partition}`);
+        const carried = entry?.intent && entry.intent.through > BigInt(last) ? entry.intent : undefined;
+        return {
+          entry,
+          carried,
+          offset: {
+            topic,
+            partition,
+            offset: (BigInt(last) + 1n).toString(),
+            metadata: carried ? intentMetadata(carried) : null,
+          },
+        };
+      });
       const committing = performance.now();
-      await this.consumer.commitOffsets([
-        {
-          topic: batch.topic,
-          partition: batch.partition,
-          offset: (BigInt(last) + 1n).toString(),
-          metadata: carried ? intentMetadata(carried) : null,
-        },
-      ]);
+      await this.consumer.commitOffsets(commits.map((c) => c.offset));
       this.observeStage('commit', committing);
-      if (entry && !carried) entry.intent = undefined;
+      for (const { entry, carried } of commits) if (entry && !carried) entry.intent = undefined;
     } catch (err) {
       // Given up before the commit (the partition moved, the processor stops, the group changed):
       // memory may hold changes Redis lacks, so the partition is forgotten; its next owner replays.
-      for (const part of parts) part.result?.turn.fail(err);
-      this.engine.forget(new Set([batch.partition]));
-      this.shadow?.engine.forget(new Set([batch.partition]));
-      // what this batch dead-lettered is found again by whoever replays it
-      this.ledger.delete(`${batch.topic}/${batch.partition}`);
+      for (const unit of units) unit.result?.turn.fail(err);
+      this.engine.forget(new Set([partition]));
+      this.shadow?.engine.forget(new Set([partition]));
+      // what this round dead-lettered is found again by whoever replays it
+      for (const b of members) this.ledger.delete(`${b.batch.topic}/${partition}`);
       if (err instanceof StoppedBeforeProduce) {
         this.log.info(
-          { topic: batch.topic, partition: batch.partition, firstOffset: batch.messages[0]?.offset },
+          {
+            batches: members.map((b) => ({
+              topic: b.batch.topic,
+              partition,
+              firstOffset: b.batch.messages[0]?.offset,
+            })),
+          },
           'stopping: batch not produced; the next owner replays it from the last commit',
         );
         return;
       }
       throw err;
     }
-    for (const { part, dead } of done)
+    for (const { batch, part, dead } of done)
       this.account(batch, part, dead, { startedAt, begunAt, written, flagsOnTopic });
-    this.metrics.lag.set(
-      { topic: batch.topic, partition: String(batch.partition) },
-      Number(batch.offsetLag()),
-    );
-    await b.heartbeat();
+    for (const { batch } of members)
+      this.metrics.lag.set(
+        { topic: batch.topic, partition: String(batch.partition) },
+        Number(batch.offsetLag()),
+      );
+    await lead.heartbeat();
+  }
+
+  /**
+   * A round's batches processed as one engine batch; a lone batch, or the batches of a round that
+   * keeps failing with an unexpected error, one by one (each split to find the message).
+   */
+  private async processRound(members: readonly EachBatchPayload[]): Promise<Unit[]> {
+    const lead = members[0]!;
+    if (members.length > 1) {
+      try {
+        return [await this.attempt('process', lead, () => this.processTogether(members))];
+      } catch (err) {
+        if (!this.isolatable(lead, err)) throw err;
+        this.log.warn(
+          {
+            err: describeError(err),
+            partition: lead.batch.partition,
+            batches: members.map((b) => `${b.batch.topic}/${b.batch.partition}`),
+          },
+          'a round of batches keeps failing with an unexpected error; processing them one by one',
+        );
+      }
+    }
+    const units: Unit[] = [];
+    for (const b of members)
+      for (const part of await this.processBatch(b)) units.push({ result: part.full, pieces: [{ b, part }] });
+    return units;
+  }
+
+  /** One engine batch over the round's batches, in the order kafkajs handed them over. */
+  private async processTogether(members: readonly EachBatchPayload[]): Promise<Unit> {
+    const decoding = performance.now();
+    const prepared: Part['prepared'][] = [];
+    for (const b of members) prepared.push(await this.prepare(b.batch));
+    const inputs = prepared.map((p) => p.items.map((i) => i.input));
+    const result = await this.processed(inputs.flat(), members[0]!.batch.partition, decoding);
+    const shares = shareOut(result, inputs);
+    return {
+      result,
+      pieces: members.map((b, i) => ({ b, part: { prepared: prepared[i]!, result: shares[i] } })),
+    };
   }
 
   /** A batch processed whole, or (after an unexpected failure that persists) in parts. */
@@ -693,15 +782,22 @@ export class Processor {
   private async processPart(batch: Batch, messages: KafkaMessage[]): Promise<Part> {
     const decoding = performance.now();
     const prepared = await this.prepare(batch, messages);
-    const processing = this.observeStage('decode', decoding);
-    const result = await this.engine.process(
+    const result = await this.processed(
       prepared.items.map((i) => i.input),
       batch.partition,
+      decoding,
     );
+    return { prepared, result, full: result };
+  }
+
+  /** The engine over decoded inputs; the decode, features and signals stages into the metrics. */
+  private async processed(inputs: EngineInput[], partition: number, decoding: number): Promise<BatchResult> {
+    const processing = this.observeStage('decode', decoding);
+    const result = await this.engine.process(inputs, partition);
     const ms = performance.now() - processing;
     this.metrics.stageDuration.observe({ stage: 'features' }, Math.max(0, ms - result.signalsMs) / 1000);
     this.metrics.stageDuration.observe({ stage: 'signals' }, result.signalsMs / 1000);
-    return { prepared, result };
+    return result;
   }
 
   /** Observes the time since `since` (performance.now()) as a stage's; returns now. */
@@ -1282,15 +1378,14 @@ export class Processor {
    * batch): its would-be flags to the shadow topic, then its state. Whatever goes wrong stops the
    * shadow, never the live batch.
    */
-  private async shadowBatch(batch: Batch, parts: Part[]): Promise<void> {
+  private async shadowBatch(partition: number, units: Unit[]): Promise<void> {
     const s = this.shadow;
     if (!s) return;
     try {
-      for (const part of parts) {
-        const result = await s.engine.process(
-          part.prepared.items.map((i) => i.input),
-          batch.partition,
-        );
+      for (const unit of units) {
+        const inputs = unit.pieces.flatMap(({ part }) => part.prepared.items.map((i) => i.input));
+        if (!inputs.length) continue;
+        const result = await s.engine.process(inputs, partition);
         await result.turn.ready;
         try {
           const messages = await Promise.all(
@@ -1449,16 +1544,18 @@ interface Prepared {
 interface Part {
   prepared: { items: Prepared[]; dead: DeadLetter[] };
   /** Absent for a message blamed for a batch-level failure: it only has its dead letter. */
-  result?: BatchResult;
+  result?: BatchShare;
+  /** The engine batch it was processed in alone, if so (to write); a round's batches share one. */
+  full?: BatchResult;
 }
 
-const EMPTY_RESULT = {
-  outcomes: [],
-  emissions: [],
-  counterparts: [],
-  closed: [],
-  signalsMs: 0,
-} as unknown as BatchResult;
+/** One engine batch to write, and the batches (or parts of one) whose messages it holds. */
+interface Unit {
+  result?: BatchResult;
+  pieces: { b: EachBatchPayload; part: Part }[];
+}
+
+const EMPTY_RESULT: BatchShare = { outcomes: [], emissions: [], counterparts: [], closed: [] };
 
 const where = (batch: Batch) => ({ topic: batch.topic, partition: batch.partition });
 

@@ -83,15 +83,24 @@ describe('fault: a consumer-group rebalance while events flow', () => {
         for (let round = 0; round < 5; round++) {
           // the last visitor joins with over 40% of the stream still to come: a join slowed by a
           // busy machine must still find events on its partitions
-          await stream.reached(0.1 + round * 0.12);
+          const share = 0.1 + round * 0.12;
+          await stream.reached(share);
+          // A join and a leave are rebalances of seconds. The stream flows meanwhile, but waits
+          // at the next round's share until this round is over: the processors share this process
+          // with the publisher, and the faster they are, the sooner it would have published
+          // everything, leaving the last visitors nothing to take over.
+          stream.holdAt(share + 0.12);
           // a fresh instance each time: it starts with nothing in memory and loads what the first
           // one wrote; when it leaves, the first one loads again what it wrote meanwhile
           const visitor = await d.startProcessor();
           procs.push(visitor);
           await until('the visitor to join and take partitions', () => visitor.ready(), 60_000);
+          // events for it to take, wherever the stream stands
+          stream.resume();
           const joined = visitor.ownedPartitions.length;
           await until('the visitor to process some events', () => visitor.counts.processed > 0, 60_000, 50);
           moves.push({ joined, processed: visitor.counts.processed });
+          stream.holdAt(share + 0.12);
           await visitor.stop();
           procs.splice(procs.indexOf(visitor), 1);
         }

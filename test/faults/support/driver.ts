@@ -238,6 +238,7 @@ export class StreamPublisher {
 
   async run(): Promise<void> {
     for (const { planned, bad } of this.chunks) {
+      if (this.published >= this.holdFrom) this.pause();
       await this.paused;
       const byTopic = await this.d.encode(planned);
       for (const m of bad) {
@@ -271,10 +272,24 @@ export class StreamPublisher {
     this.paused ??= new Promise((r) => (this.release = r));
   }
 
+  /** Goes on (from a pause or a hold) without a hold. */
   resume(): void {
+    this.holdFrom = Infinity;
     this.release?.();
     this.paused = undefined;
     this.release = undefined;
+  }
+
+  private holdFrom = Infinity;
+
+  /**
+   * Goes on, then waits once this share of the stream is published: a scenario paced by its own
+   * steps (a rebalance takes seconds) must not find the stream over before it is done, however
+   * fast the processors sharing this process let the publisher run.
+   */
+  holdAt(share: number): void {
+    this.resume();
+    this.holdFrom = share * this.total;
   }
 }
 
