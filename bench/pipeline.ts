@@ -15,7 +15,12 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PerformanceObserver, constants as perfConstants, monitorEventLoopDelay } from 'node:perf_hooks';
+import {
+  PerformanceObserver,
+  constants as perfConstants,
+  monitorEventLoopDelay,
+  performance,
+} from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import type { Consumer } from 'kafkajs';
@@ -566,6 +571,8 @@ async function main(): Promise<void> {
     await begin(name);
     const start = await mark(procs);
     const before = progress(procs);
+    // the process's CPU counts the generator's thread too; the loop's own busy time does not
+    const loopFrom = performance.eventLoopUtilization();
     // the generator runs in a worker thread: its work and garbage are not the processor's
     const run = await produceSteadily({ config, stream, rate }, (ids, at) => {
       for (const id of ids) probe.sentAt.set(id, at);
@@ -574,6 +581,7 @@ async function main(): Promise<void> {
     const offered = run.offered;
     const offeredRate = offered / run.seconds;
     await untilDone(procs, offered, before);
+    const loop = performance.eventLoopUtilization(loopFrom);
     const memory = await end(name, offered);
     gcObserver.disconnect();
     loopDelay.disable();
@@ -582,6 +590,9 @@ async function main(): Promise<void> {
       gcMinor: { count: gcPauses.minor.length, totalMs: sum(gcPauses.minor), ...pct(gcPauses.minor) },
       gcMajor: { count: gcPauses.major.length, totalMs: sum(gcPauses.major), ...pct(gcPauses.major) },
       gcMaxMs: Math.round(Math.max(0, ...gcPauses.minor, ...gcPauses.major)),
+      // the event loop's busy share (its GC pauses included) and that time per event
+      busy: round(loop.utilization, 2),
+      busyMicrosecondsPerEvent: Math.round((loop.active * 1000) / offered),
       eventLoopDelayMs: {
         p50: Math.round(loopDelay.percentile(50) / 1e6),
         p99: Math.round(loopDelay.percentile(99) / 1e6),
@@ -757,6 +768,10 @@ async function main(): Promise<void> {
     [
       `${label}: event-loop delay p50 / p99 / max`,
       `${s.mainThread.eventLoopDelayMs.p50} / ${s.mainThread.eventLoopDelayMs.p99} / ${s.mainThread.eventLoopDelayMs.max} ms`,
+    ],
+    [
+      `${label}: main thread busy (event-loop utilisation), its µs per event`,
+      `${Math.round(s.mainThread.busy * 100)}%, ${s.mainThread.busyMicrosecondsPerEvent} µs`,
     ],
     [
       `${label}: CPU per event Redis / processor (with the producer)`,
