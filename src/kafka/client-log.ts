@@ -22,8 +22,17 @@ const REBALANCING = new Set(
   errorCodes.filter((e) => e.type === 'REBALANCE_IN_PROGRESS').map((e) => e.message),
 );
 
+/**
+ * Said for every idempotent producer whose retries are bounded, as fairflag's are on purpose: a
+ * produce that keeps failing returns to the batch loop, which retries it with backoff while the
+ * partition is still owned and gives it up when it moves. A flag sent twice that way is the same
+ * flag again: the same id and revision, in its headers as in its body.
+ */
+const BOUNDED_IDEMPOTENT_RETRIES = 'Limiting retries for the idempotent producer';
+
 export function kafkaLogLevel(level: number, entry: { message?: string; error?: unknown }): Level {
   const error = typeof entry.error === 'string' ? entry.error : undefined;
+  if (entry.message?.startsWith(BOUNDED_IDEMPOTENT_RETRIES)) return 'info';
   // the runner's own notice that it re-joins a rebalancing group
   if (entry.message?.startsWith('The group is rebalancing') || (error && REBALANCING.has(error)))
     return 'info';
