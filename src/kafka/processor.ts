@@ -620,16 +620,18 @@ export class Processor {
     const partition = lead.batch.partition;
     const startedAt = performance.now();
     const begunAt = Date.now();
-    // decode -> validate -> enrich -> state -> signals -> score -> flag: nothing durable yet, so a
-    // failure here (registry, Redis) retries from the start; one that keeps failing otherwise is
-    // split to find the message (usually there is one unit)
-    const units = await this.processRound(members);
-    await this.shadowBatch(partition, units);
-    const written = Date.now();
-    // produce -> persist, in this partition's write order; then commit
     const done: { batch: Batch; part: Part; dead: DeadLetter[] }[] = [];
-    let flagsOnTopic = written;
+    let units: Unit[] = [];
+    let written = begunAt;
+    let flagsOnTopic = begunAt;
     try {
+      // decode -> validate -> enrich -> state -> signals -> score -> flag: nothing durable yet, so
+      // a failure here (registry, Redis) retries from the start; one that keeps failing otherwise
+      // is split to find the message (usually there is one unit)
+      units = await this.processRound(members);
+      await this.shadowBatch(partition, units);
+      written = flagsOnTopic = Date.now();
+      // produce -> persist, in this partition's write order; then commit
       for (const unit of units) {
         if (unit.result) await unit.result.turn.ready;
         for (const { b, part } of unit.pieces) {
@@ -651,13 +653,11 @@ export class Processor {
       }
       this.healthy = true;
       if (HOLD_BEFORE_COMMIT_MS > 0) {
-        this.log.info(
-          {
-            batches: members.map((b) => ({ topic: b.batch.topic, partition })),
-            holdMs: HOLD_BEFORE_COMMIT_MS,
-          },
-          'batch written, not yet committed (fault testing hold)',
-        );
+        for (const b of members)
+          this.log.info(
+            { topic: b.batch.topic, partition, holdMs: HOLD_BEFORE_COMMIT_MS },
+            'batch written, not yet committed (fault testing hold)',
+          );
         await new Promise((r) => setTimeout(r, HOLD_BEFORE_COMMIT_MS));
       }
       const commits = members.map((b) => {
@@ -685,7 +685,8 @@ export class Processor {
       for (const { entry, carried } of commits) if (entry && !carried) entry.intent = undefined;
     } catch (err) {
       // Given up before the commit (the partition moved, the processor stops, the group changed):
-      // memory may hold changes Redis lacks, so the partition is forgotten; its next owner replays.
+      // memory may hold changes Redis lacks (of this round, or of the parts of it processed before
+      // the failure), so the partition is forgotten; its next owner replays.
       for (const unit of units) unit.result?.turn.fail(err);
       this.engine.forget(new Set([partition]));
       this.shadow?.engine.forget(new Set([partition]));
@@ -723,8 +724,9 @@ export class Processor {
   private async processRound(members: readonly EachBatchPayload[]): Promise<Unit[]> {
     const lead = members[0]!;
     if (members.length > 1) {
+      let together: Awaited<ReturnType<Processor['processTogether']>> | undefined;
       try {
-        return [await this.attempt('process', lead, () => this.processTogether(members))];
+        together = await this.attempt('process', lead, () => this.processTogether(members));
       } catch (err) {
         if (!this.isolatable(lead, err)) throw err;
         this.log.warn(
@@ -736,6 +738,17 @@ export class Processor {
           'a round of batches keeps failing with an unexpected error; processing them one by one',
         );
       }
+      // outside the retries: memory holds the round's changes from here on
+      if (together) {
+        const { result, prepared, inputs } = together;
+        const shares = shareOut(result, inputs);
+        return [
+          {
+            result,
+            pieces: members.map((b, i) => ({ b, part: { prepared: prepared[i]!, result: shares[i] } })),
+          },
+        ];
+      }
     }
     const units: Unit[] = [];
     for (const b of members)
@@ -744,17 +757,13 @@ export class Processor {
   }
 
   /** One engine batch over the round's batches, in the order kafkajs handed them over. */
-  private async processTogether(members: readonly EachBatchPayload[]): Promise<Unit> {
+  private async processTogether(members: readonly EachBatchPayload[]) {
     const decoding = performance.now();
     const prepared: Part['prepared'][] = [];
     for (const b of members) prepared.push(await this.prepare(b.batch));
     const inputs = prepared.map((p) => p.items.map((i) => i.input));
     const result = await this.processed(inputs.flat(), members[0]!.batch.partition, decoding);
-    const shares = shareOut(result, inputs);
-    return {
-      result,
-      pieces: members.map((b, i) => ({ b, part: { prepared: prepared[i]!, result: shares[i] } })),
-    };
+    return { result, prepared, inputs };
   }
 
   /** A batch processed whole, or (after an unexpected failure that persists) in parts. */
