@@ -36,6 +36,15 @@ const CONTRACT_VALUES = 'contract';
 
 /** Started and not ended: context that stays whatever the age of its last sighting. */
 const isOpen = (c: ContractRecord | undefined) => c?.startedAt !== undefined && c.endedAt === undefined;
+/** The earliest step a contract record holds (every step writes its time). */
+const earliestStep = (c: ContractRecord) =>
+  Math.min(
+    c.startedAt ?? Infinity,
+    c.firstPaidAt ?? Infinity,
+    c.lastPaidAt ?? Infinity,
+    c.disputedAt ?? Infinity,
+    c.endedAt ?? Infinity,
+  );
 export type ValueSetName = ValueKind | typeof CONTRACT_VALUES;
 
 export interface OpenSession {
@@ -286,6 +295,7 @@ export class AccountFeatures {
           const held = this.contracts.get(o.contractId);
           const ofOpen = isOpen(held) && at >= (held?.startedAt ?? Infinity);
           if (staleForValues && o.patch.startedAt === undefined && !ofOpen) break;
+          if (this.amendEarlierLife(o.contractId, at, o.patch, held)) break;
           this.revive(CONTRACT_VALUES, o.contractId, at);
           this.contracts.set(
             o.contractId,
@@ -331,6 +341,34 @@ export class AccountFeatures {
       const cur = this.contracts.get(value);
       this.contracts.set(value, cur ? mergeContract(f.contract, value, cur) : f.contract);
     }
+  }
+
+  /**
+   * A contract step (a late start, accepted whatever its age) of the life before the current one:
+   * the id was seen again more than the value retention after that life's last sighting, which
+   * began a new life, and this step is older than the new life's earliest by more than the
+   * retention, so in event order it would not have joined the two either. It goes to the earlier
+   * life, kept aside for the lateness (revive), and leaves the current one alone: applied in
+   * arrival order, it would otherwise merge the two lives, and applying it again would change the
+   * state. Without an earlier life on record it is the current life's own (a start arriving after
+   * the life's later steps).
+   */
+  private amendEarlierLife(
+    contractId: string,
+    at: number,
+    patch: ContractPatch,
+    held: ContractRecord | undefined,
+  ): boolean {
+    if (!held) return false;
+    const f = this.forgotten.get(`${CONTRACT_VALUES}:${contractId}`);
+    if (!f || at > f.droppedAt) return false;
+    // the current life began no later than its earliest step or its last sighting
+    const began = Math.min(earliestStep(held), this.values.get(CONTRACT_VALUES)?.get(contractId) ?? Infinity);
+    if (at + this.layout.valueRetentionMs >= began) return false;
+    f.contract = mergeContract(f.contract, contractId, patch);
+    if (at > f.last) f.last = at;
+    if (at + this.layout.valueRetentionMs > f.droppedAt) f.droppedAt = at + this.layout.valueRetentionMs;
+    return true;
   }
 
   private seeValue(set: ValueSetName, value: string, at: number): void {

@@ -384,6 +384,37 @@ describe('value retention', () => {
     ]);
   });
 
+  it('a contract id seen again just beyond the retention starts a new life; replaying the old life leaves the new one alone', () => {
+    // the counterexample fast-check found (CI at 71105a6, seed 274339): the old life's start,
+    // replayed late, brought the forgotten old life back and merged it into the new one
+    const L = shippedPolicy().layout;
+    const old = T0 - L.valueRetentionMs - 1;
+    type Step = [number, AccountOp[], string];
+    const end: Step = [old, [contractOp('c', { endedAt: old, endEventId: 'end-1' })], 'contract'];
+    const start: Step = [old, [contractOp('c', { startedAt: old })], 'contract'];
+    const again: Step = [T0, [contractOp('c', { startedAt: T0 })], 'contract'];
+    const run = (order: Step[]) => {
+      const a = fresh(L);
+      for (const [at, ops, family] of order) a.apply(at, ops, family);
+      return a;
+    };
+    const once = run([end, start, again]);
+    expect(once.contractList()).toEqual([{ contractId: 'c', startedAt: T0 }]);
+    expect(bytes(run([end, start, again, end, start, again]))).toEqual(bytes(once));
+    expect(bytes(run([end, start, again, start]))).toEqual(bytes(once));
+    // a start just inside the retention of the new life's first step still joins the two lives
+    const bridge: Step = [
+      T0 - L.valueRetentionMs,
+      [contractOp('c', { startedAt: T0 - L.valueRetentionMs })],
+      'contract',
+    ];
+    const bridged = run([end, start, again, bridge]);
+    expect(bridged.contractList()).toEqual([
+      { contractId: 'c', startedAt: old, endedAt: old, endEventId: 'end-1' },
+    ]);
+    expect(bytes(bridged)).toEqual(bytes(run([end, start, bridge, again])));
+  });
+
   it('an event older than the value retention writes no values or contract steps but a start, in any order or replayed', () => {
     // the counterexample fast-check once found on the Lua store, made explicit: the newest value
     // comes from another family (topics lag each other), so the old contract steps are not late
