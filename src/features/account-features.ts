@@ -66,7 +66,8 @@ export interface Applied {
 /**
  * A value dropped from retention or by the cap, kept for the allowed lateness: an event no newer
  * than the one that dropped it may still arrive (another family, within lateness), and in event
- * order it would have come first and kept the value, with its first sighting and contract.
+ * order it would have come first and kept the value, with its first sighting and contract. An
+ * ended contract's is kept longer (see boundForgotten): its start may be replayed at any age.
  */
 export interface ForgottenValue {
   set: ValueSetName;
@@ -308,11 +309,7 @@ export class AccountFeatures {
       }
     }
     this.bound(touched, anchor);
-    if (this.forgotten.size) {
-      // beyond the lateness no event may still come before the one that dropped them
-      const horizon = this.watermark - this.layout.allowedLatenessMs;
-      for (const [key, f] of this.forgotten) if (f.droppedAt < horizon) this.forgotten.delete(key);
-    }
+    if (this.forgotten.size) this.boundForgotten();
     return { late, lastSeenBefore };
   }
 
@@ -341,6 +338,26 @@ export class AccountFeatures {
       const cur = this.contracts.get(value);
       this.contracts.set(value, cur ? mergeContract(f.contract, value, cur) : f.contract);
     }
+  }
+
+  /**
+   * Beyond the lateness no event may still come before the one that dropped a value, so its life
+   * kept aside goes. But a contract's start is accepted whatever its age: an ended contract's
+   * record stays, so that its start replayed later (a topic read again from the beginning) finds
+   * the contract ended instead of opening it again. The newest `caps.values` of those are kept.
+   */
+  private boundForgotten(): void {
+    const horizon = this.watermark - this.layout.allowedLatenessMs;
+    let ended = 0;
+    for (const [key, f] of this.forgotten) {
+      if (f.contract?.endedAt !== undefined) ended++;
+      else if (f.droppedAt < horizon) this.forgotten.delete(key);
+    }
+    if (ended <= this.layout.caps.values) return;
+    const oldest = [...this.forgotten]
+      .filter(([, f]) => f.contract?.endedAt !== undefined)
+      .sort(([ka, a], [kb, b]) => a.droppedAt - b.droppedAt || cmp(ka, kb));
+    for (const [key] of oldest.slice(0, ended - this.layout.caps.values)) this.forgotten.delete(key);
   }
 
   /**
