@@ -85,6 +85,12 @@ export const configSchema = z
       partitionsConsumedConcurrently: positiveInt().default(16),
       sessionTimeout: duration().default(30_000),
       /**
+       * How long a fetch waits at the broker for data. A consumer in such a wait notices a
+       * rebalance, and a stopping one leaves, only when it returns: kafkajs's 5 s made every
+       * join and stop of an idle member wait that long. Kafka's own clients wait 500 ms.
+       */
+      maxWaitTime: duration().default(500),
+      /**
        * Fetch sizes bound how many messages wait in memory and how big a batch gets: a backlog is
        * read in steps, not all at once (maxBytes caps a whole fetch). A single larger message is
        * still fetched whole. Each batch writes its changed accounts and entities once, so bigger

@@ -425,6 +425,7 @@ export class Processor {
     this.consumer = this.kafka.consumer({
       groupId: config.kafka.groupId,
       sessionTimeout: config.kafka.sessionTimeout,
+      maxWaitTimeInMs: config.kafka.maxWaitTime,
       maxBytesPerPartition: config.kafka.maxBytesPerPartition,
       maxBytes: config.kafka.maxBytes,
       allowAutoTopicCreation: false,
