@@ -36,7 +36,7 @@ const CONTRACT_VALUES = 'contract';
 
 /** Started and not ended: context that stays whatever the age of its last sighting. */
 const isOpen = (c: ContractRecord | undefined) => c?.startedAt !== undefined && c.endedAt === undefined;
-/** The earliest step a contract record holds (every step writes its time). */
+/** The earliest step a contract record holds (each known step writes its time). */
 const earliestStep = (c: ContractRecord) =>
   Math.min(
     c.startedAt ?? Infinity,
@@ -365,10 +365,10 @@ export class AccountFeatures {
    * the id was seen again more than the value retention after that life's last sighting, which
    * began a new life, and this step is older than the new life's earliest by more than the
    * retention, so in event order it would not have joined the two either. It goes to the earlier
-   * life, kept aside for the lateness (revive), and leaves the current one alone: applied in
-   * arrival order, it would otherwise merge the two lives, and applying it again would change the
-   * state. Without an earlier life on record it is the current life's own (a start arriving after
-   * the life's later steps).
+   * life, kept aside among the forgotten values (revive), and leaves the current one alone:
+   * applied in arrival order, it would otherwise merge the two lives, and applying it again would
+   * change the state. Without an earlier life on record it is the current life's own (a start
+   * arriving after the life's later steps).
    */
   private amendEarlierLife(
     contractId: string,
