@@ -34,6 +34,10 @@ export interface PairRecord {
 
 export type CounterpartRecord = SideRecord | PairRecord;
 
+/** The contract event a record comes from. */
+export const sourceEventId = (r: CounterpartRecord): string =>
+  r.kind === 'side' ? r.event.eventId : r.eventId;
+
 export class CounterpartFormatError extends Error {
   constructor(detail: string) {
     super(`not a counterpart record: ${detail}`);

@@ -23,7 +23,7 @@ import {
 import type { Config } from '../../config/schema.js';
 import type { Family } from '../domain/events.js';
 import { GeoIp } from '../enrich/geoip.js';
-import { decodeCounterpart, encodeCounterpart } from '../engine/counterparts.js';
+import { decodeCounterpart, encodeCounterpart, sourceEventId } from '../engine/counterparts.js';
 import { Engine, type BatchResult, type EngineInput } from '../engine/engine.js';
 import { compilePolicy, type Policy } from '../engine/policy.js';
 import type { AccountFeatures } from '../features/account-features.js';
@@ -1000,7 +1000,7 @@ export class Processor {
         t.counterparts,
         { key: r.accountId, value: encodeCounterpart(r) },
         `counterpart record for ${r.accountId}`,
-        sourceOf(r.kind === 'side' ? r.event.eventId : r.eventId),
+        sourceOf(sourceEventId(r)),
       );
     const slice = new TimeSlice();
     for (const d of dead) {

@@ -8,6 +8,7 @@
 // and counterpart records its events triggered, the flags its review outcomes closed. Its dead
 // letters, produce requests, metrics and offsets are worked out from that share as for a batch
 // processed alone.
+import { sourceEventId } from '../engine/counterparts.js';
 import type { BatchResult, EngineInput } from '../engine/engine.js';
 
 /** What one batch of a round owns of the round's result. */
@@ -16,8 +17,7 @@ export type BatchShare = Pick<BatchResult, 'outcomes' | 'emissions' | 'counterpa
 /** The event an input carries (or relays), by which flags and records find their batch. */
 function eventIdOf(input: EngineInput): string | undefined {
   if (input.kind === 'event') return input.event.event.eventId;
-  if (input.kind === 'counterpart')
-    return input.record.kind === 'side' ? input.record.event.eventId : input.record.eventId;
+  if (input.kind === 'counterpart') return sourceEventId(input.record);
   return undefined;
 }
 
@@ -50,8 +50,7 @@ export function shareOut(result: BatchResult, batches: readonly (readonly Engine
   const first = shares[0];
   if (!first) return shares;
   for (const e of result.emissions) (owner.get(e.flag.triggeringEventId) ?? first).emissions.push(e);
-  for (const r of result.counterparts)
-    (owner.get(r.kind === 'side' ? r.event.eventId : r.eventId) ?? first).counterparts.push(r);
+  for (const r of result.counterparts) (owner.get(sourceEventId(r)) ?? first).counterparts.push(r);
   // only review outcomes close flags, and a round holds at most one review-outcome batch
   (outcomesOwner ?? first).closed.push(...result.closed);
   return shares;
