@@ -36,6 +36,10 @@ const CONTRACT_VALUES = 'contract';
 
 /** Started and not ended: context that stays whatever the age of its last sighting. */
 const isOpen = (c: ContractRecord | undefined) => c?.startedAt !== undefined && c.endedAt === undefined;
+/** A contract's life set aside that its start, accepted at any age, may still join: ended (the
+ *  start must find it ended) or not started (its steps wait for their start). */
+const awaitsStart = (f: ForgottenValue) =>
+  f.contract !== undefined && (f.contract.endedAt !== undefined || f.contract.startedAt === undefined);
 /** The earliest step a contract record holds (each known step writes its time). */
 const earliestStep = (c: ContractRecord) =>
   Math.min(
@@ -289,14 +293,21 @@ export class AccountFeatures {
         }
         case 'contract': {
           // A start is context, accepted whatever its age: a contract started 425 days ago that
-          // arrives after newer events still runs. So is any later step of a contract the account
-          // holds open, since an open contract's life never expires: a late end must end it, or a
-          // replayed start would bring back as open a contract that ended. Other old steps (a
-          // payment of a life already ended) would merge into a later life: not written.
+          // arrives after newer events still runs. An older step is no window's business but
+          // must reach its life, in any order: a late end must end the contract, or a start
+          // replayed or arriving after it would bring the contract back as open.
           const held = this.contracts.get(o.contractId);
-          const ofOpen = isOpen(held) && at >= (held?.startedAt ?? Infinity);
-          if (staleForValues && o.patch.startedAt === undefined && !ofOpen) break;
+          if (staleForValues && o.patch.startedAt === undefined) {
+            if (held && at + this.layout.valueRetentionMs >= this.lifeBegan(o.contractId, held)) {
+              // a step of the life held: merged into it, whatever came between (no new life)
+              this.contracts.set(o.contractId, mergeContract(held, o.contractId, o.patch));
+              this.seeValue(CONTRACT_VALUES, o.contractId, at);
+              touched.add('values');
+            } else this.setAside(o.contractId, at, o.patch);
+            break;
+          }
           if (this.amendEarlierLife(o.contractId, at, o.patch, held)) break;
+          if (!held && this.beforeLifeSetAside(o.contractId, at)) break;
           this.revive(CONTRACT_VALUES, o.contractId, at);
           this.contracts.set(
             o.contractId,
@@ -344,20 +355,48 @@ export class AccountFeatures {
    * Beyond the lateness no event may still come before the one that dropped a value, so its life
    * kept aside goes. But a contract's start is accepted whatever its age: an ended contract's
    * record stays, so that its start replayed later (a topic read again from the beginning) finds
-   * the contract ended instead of opening it again. The newest `caps.values` of those are kept.
+   * the contract ended instead of opening it again, and so do steps that never had their start.
+   * The newest `caps.values` of those are kept.
    */
   private boundForgotten(): void {
     const horizon = this.watermark - this.layout.allowedLatenessMs;
-    let ended = 0;
+    let kept = 0;
     for (const [key, f] of this.forgotten) {
-      if (f.contract?.endedAt !== undefined) ended++;
+      if (awaitsStart(f)) kept++;
       else if (f.droppedAt < horizon) this.forgotten.delete(key);
     }
-    if (ended <= this.layout.caps.values) return;
+    if (kept <= this.layout.caps.values) return;
     const oldest = [...this.forgotten]
-      .filter(([, f]) => f.contract?.endedAt !== undefined)
+      .filter(([, f]) => awaitsStart(f))
       .sort(([ka, a], [kb, b]) => a.droppedAt - b.droppedAt || cmp(ka, kb));
-    for (const [key] of oldest.slice(0, ended - this.layout.caps.values)) this.forgotten.delete(key);
+    for (const [key] of oldest.slice(0, kept - this.layout.caps.values)) this.forgotten.delete(key);
+  }
+
+  /**
+   * A contract step older than the value retention that belongs to no life the account holds:
+   * kept aside with the dropped values (kept past the lateness, see boundForgotten), where a start
+   * or step within the retention of it brings it back (revive), as event order would have joined
+   * them.
+   */
+  private setAside(contractId: string, at: number, patch: ContractPatch): void {
+    const key = `${CONTRACT_VALUES}:${contractId}`;
+    const f = this.forgotten.get(key);
+    // one life per contract is kept aside, the newest: a step more than the retention before it
+    // belongs to an earlier life, one more than the retention after it to a later one
+    if (!f || at > f.droppedAt) {
+      const contract = mergeContract(undefined, contractId, patch);
+      const droppedAt = at + this.layout.valueRetentionMs;
+      this.forgotten.set(key, { set: CONTRACT_VALUES, value: contractId, last: at, droppedAt, contract });
+      return;
+    }
+    if (!this.beforeLifeSetAside(contractId, at)) this.joinSetAside(f, at, patch);
+  }
+
+  /** Merges a step into the contract's life kept aside, which then lasts the retention past it. */
+  private joinSetAside(f: ForgottenValue, at: number, patch: ContractPatch): void {
+    f.contract = mergeContract(f.contract, f.value, patch);
+    if (at > f.last) f.last = at;
+    if (at + this.layout.valueRetentionMs > f.droppedAt) f.droppedAt = at + this.layout.valueRetentionMs;
   }
 
   /**
@@ -379,13 +418,27 @@ export class AccountFeatures {
     if (!held) return false;
     const f = this.forgotten.get(`${CONTRACT_VALUES}:${contractId}`);
     if (!f || at > f.droppedAt) return false;
-    // the current life began no later than its earliest step or its last sighting
-    const began = Math.min(earliestStep(held), this.values.get(CONTRACT_VALUES)?.get(contractId) ?? Infinity);
-    if (at + this.layout.valueRetentionMs >= began) return false;
-    f.contract = mergeContract(f.contract, contractId, patch);
-    if (at > f.last) f.last = at;
-    if (at + this.layout.valueRetentionMs > f.droppedAt) f.droppedAt = at + this.layout.valueRetentionMs;
+    if (at + this.layout.valueRetentionMs >= this.lifeBegan(contractId, held)) return false;
+    this.joinSetAside(f, at, patch);
     return true;
+  }
+
+  /**
+   * Whether a step is older than the contract's life kept aside by more than the retention: it
+   * belongs to a life before that one, which is no longer kept, and would wrongly join (or, a
+   * start, reopen) the later one. Only the newest life of a contract id is kept aside.
+   */
+  private beforeLifeSetAside(contractId: string, at: number): boolean {
+    const f = this.forgotten.get(`${CONTRACT_VALUES}:${contractId}`);
+    if (!f || at > f.droppedAt) return false;
+    return (
+      at + this.layout.valueRetentionMs < Math.min(f.last, f.contract ? earliestStep(f.contract) : Infinity)
+    );
+  }
+
+  /** When the life of a contract held began: no later than its earliest step or last sighting. */
+  private lifeBegan(contractId: string, held: ContractRecord): number {
+    return Math.min(earliestStep(held), this.values.get(CONTRACT_VALUES)?.get(contractId) ?? Infinity);
   }
 
   private seeValue(set: ValueSetName, value: string, at: number): void {
