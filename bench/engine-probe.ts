@@ -11,12 +11,20 @@ export interface EngineProbe {
   readonly sentAt: Map<string, number>;
   /** Produce -> durable (ms) of those events, in the order their batches were persisted. */
   readonly durableMs: number[];
+  /** The produce time of each of those (the same order): where in a phase the slow ones were. */
+  readonly durableSentAt: number[];
   /** How long each successful persist took (ms). */
   readonly persistMs: number[];
 }
 
 export function installEngineProbe(): EngineProbe {
-  const probe: EngineProbe = { counterpartsEmitted: 0, sentAt: new Map(), durableMs: [], persistMs: [] };
+  const probe: EngineProbe = {
+    counterpartsEmitted: 0,
+    sentAt: new Map(),
+    durableMs: [],
+    durableSentAt: [],
+    persistMs: [],
+  };
   const ids = new WeakMap<BatchResult, string[]>();
   const process = Engine.prototype.process;
   const persist = Engine.prototype.persist;
@@ -39,6 +47,7 @@ export function installEngineProbe(): EngineProbe {
       const sent = probe.sentAt.get(id);
       if (sent === undefined) continue;
       probe.durableMs.push(at - sent);
+      probe.durableSentAt.push(sent);
       probe.sentAt.delete(id);
     }
   };

@@ -140,6 +140,15 @@ const pct = (xs: number[]) => ({
   p95: percentile(xs, 95),
   p99: percentile(xs, 99),
 });
+/** p99 of `ms` in each fifth of the span of `at` (the same length, the same order). */
+const byFifth = (at: number[], ms: number[]) => {
+  if (!at.length) return [];
+  const from = at.reduce((a, b) => Math.min(a, b));
+  const span = at.reduce((a, b) => Math.max(a, b)) - from + 1;
+  const fifths: number[][] = [[], [], [], [], []];
+  at.forEach((t, i) => fifths[Math.floor(((t - from) * 5) / span)]!.push(ms[i]!));
+  return fifths.map((xs) => percentile(xs, 99));
+};
 const round = (x: number, digits = 0) => Math.round(x * 10 ** digits) / 10 ** digits;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -603,6 +612,9 @@ async function main(): Promise<void> {
     const latencyMs = {
       // produce -> the batch's state written to Redis (engine.persist done)
       features: pct(probe.durableMs.slice(durableFrom)),
+      // the same by fifth of the phase (by produce time): a tail at the start is the phase
+      // before it still settling, one spread over the phase is the steady state's own
+      featuresP99ByFifth: byFifth(probe.durableSentAt.slice(durableFrom), probe.durableMs.slice(durableFrom)),
       flags: pct(batches.flatMap((b) => b.flags.map((f) => f.producedAt - f.triggeredAt))),
       // the features latency in parts: waiting for a batch to begin (in Kafka, or for the fetch
       // before it to be done: kafkajs fetches again only when every batch of a fetch is), the
@@ -752,6 +764,10 @@ async function main(): Promise<void> {
     [
       `${label} ${n(s.offeredEventsPerSecond)} ev/s: produce -> features durable p50/p95/p99`,
       three(s.latencyMs.features),
+    ],
+    [
+      `${label}: p99 to features in each fifth of the phase`,
+      s.latencyMs.featuresP99ByFifth.map((x) => (x === null ? '-' : `${x}`)).join(' / ') + ' ms',
     ],
     [
       `${label}: waiting for the batch / decode+process p50/p99; persist per batch`,
