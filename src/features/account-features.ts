@@ -100,6 +100,20 @@ export function digestOf(text: string): string {
   return hash('sha1', text, 'base64url').slice(0, 11);
 }
 
+/**
+ * digestOf an event id, remembering the last one: an event's id is digested to recognise it, to
+ * remember it and for a counted-only kind, on each account it touches, one after the other.
+ */
+let lastEventId: string | undefined;
+let lastEventKey = '';
+function eventKey(eventId: string): string {
+  if (eventId !== lastEventId) {
+    lastEventKey = digestOf(eventId);
+    lastEventId = eventId;
+  }
+  return lastEventKey;
+}
+
 export class AccountFeatures {
   /** Newest event time of any windowed change (what "now" is for the account's memory). */
   watermark = 0;
@@ -160,14 +174,14 @@ export class AccountFeatures {
    * older replay is late, and late events change no windowed feature.
    */
   recall(eventId: string, digest: string): 'new' | 'replay' | 'conflict' {
-    const seen = this.seenEvents.get(digestOf(eventId));
+    const seen = this.seenEvents.get(eventKey(eventId));
     if (!seen) return 'new';
     return seen.digest === digest ? 'replay' : 'conflict';
   }
 
   /** What was remembered of an event id (see recall). */
   seenEvent(eventId: string): SeenEvent | undefined {
-    return this.seenEvents.get(digestOf(eventId));
+    return this.seenEvents.get(eventKey(eventId));
   }
 
   /**
@@ -175,11 +189,13 @@ export class AccountFeatures {
    * bytes in the stored copy); ids a replay could no longer reach are forgotten.
    */
   remember(eventId: string, at: number, family: string, digest: string): void {
-    this.seenEvents.set(digestOf(eventId), { at, family, digest });
+    this.seenEvents.set(eventKey(eventId), { at, family, digest });
     // the family's watermark only grows: a replay that is not late is always still recognised
     const horizon = (this.familyWatermarks.get(family) ?? at) - this.layout.allowedLatenessMs;
-    for (const [id, s] of this.seenEvents)
+    // forEach: no entry array per member, on a pass made for every event
+    this.seenEvents.forEach((s, id) => {
       if (s.family === family && s.at < horizon) this.seenEvents.delete(id);
+    });
   }
 
   /** When the ops' values were last (and first) seen, without changing anything (explain). */
@@ -242,7 +258,7 @@ export class AccountFeatures {
           if (late) break;
           let set = this.events.get(o.kind);
           if (!set) this.events.set(o.kind, (set = new Map()));
-          const id = COUNTED_ONLY.has(o.kind) ? digestOf(o.eventId) : o.eventId;
+          const id = COUNTED_ONLY.has(o.kind) ? eventKey(o.eventId) : o.eventId;
           // one event id at two times (a producer reusing an id) keeps the earliest, in any order
           const cur = set.get(id);
           if (cur === undefined || at < cur) set.set(id, at);
@@ -521,7 +537,9 @@ export class AccountFeatures {
       else {
         const set = this.events.get(t)!;
         const horizon = maxOf(set.values()) - this.layout.eventRetentionMs[t];
-        for (const [id, at] of set) if (at <= horizon) set.delete(id);
+        set.forEach((at, id) => {
+          if (at <= horizon) set.delete(id);
+        });
         if (set.size > caps.eventsPerKind) {
           for (const [id] of oldestFirst(set).slice(0, set.size - caps.eventsPerKind)) set.delete(id);
           this.capsReached.set(`e:${t}`, anchor);
@@ -535,15 +553,15 @@ export class AccountFeatures {
     const newest = this.newestValue();
     const horizon = newest - this.layout.valueRetentionMs;
     let count = 0;
-    for (const [set, m] of this.values) {
-      for (const [v, at] of m) {
+    this.values.forEach((m, set) =>
+      m.forEach((at, v) => {
         // dropped when its life has ended (see revive): a sighting up to then brings it back; an
         // open contract lives until it ends (the long-running-contract mitigation), within the cap
         if (at <= horizon && !(set === CONTRACT_VALUES && isOpen(this.contracts.get(v))))
           this.forgetValue(set, v, at + this.layout.valueRetentionMs);
         else count++;
-      }
-    }
+      }),
+    );
     const cap = this.layout.caps.values;
     if (count <= cap) return;
     const all: [ValueSetName, string, number][] = [];
@@ -609,7 +627,9 @@ export class AccountFeatures {
         this.observations.set(o.signalId, o);
     }
     const horizon = Math.max(this.watermark, at) - correlationWindowMs;
-    for (const [id, o] of this.observations) if (o.observedAt <= horizon) this.observations.delete(id);
+    this.observations.forEach((o, id) => {
+      if (o.observedAt <= horizon) this.observations.delete(id);
+    });
   }
 
   /** Closes the open flag of a queue if it is the one named; returns its state, or undefined. */
@@ -653,9 +673,16 @@ export class AccountFeatures {
       throw new Error(`${kind} events are only counted: their ids are not kept`);
     const set = this.events.get(kind);
     if (!set) return { n: 0, ids: [] };
+    if (maxIds <= 0) {
+      let n = 0;
+      for (const at of set.values()) if (at > lo && at <= hi) n++;
+      return { n, ids: [] };
+    }
     const hits: [string, number][] = [];
-    for (const e of set) if (e[1] > lo && e[1] <= hi) hits.push(e);
-    if (maxIds <= 0 || !hits.length) return { n: hits.length, ids: [] };
+    set.forEach((at, id) => {
+      if (at > lo && at <= hi) hits.push([id, at]);
+    });
+    if (!hits.length) return { n: 0, ids: [] };
     return {
       n: hits.length,
       ids: hits
@@ -669,9 +696,16 @@ export class AccountFeatures {
   distinct(kind: ValueKind, since: number, maxValues: number): DistinctResult {
     const m = this.values.get(kind);
     if (!m) return { n: 0, values: [] };
+    if (maxValues <= 0) {
+      let n = 0;
+      for (const at of m.values()) if (at > since) n++;
+      return { n, values: [] };
+    }
     const hits: [string, number][] = [];
-    for (const e of m) if (e[1] > since) hits.push(e);
-    if (maxValues <= 0 || !hits.length) return { n: hits.length, values: [] };
+    m.forEach((at, v) => {
+      if (at > since) hits.push([v, at]);
+    });
+    if (!hits.length) return { n: 0, values: [] };
     return {
       n: hits.length,
       values: hits

@@ -65,7 +65,9 @@ export class EntityOverlay {
     for (const t of e.accounts.values()) if (t > newest) newest = t;
     if (newest === at) {
       const horizon = at - this.layout.entityRetentionMs[ref.type];
-      for (const [a, t] of e.accounts) if (t <= horizon) e.accounts.delete(a);
+      e.accounts.forEach((t, a) => {
+        if (t <= horizon) e.accounts.delete(a);
+      });
     }
     const cap = this.layout.caps.accountsPerEntity;
     if (e.accounts.size > cap) {
