@@ -26,8 +26,8 @@ export const addedAfterRiskyLogin = defineSignal({
     reads: ['observations'],
     account: [
       { q: 'count', kind: 'methodAdded', from: -1, to: p.window, maxIds: 10 },
-      { q: 'distinct', kind: 'country', from: -p.historyWindow, maxValues: 10 },
-      { q: 'distinct', kind: 'device', from: -p.historyWindow, maxValues: 10 },
+      { q: 'distinct', kind: 'country', from: -p.historyWindow, maxValues: 0 },
+      { q: 'distinct', kind: 'device', from: -p.historyWindow, maxValues: 0 },
     ],
   }),
   evaluate({ event, subject }, p) {
@@ -59,13 +59,13 @@ export const addedAfterRiskyLogin = defineSignal({
     const country = novelty(
       subject,
       'country',
-      subject.distinct('country', p.historyWindow, 10).n,
+      subject.distinct('country', p.historyWindow, 0).n,
       p.historyWindow,
     );
     const device = novelty(
       subject,
       'device',
-      subject.distinct('device', p.historyWindow, 10).n,
+      subject.distinct('device', p.historyWindow, 0).n,
       p.historyWindow,
     );
     if (country.kind !== 'new' || device.kind !== 'new') {

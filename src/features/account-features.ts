@@ -595,20 +595,33 @@ export class AccountFeatures {
   }
 
   private boundSessions(anchor: number): void {
-    const all: [string, number][] = [
-      ...[...this.sessions].map(([id, s]): [string, number] => [id, s.startedAt]),
-      ...[...this.logouts].map(([id, at]): [string, number] => [`!${id}`, at]),
-    ];
-    const horizon = maxOf(all.map(([, at]) => at)) - this.layout.sessionRetentionMs;
-    const drop = (member: string) =>
-      member.startsWith('!') ? this.logouts.delete(member.slice(1)) : this.sessions.delete(member);
-    const kept = all.filter(([m, at]) => (at <= horizon ? (drop(m), false) : true));
+    // sessions and logouts age together, from the newest of either; passes with no copies, since
+    // this runs for most logins and the cap is rarely reached
+    let newest = -Infinity;
+    this.sessions.forEach((s) => {
+      if (s.startedAt > newest) newest = s.startedAt;
+    });
+    this.logouts.forEach((at) => {
+      if (at > newest) newest = at;
+    });
+    const horizon = newest - this.layout.sessionRetentionMs;
+    this.sessions.forEach((s, id) => {
+      if (s.startedAt <= horizon) this.sessions.delete(id);
+    });
+    this.logouts.forEach((at, id) => {
+      if (at <= horizon) this.logouts.delete(id);
+    });
     const cap = this.layout.caps.sessions;
-    if (kept.length > cap) {
-      kept.sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-      for (const [m] of kept.slice(0, kept.length - cap)) drop(m);
-      this.capsReached.set('s', anchor);
-    }
+    if (this.sessions.size + this.logouts.size <= cap) return;
+    // the oldest go, a logout named "!<session>" among them (the order ties are broken in)
+    const kept: [string, number][] = [];
+    this.sessions.forEach((s, id) => kept.push([id, s.startedAt]));
+    this.logouts.forEach((at, id) => kept.push([`!${id}`, at]));
+    kept.sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    for (const [m] of kept.slice(0, kept.length - cap))
+      if (m.startsWith('!')) this.logouts.delete(m.slice(1));
+      else this.sessions.delete(m);
+    this.capsReached.set('s', anchor);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -683,12 +696,10 @@ export class AccountFeatures {
       if (at > lo && at <= hi) hits.push([id, at]);
     });
     if (!hits.length) return { n: 0, ids: [] };
+    if (hits.length > 1) hits.sort(newestFirst);
     return {
       n: hits.length,
-      ids: hits
-        .sort(newestFirst)
-        .slice(0, maxIds)
-        .map(([id]) => id),
+      ids: hits.slice(0, maxIds).map(([id]) => id),
     };
   }
 
@@ -706,12 +717,10 @@ export class AccountFeatures {
       if (at > since) hits.push([v, at]);
     });
     if (!hits.length) return { n: 0, values: [] };
+    if (hits.length > 1) hits.sort(newestFirst);
     return {
       n: hits.length,
-      values: hits
-        .sort(newestFirst)
-        .slice(0, maxValues)
-        .map(([v]) => v),
+      values: hits.slice(0, maxValues).map(([v]) => v),
     };
   }
 

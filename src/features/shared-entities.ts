@@ -87,7 +87,7 @@ export class EntityOverlay {
     e.accounts.forEach((t, a) => {
       if (t > since) hits.push([a, t]);
     });
-    hits.sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? 1 : x[0] > y[0] ? -1 : 0));
+    if (hits.length > 1) hits.sort((x, y) => y[1] - x[1] || (x[0] < y[0] ? 1 : x[0] > y[0] ? -1 : 0));
     return {
       type: ref.type,
       id: ref.id,
