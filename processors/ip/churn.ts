@@ -31,13 +31,12 @@ export const churn = defineSignal({
       subject.distinct('personalIp', p.window, 0).n + subject.distinct('anonymizerIp', p.window, 0).n;
     const prefixes = subject.distinct('prefix', p.window, 0).n;
     const asns = subject.distinct('asn', p.window, 0).n;
-    // the measure furthest past its own threshold speaks for the signal
-    const measures = [
+    // the measure furthest past its own threshold speaks for the signal (the first of equals)
+    const top = [
       { name: 'IPs', observed: ips, threshold: p.threshold },
       { name: 'prefixes', observed: prefixes, threshold: p.prefixThreshold },
       { name: 'ASNs', observed: asns, threshold: p.asnThreshold },
-    ].sort((a, b) => b.observed / b.threshold - a.observed / a.threshold);
-    const top = measures[0]!;
+    ].reduce((best, m) => (m.observed / m.threshold > best.observed / best.threshold ? m : best));
     const m = {
       observed: top.observed,
       threshold: top.threshold,
