@@ -314,17 +314,16 @@ export class AccountFeatures {
           // replayed or arriving after it would bring the contract back as open.
           const held = this.contracts.get(o.contractId);
           if (staleForValues && o.patch.startedAt === undefined) {
-            if (held && at + this.layout.valueRetentionMs >= this.lifeBegan(o.contractId, held)) {
-              // a step of the life held: merged into it, whatever came between (no new life)
-              this.contracts.set(o.contractId, mergeContract(held, o.contractId, o.patch));
-              this.seeValue(CONTRACT_VALUES, o.contractId, at);
-              touched.add('values');
-            } else this.setAside(o.contractId, at, o.patch);
-            break;
+            if (!held || at + this.layout.valueRetentionMs < this.lifeBegan(o.contractId, held)) {
+              this.setAside(o.contractId, at, o.patch);
+              break;
+            }
+            // a step of the life held: merged into it, whatever came between (no new life)
+          } else {
+            if (this.amendEarlierLife(o.contractId, at, o.patch, held)) break;
+            if (!held && this.beforeLifeSetAside(o.contractId, at)) break;
+            this.revive(CONTRACT_VALUES, o.contractId, at);
           }
-          if (this.amendEarlierLife(o.contractId, at, o.patch, held)) break;
-          if (!held && this.beforeLifeSetAside(o.contractId, at)) break;
-          this.revive(CONTRACT_VALUES, o.contractId, at);
           this.contracts.set(
             o.contractId,
             mergeContract(this.contracts.get(o.contractId), o.contractId, o.patch),
