@@ -60,6 +60,14 @@ function layoutWith(over: Partial<FeatureLayout> = {}): FeatureLayout {
 const fresh = (layout = layoutWith(), id = 'acct-1') => new AccountFeatures(id, layout);
 /** The account's features in canonical form (what Redis holds, in key order). */
 const bytes = (a: AccountFeatures) => canonicalAccount(a);
+/** An event's time, ops and family, as apply takes them. */
+type Step = [number, AccountOp[], string];
+/** A fresh account with the steps applied in this order. */
+const applySteps = (layout: FeatureLayout, order: Step[]) => {
+  const a = fresh(layout);
+  for (const [at, ops, family] of order) a.apply(at, ops, family);
+  return a;
+};
 
 const count = (kind: EventKind, windowMs: number, maxIds = 20): AccountQuery => ({
   q: 'count',
@@ -337,7 +345,6 @@ describe('value retention', () => {
   it('a contract started long before the newer events of the account still counts, in any order (issue 18)', () => {
     const L = shippedPolicy().layout;
     const started = T0 - 425 * DAY;
-    type Step = [number, AccountOp[], string];
     const login: Step = [T0, [device('dev-1')], 'login'];
     const start: Step = [started, [contractOp('c', { startedAt: started })], 'contract'];
     const paid: Step = [T0 - DAY, [contractOp('c', { lastPaidAt: T0 - DAY })], 'contract'];
@@ -346,11 +353,7 @@ describe('value retention', () => {
       [start, paid, login],
       [paid, login, start],
       [start, login, paid, start],
-    ].map((order) => {
-      const a = fresh(L);
-      for (const [at, ops, family] of order) a.apply(at, ops, family);
-      return a.contractList();
-    });
+    ].map((order) => applySteps(L, order).contractList());
     for (const r of results)
       expect(r).toEqual([{ contractId: 'c', startedAt: started, lastPaidAt: T0 - DAY }]);
   });
@@ -360,26 +363,20 @@ describe('value retention', () => {
     // start came back as an open contract the first pass had ended and forgotten
     const L = shippedPolicy().layout;
     const old = T0 - L.valueRetentionMs - DAY;
-    type Step = [number, AccountOp[], string];
     const start: Step = [old, [contractOp('c', { startedAt: old })], 'contract'];
     const end: Step = [old, [contractOp('c', { endedAt: old, endEventId: 'end-1' })], 'contract'];
     const login: Step = [T0, [device('dev-1')], 'login'];
-    const run = (order: Step[]) => {
-      const a = fresh(L);
-      for (const [at, ops, family] of order) a.apply(at, ops, family);
-      return a;
-    };
-    const inOrder = run([start, end, login]);
+    const inOrder = applySteps(L, [start, end, login]);
     expect(inOrder.contractList()).toEqual([]);
     for (const order of [
       [start, end, login, start, end, login],
       [start, login, end],
       [login, start, end],
     ])
-      expect(bytes(run(order))).toEqual(bytes(inOrder));
+      expect(bytes(applySteps(L, order))).toEqual(bytes(inOrder));
     // the late end of a contract still open is kept while the contract's later steps are recent
     const paid: Step = [T0 - DAY, [contractOp('c', { lastPaidAt: T0 - DAY })], 'contract'];
-    expect(run([start, paid, login, end]).contractList()).toEqual([
+    expect(applySteps(L, [start, paid, login, end]).contractList()).toEqual([
       { contractId: 'c', startedAt: old, lastPaidAt: T0 - DAY, endedAt: old, endEventId: 'end-1' },
     ]);
   });
@@ -389,30 +386,24 @@ describe('value retention', () => {
     // replayed late, brought the forgotten old life back and merged it into the new one
     const L = shippedPolicy().layout;
     const old = T0 - L.valueRetentionMs - 1;
-    type Step = [number, AccountOp[], string];
     const end: Step = [old, [contractOp('c', { endedAt: old, endEventId: 'end-1' })], 'contract'];
     const start: Step = [old, [contractOp('c', { startedAt: old })], 'contract'];
     const again: Step = [T0, [contractOp('c', { startedAt: T0 })], 'contract'];
-    const run = (order: Step[]) => {
-      const a = fresh(L);
-      for (const [at, ops, family] of order) a.apply(at, ops, family);
-      return a;
-    };
-    const once = run([end, start, again]);
+    const once = applySteps(L, [end, start, again]);
     expect(once.contractList()).toEqual([{ contractId: 'c', startedAt: T0 }]);
-    expect(bytes(run([end, start, again, end, start, again]))).toEqual(bytes(once));
-    expect(bytes(run([end, start, again, start]))).toEqual(bytes(once));
+    expect(bytes(applySteps(L, [end, start, again, end, start, again]))).toEqual(bytes(once));
+    expect(bytes(applySteps(L, [end, start, again, start]))).toEqual(bytes(once));
     // a start just inside the retention of the new life's first step still joins the two lives
     const bridge: Step = [
       T0 - L.valueRetentionMs,
       [contractOp('c', { startedAt: T0 - L.valueRetentionMs })],
       'contract',
     ];
-    const bridged = run([end, start, again, bridge]);
+    const bridged = applySteps(L, [end, start, again, bridge]);
     expect(bridged.contractList()).toEqual([
       { contractId: 'c', startedAt: old, endedAt: old, endEventId: 'end-1' },
     ]);
-    expect(bytes(bridged)).toEqual(bytes(run([end, start, bridge, again])));
+    expect(bytes(bridged)).toEqual(bytes(applySteps(L, [end, start, bridge, again])));
   });
 
   it('an ended contract forgotten long ago stays ended when its start is replayed (a topic read again)', () => {
@@ -420,20 +411,14 @@ describe('value retention', () => {
     // kept aside had gone with the lateness, its replayed start opened the contract again
     const L = shippedPolicy().layout;
     const old = T0 - L.valueRetentionMs - DAY;
-    type Step = [number, AccountOp[], string];
     const end: Step = [old, [contractOp('c', { endedAt: old, endEventId: 'end-1' })], 'contract'];
     const start: Step = [old, [contractOp('c', { startedAt: old })], 'contract'];
     const login: Step = [T0, [device('dev-1')], 'login'];
     const later: Step = [T0 + 30 * DAY, [device('dev-2')], 'login'];
-    const run = (order: Step[]) => {
-      const a = fresh(L);
-      for (const [at, ops, family] of order) a.apply(at, ops, family);
-      return a;
-    };
-    const once = run([end, start, login, later]);
+    const once = applySteps(L, [end, start, login, later]);
     expect(once.contractList()).toEqual([]);
-    expect(bytes(run([end, start, login, later, end, start, login, later]))).toEqual(bytes(once));
-    expect(run([end, start, login, later, start]).contractList()).toEqual([]);
+    expect(bytes(applySteps(L, [end, start, login, later, end, start, login, later]))).toEqual(bytes(once));
+    expect(applySteps(L, [end, start, login, later, start]).contractList()).toEqual([]);
   });
 
   it('an event older than the value retention writes no values; its contract step joins its life, in any order or replayed', () => {
@@ -442,7 +427,6 @@ describe('value retention', () => {
     const L = shippedPolicy().layout;
     const newest = T0;
     const old = newest - L.valueRetentionMs;
-    type Step = [number, AccountOp[], string];
     const first: Step = [newest, [personalIp('81.2.69.142')], 'login'];
     const stale: Step = [old, [contractOp('b', { firstPaidAt: old }), device('dev-b')], 'contract'];
     const later: Step = [old + 1, [contractOp('b', {}), device('dev-b')], 'contract'];
@@ -479,26 +463,20 @@ describe('contract steps older than the value retention', () => {
   const L = shippedPolicy().layout;
   const newest = T0;
   const old = newest - L.valueRetentionMs;
-  type Step = [number, AccountOp[], string];
   const value: Step = [newest, [personalIp('81.2.69.142')], 'payment'];
   const start: Step = [old, [contractOp('c', { startedAt: old })], 'contract'];
-  const run = (order: Step[]) => {
-    const a = fresh(L);
-    for (const [at, ops, family] of order) a.apply(at, ops, family);
-    return a;
-  };
 
   it('a step set aside joins the start that comes after it: refund first, applied twice', () => {
     const refund: Step = [old, [contractOp('c', { disputedAt: old })], 'contract'];
-    const once = run([value, refund, start]);
+    const once = applySteps(L, [value, refund, start]);
     expect(once.contractList()).toEqual([{ contractId: 'c', startedAt: old, disputedAt: old }]);
-    expect(bytes(run([value, refund, start, value, refund, start]))).toEqual(bytes(once));
-    expect(bytes(run([value, start, refund]))).toEqual(bytes(once));
+    expect(bytes(applySteps(L, [value, refund, start, value, refund, start]))).toEqual(bytes(once));
+    expect(bytes(applySteps(L, [value, start, refund]))).toEqual(bytes(once));
   });
 
   it('an end set aside keeps its contract ended when the start arrives (no running contract)', () => {
     const end: Step = [old, [contractOp('c', { endedAt: old, endEventId: 'end-1' })], 'contract'];
-    const once = run([value, end, start]);
+    const once = applySteps(L, [value, end, start]);
     // ended and beyond the retention: kept aside, not among the contracts a signal sees
     expect(once.contractList()).toEqual([]);
     expect(once.forgotten.get('contract:c')?.contract).toEqual({
@@ -507,8 +485,8 @@ describe('contract steps older than the value retention', () => {
       endedAt: old,
       endEventId: 'end-1',
     });
-    expect(bytes(run([value, end, start, value, end, start]))).toEqual(bytes(once));
-    expect(bytes(run([value, start, end]))).toEqual(bytes(once));
+    expect(bytes(applySteps(L, [value, end, start, value, end, start]))).toEqual(bytes(once));
+    expect(bytes(applySteps(L, [value, start, end]))).toEqual(bytes(once));
   });
 
   it('of two steps more than the retention apart, set aside in either order, the later life is kept', () => {
@@ -518,14 +496,14 @@ describe('contract steps older than the value retention', () => {
       [contractOp('c', { disputedAt: old - L.valueRetentionMs - 1 })],
       'contract',
     ];
-    const once = run([value, end, older]);
+    const once = applySteps(L, [value, end, older]);
     expect(once.forgotten.get('contract:c')?.contract).toEqual({
       contractId: 'c',
       endedAt: old,
       endEventId: 'end-1',
     });
-    expect(bytes(run([value, older, end]))).toEqual(bytes(once));
-    expect(bytes(run([value, end, older, value, end, older]))).toEqual(bytes(once));
+    expect(bytes(applySteps(L, [value, older, end]))).toEqual(bytes(once));
+    expect(bytes(applySteps(L, [value, end, older, value, end, older]))).toEqual(bytes(once));
   });
 
   it('a start older than the life kept aside by more than the retention neither joins nor reopens it', () => {
@@ -537,14 +515,14 @@ describe('contract steps older than the value retention', () => {
       [old - R - 1, [contractOp('c', { endedAt: old - R - 1, endEventId: 'end-1' })], 'contract'],
     ];
     const later: Step = [old, [contractOp('c', { endedAt: old, endEventId: 'end-2' })], 'contract'];
-    const once = run([...first, later, value]);
+    const once = applySteps(L, [...first, later, value]);
     expect(once.contractList()).toEqual([]);
     expect(once.forgotten.get('contract:c')?.contract).toEqual({
       contractId: 'c',
       endedAt: old,
       endEventId: 'end-2',
     });
-    expect(bytes(run([...first, later, value, ...first, later, value]))).toEqual(bytes(once));
+    expect(bytes(applySteps(L, [...first, later, value, ...first, later, value]))).toEqual(bytes(once));
   });
 });
 
